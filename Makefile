@@ -1,0 +1,46 @@
+# Real-time clusters. `make demo` and `make test` install everything they need first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+COMETBFT_VERSION := v0.39.4
+COMETBFT := $(TOOLS)/bin/cometbft
+PROTO_STAMP := src/rtc/abci/_pb/_stamp.json
+EXAMPLES := build/wasm/sum.wasm build/wasm/stock.wasm build/wasm/showcase.wasm
+GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin GOFLAGS=-mod=mod
+
+.PHONY: setup demo test bench clean examples proto
+
+setup: $(VENV)/.installed $(COMETBFT) proto examples
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@echo "==> Python environment ($(VENV))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(COMETBFT):
+	@echo "==> CometBFT $(COMETBFT_VERSION) (go install, first time takes a few minutes)"
+	@mkdir -p $(TOOLS)/bin
+	@$(GO_FLAGS) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
+	@$(COMETBFT) version
+
+proto: $(VENV)/.installed $(COMETBFT)
+	@$(PY) scripts/gen_proto.py --cometbft-version $(COMETBFT_VERSION)
+
+examples: $(VENV)/.installed
+	@bash scripts/build_examples.sh
+
+demo: setup
+	@$(PY) -m rtc.demo
+
+test: setup
+	@$(PY) -m pytest -q
+
+bench: setup
+	@$(PY) bench/run.py
+
+clean:
+	rm -rf build src/rtc/abci/_pb

@@ -1,0 +1,355 @@
+"""`rtc`: run local clusters, call backends, inspect components.
+
+Progress goes to stderr and results to stdout, so `--json` output can be piped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = """\
+examples:
+  rtc devnet up --nodes 4 --app build/wasm/stock.wasm --home /tmp/rtc --detach
+  rtc call --home /tmp/rtc update_high symbol=AAPL value=187.5
+  rtc call --home /tmp/rtc --json '{"function": "update_high", "symbol": "AAPL", "value": 190}'
+  rtc query --home /tmp/rtc get_high symbol=AAPL
+  rtc devnet status --home /tmp/rtc
+  rtc devnet down --home /tmp/rtc
+"""
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json_output", False) else text)
+
+
+# -- devnet -----------------------------------------------------------------------------
+
+
+def cmd_devnet_up(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress)
+    started = time.monotonic()
+    try:
+        devnet.start(progress=_progress, timeout=args.timeout)
+    except BaseException:
+        devnet.stop()
+        raise
+    _progress(f"{len(devnet.nodes)} nodes producing blocks ({time.monotonic() - started:.1f}s)")
+    _emit(args, devnet.describe(), _describe_text(devnet))
+    if args.detach:
+        print(f"\nrunning in the background; stop with: rtc devnet down --home {devnet.home}", file=sys.stderr)
+        return 0
+    print("\npress Ctrl-C to stop the cluster", file=sys.stderr)
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        time.sleep(0.2)
+    _progress("stopping the cluster")
+    devnet.stop()
+    return 0
+
+
+def _describe_text(devnet: Any) -> str:
+    lines = [f"chain {devnet.chain_id}, backend code hash {devnet.code_hash[:16]}…", "RPC endpoints:"]
+    lines += [f"  {node.name}  {node.rpc}" for node in devnet.nodes]
+    return "\n".join(lines)
+
+
+def cmd_devnet_status(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(args.home)
+    statuses = devnet.status()
+    data = {
+        "nodes": [
+            {"name": s.name, "rpc": s.rpc, "height": s.height, "app_hash": s.app_hash, "running": s.running}
+            for s in statuses
+        ]
+    }
+    rows = [f"{'node':8} {'height':>8}  {'app_hash':18} rpc"]
+    for s in statuses:
+        height = "-" if s.height is None else str(s.height)
+        app_hash = (s.app_hash or "-")[:16]
+        state = "" if s.running else "  (stopped)"
+        rows.append(f"{s.name:8} {height:>8}  {app_hash:18} {s.rpc}{state}")
+    _emit(args, data, "\n".join(rows))
+    return 0
+
+
+def cmd_devnet_down(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(args.home)
+    _progress(f"stopping {len(devnet.nodes)} nodes")
+    devnet.stop()
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_devnet_stop_node(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(args.home)
+    devnet.stop_node(args.node, signal.SIGKILL if args.kill else signal.SIGTERM)
+    _progress(f"{devnet.nodes[args.node].name} stopped")
+    return 0
+
+
+def cmd_devnet_start_node(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(args.home)
+    devnet.start_node(args.node, progress=_progress)
+    return 0
+
+
+# -- calls ------------------------------------------------------------------------------
+
+
+def _node_url(args: argparse.Namespace) -> str:
+    if args.node:
+        return args.node
+    from rtc.devnet import Devnet, DevnetError
+
+    if args.home is None:
+        raise DevnetError("say which cluster: --home DIR (a devnet) or --node URL (an RPC endpoint)")
+    devnet = Devnet.load(args.home)
+    for i, node in enumerate(devnet.nodes):
+        if devnet.running(i):
+            return node.rpc
+    raise DevnetError(f"no node of the devnet in {args.home} is running; start it with `rtc devnet up`")
+
+
+def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
+    if args.json_call is not None:
+        try:
+            call = json.loads(args.json_call)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"rtc: --json is not valid JSON: {exc}")
+        if not isinstance(call, dict) or "function" not in call:
+            raise SystemExit('rtc: --json takes a call object like {"function": "sum", "x": 5, "y": 3}')
+        return call
+    if not args.function:
+        raise SystemExit("rtc: name the function to call (or pass --json '{...}')")
+    call: dict[str, Any] = {"function": args.function}
+    for item in args.arguments:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"rtc: argument {item!r} is not NAME=VALUE")
+        try:
+            call[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            call[name] = raw  # a bare word is a string: symbol=AAPL
+    return call
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from rtc.client import CallRejected, NodeClient
+
+    call = _parse_call(args)
+    url = _node_url(args)
+
+    async def go() -> Any:
+        async with NodeClient(url) as client:
+            return await client.call(call, timeout=args.timeout)
+
+    try:
+        result = asyncio.run(go())
+    except CallRejected as exc:
+        _emit(args, {"status": "rejected", "code": exc.code, "error": exc.log}, f"rejected before ordering: {exc.log}")
+        return 2
+    if result.ok:
+        text = f"{json.dumps(result.value)}\n  (height {result.height}, fuel {result.fuel}, {result.latency_ms:.0f} ms, tx {result.tx_hash[:16]}…)"
+    else:
+        text = f"error: {result.error}\n  (height {result.height}, state unchanged, tx {result.tx_hash[:16]}…)"
+    _emit(args, result.to_json(), text)
+    return 0 if result.ok else 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from rtc.client import CallRejected, NodeClient
+
+    call = _parse_call(args)
+    url = _node_url(args)
+
+    async def go() -> Any:
+        async with NodeClient(url) as client:
+            return await client.query(call)
+
+    try:
+        answer = asyncio.run(go())
+    except CallRejected as exc:
+        _emit(args, {"status": "error", "code": exc.code, "error": exc.log}, f"error: {exc.log}")
+        return 2
+    _emit(args, answer, json.dumps(answer["value"]))
+    return 0
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    from rtc.client import NodeClient
+
+    url = _node_url(args)
+
+    async def go() -> Any:
+        async with NodeClient(url) as client:
+            return await client.tx(args.hash)
+
+    result = asyncio.run(go())
+    text = f"{result.status}: {json.dumps(result.value) if result.ok else result.error} (height {result.height})"
+    data = result.to_json()
+    data.pop("latency_ms")
+    _emit(args, data, text)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from rtc.vm import Backend
+
+    backend = Backend.from_file(args.component)
+    entries = [entry.describe() for entry in backend.entry_points.values()]
+    data = {"code_hash": backend.code_hash.hex(), "entry_points": entries}
+    lines = [f"code hash {backend.code_hash.hex()}", "entry points:"]
+    for entry in backend.entry_points.values():
+        kind = "query" if entry.read_only else "call "
+        lines.append(f"  {kind} {entry.signature()}")
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_node_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from rtc.node.runner import run_node
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_node(args.home)
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("which cluster")
+    group.add_argument("--home", type=Path, help="a devnet's folder (uses its first running node)")
+    group.add_argument("--node", metavar="URL", help="a node's RPC endpoint, e.g. http://127.0.0.1:26601")
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json-output", "-J", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtc",
+        description="Real-time clusters: WebAssembly backends on small BFT-replicated CometBFT clusters.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    devnet = commands.add_parser("devnet", help="run a local cluster on loopback", description="Run a local cluster on loopback.")
+    dev = devnet.add_subparsers(dest="devnet_command", metavar="ACTION", required=True)
+
+    up = dev.add_parser("up", help="create and start a cluster", description=(
+        "Generate keys, genesis and config for N nodes, start N CometBFT processes and N state machines, "
+        "wait until blocks are produced and print the RPC endpoints."))
+    up.add_argument("--nodes", type=int, default=4, help="number of validator nodes (1-16, default 4)")
+    up.add_argument("--app", type=Path, required=True, metavar="COMPONENT.wasm", help="the backend component")
+    up.add_argument("--home", type=Path, required=True, help="folder for the cluster (must not hold one already)")
+    up.add_argument("--base-port", type=int, default=26600, help="first port; node i uses base+10i .. base+10i+2")
+    up.add_argument("--detach", action="store_true", help="leave the cluster running in the background and return")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first blocks")
+    up.add_argument("--json", dest="json_output", action="store_true", help="print the endpoints as JSON")
+    up.set_defaults(func=cmd_devnet_up)
+
+    status = dev.add_parser("status", help="height, app_hash and RPC address of every node")
+    status.add_argument("--home", type=Path, required=True)
+    status.add_argument("--json", dest="json_output", action="store_true", help='{"nodes": [{"name", "rpc", "height", "app_hash"}, ...]}')
+    status.set_defaults(func=cmd_devnet_status)
+
+    down = dev.add_parser("down", help="stop every process the devnet started")
+    down.add_argument("--home", type=Path, required=True)
+    down.set_defaults(func=cmd_devnet_down)
+
+    stop_node = dev.add_parser("stop-node", help="stop one node (both its processes)")
+    stop_node.add_argument("--home", type=Path, required=True)
+    stop_node.add_argument("--node", type=int, required=True, metavar="INDEX")
+    stop_node.add_argument("--kill", action="store_true", help="SIGKILL instead of a clean stop (crash test)")
+    stop_node.set_defaults(func=cmd_devnet_stop_node)
+
+    start_node = dev.add_parser("start-node", help="start one stopped node; it catches up with the others")
+    start_node.add_argument("--home", type=Path, required=True)
+    start_node.add_argument("--node", type=int, required=True, metavar="INDEX")
+    start_node.set_defaults(func=cmd_devnet_start_node)
+
+    for name, func, help_text in (
+        ("call", cmd_call, "submit a call as a transaction and wait for its block"),
+        ("query", cmd_query, "run a read-only entry point against committed state"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text.capitalize() + ". "
+                                  "Arguments are NAME=VALUE; VALUE is read as JSON when it parses (5, 1.5, true, [1,2], "
+                                  "\"text\") and as a plain string otherwise (symbol=AAPL).",
+                                  epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_target(sub)
+        sub.add_argument("function", nargs="?", help="entry point name (snake_case)")
+        sub.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
+        sub.add_argument("--json", dest="json_call", metavar="CALL", help='the whole call as JSON: {"function": "sum", "x": 5, "y": 3}')
+        sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the block")
+        _add_json(sub)
+        sub.set_defaults(func=func)
+
+    tx = commands.add_parser("tx", help="look up a committed transaction's result by hash")
+    _add_target(tx)
+    tx.add_argument("hash", help="transaction hash (hex)")
+    _add_json(tx)
+    tx.set_defaults(func=cmd_tx)
+
+    inspect = commands.add_parser("inspect", help="list a component's entry points and their WIT types")
+    inspect.add_argument("component", type=Path, metavar="COMPONENT.wasm")
+    _add_json(inspect)
+    inspect.set_defaults(func=cmd_inspect)
+
+    node = commands.add_parser("node", help="run a node's state machine process")
+    node_actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    run = node_actions.add_parser("run", help="serve ABCI for the CometBFT of this node home")
+    run.add_argument("--home", type=Path, required=True)
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=cmd_node_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rtc.client import RPCError
+    from rtc.devnet import DevnetError
+    from rtc.vm import DeployError
+
+    try:
+        return args.func(args)
+    except (DevnetError, RPCError, DeployError, FileNotFoundError) as exc:
+        print(f"rtc: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

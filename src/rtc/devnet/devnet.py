@@ -1,0 +1,280 @@
+"""A local cluster on loopback: N CometBFT processes, N state machines, one folder.
+
+Everything the devnet starts is recorded in `<home>/devnet.json`, so `rtc devnet down`
+(or a test's teardown) can stop exactly those processes and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from rtc.node.runner import NodeConfig
+from rtc.vm import Backend
+
+from . import cometbft
+
+MANIFEST = "devnet.json"
+DEFAULT_BASE_PORT = 26600
+PORTS_PER_NODE = 10
+
+
+class DevnetError(RuntimeError):
+    """Something the user can fix; the message says what."""
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    home: str
+    p2p_port: int
+    rpc_port: int
+    abci_port: int
+    node_id: str = ""
+    app_pid: int = 0
+    cometbft_pid: int = 0
+
+    @property
+    def rpc(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    rpc: str
+    height: int | None
+    app_hash: str | None
+    running: bool
+    error: str | None = None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """Whether `pid` runs and is ours (its command line names our node home), not a reused pid."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        status = Path(f"/proc/{pid}/stat").read_text().split()
+    except OSError:
+        return False
+    return marker in cmdline and status[2] != "Z"
+
+
+class Devnet:
+    def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str) -> None:
+        self.home = home
+        self.chain_id = chain_id
+        self.nodes = nodes
+        self.code_hash = code_hash
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- creation --------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        home: Path,
+        nodes: int,
+        app: Path,
+        base_port: int = DEFAULT_BASE_PORT,
+        chain_id: str = "rtc-devnet",
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> "Devnet":
+        home = home.resolve()
+        if not 1 <= nodes <= 16:
+            raise DevnetError("a devnet has 1 to 16 nodes")
+        if (home / MANIFEST).exists():
+            raise DevnetError(f"{home} already holds a devnet; run `rtc devnet down --home {home}` and remove it, or pick another --home")
+        if not app.is_file():
+            raise DevnetError(f"backend component {app} not found (build the examples with `make setup`)")
+        progress(f"checking backend {app.name}")
+        backend = Backend.from_file(app)  # refuses a bad component before anything is created
+        busy = [p for i in range(nodes) for p in _node_ports(base_port, i) if not _port_free(p)]
+        if busy:
+            raise DevnetError(f"ports {busy} are in use; stop what uses them or pass another --base-port")
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(app, home / "app.wasm")
+        (home / "logs").mkdir(exist_ok=True)
+        infos: list[NodeInfo] = []
+        for i in range(nodes):
+            name = f"node{i}"
+            node_home = home / name
+            progress(f"generating keys and config for {name}")
+            cometbft.init_home(node_home, name)
+            p2p, rpc, abci = _node_ports(base_port, i)
+            infos.append(NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home)))
+            NodeConfig(abci=f"tcp://127.0.0.1:{abci}", backend="../app.wasm").save(node_home)
+        homes = [Path(n.home) for n in infos]
+        validators = [cometbft.validator_entry(Path(n.home), n.name) for n in infos]
+        cometbft.write_genesis(homes, chain_id, validators, {"code_hash": backend.code_hash.hex()})
+        for info in infos:
+            peers = ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in infos if o is not info)
+            cometbft.set_config(Path(info.home), {
+                "": {"proxy_app": f"tcp://127.0.0.1:{info.abci_port}", "log_level": "error"},
+                "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}"},
+                "p2p": {
+                    "laddr": f"tcp://127.0.0.1:{info.p2p_port}",
+                    "persistent_peers": peers,
+                    "addr_book_strict": False,
+                    "allow_duplicate_ip": True,
+                },
+                "consensus": dict(cometbft.TIMERS),
+                "instrumentation": {"prometheus": False},
+            })
+        devnet = cls(home, chain_id, infos, backend.code_hash.hex())
+        devnet.save()
+        return devnet
+
+    def save(self) -> None:
+        data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes]}
+        (self.home / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, home: Path) -> "Devnet":
+        home = home.resolve()
+        path = home / MANIFEST
+        if not path.exists():
+            raise DevnetError(f"no devnet in {home}; create one with `rtc devnet up --home {home} --app X.wasm`")
+        data = json.loads(path.read_text())
+        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"])
+
+    # -- processes -------------------------------------------------------------------
+
+    def start(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> None:
+        for i in range(len(self.nodes)):
+            self.start_node(i, progress)
+        progress("waiting for the first blocks")
+        self.wait_for_height(2, timeout=timeout)
+
+    def start_node(self, index: int, progress: Callable[[str], None] = lambda _: None) -> None:
+        node = self.nodes[index]
+        home = Path(node.home)
+        if _alive(node.app_pid, node.home) or _alive(node.cometbft_pid, node.home):
+            raise DevnetError(f"{node.name} is already running")
+        progress(f"starting {node.name}")
+        logs = self.home / "logs"
+        app = self._spawn([sys.executable, "-m", "rtc.node", "--home", str(home)], logs / f"{node.name}-app.log")
+        node.app_pid = app.pid
+        deadline = time.monotonic() + 30
+        while not _accepting(node.abci_port):
+            if app.poll() is not None or time.monotonic() > deadline:
+                self.save()
+                raise DevnetError(f"the state machine of {node.name} did not start; see {logs / (node.name + '-app.log')}")
+            time.sleep(0.05)
+        comet = self._spawn(
+            [str(cometbft.cometbft_binary()), "node", "--home", str(home)], logs / f"{node.name}-cometbft.log"
+        )
+        node.cometbft_pid = comet.pid
+        self.save()
+
+    def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self._children[process.pid] = process
+        return process
+
+    def stop_node(self, index: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop CometBFT first (it stops asking the app anything), then the state machine."""
+        node = self.nodes[index]
+        for attr in ("cometbft_pid", "app_pid"):
+            pid = getattr(node, attr)
+            if _alive(pid, node.home):
+                self._signal_and_wait(pid, node.home, sig, timeout)
+            setattr(node, attr, 0)
+        self.save()
+
+    def _signal_and_wait(self, pid: int, marker: str, sig: int, timeout: float) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while _alive(pid, marker):
+            child = self._children.get(pid)
+            if child is not None and child.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+            time.sleep(0.05)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for i in range(len(self.nodes)):
+            self.stop_node(i, sig)
+
+    def running(self, index: int) -> bool:
+        node = self.nodes[index]
+        return _alive(node.app_pid, node.home) and _alive(node.cometbft_pid, node.home)
+
+    # -- observation -----------------------------------------------------------------
+
+    def status(self) -> list[NodeStatus]:
+        out = []
+        for i, node in enumerate(self.nodes):
+            running = self.running(i)
+            try:
+                info = httpx.get(f"{node.rpc}/status", timeout=2.0).json()["result"]["sync_info"]
+                out.append(NodeStatus(node.name, node.rpc, int(info["latest_block_height"]), info["latest_app_hash"], running))
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                out.append(NodeStatus(node.name, node.rpc, None, None, running, f"RPC unavailable ({type(exc).__name__})"))
+        return out
+
+    def wait_for_height(self, height: int, timeout: float = 60.0, nodes: list[int] | None = None) -> None:
+        indices = range(len(self.nodes)) if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.status()
+            if all((statuses[i].height or 0) >= height for i in indices):
+                return
+            for i in indices:
+                if not self.running(i):
+                    raise DevnetError(f"{self.nodes[i].name} stopped; see {self.home / 'logs'}")
+            if time.monotonic() > deadline:
+                heights = {s.name: s.height for s in statuses}
+                raise DevnetError(f"nodes did not reach height {height} within {timeout:.0f}s (heights: {heights}); see {self.home / 'logs'}")
+            time.sleep(0.1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"home": str(self.home), "chain_id": self.chain_id, "code_hash": self.code_hash,
+                "nodes": [{"name": n.name, "rpc": n.rpc} for n in self.nodes]}
+
+
+def _node_ports(base: int, index: int) -> tuple[int, int, int]:
+    start = base + PORTS_PER_NODE * index
+    return start, start + 1, start + 2
+
+
+def _accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

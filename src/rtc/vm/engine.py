@@ -1,0 +1,438 @@
+"""Loading a backend component and running one entry-point call deterministically.
+
+Every call gets a fresh Store and instance, a fuel budget and memory limits; state is
+reached only through the host interface in wit/backend.wit, and the call's writes stay
+in a buffer the caller applies only when the call returned normally.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import re
+from ctypes import byref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime import component as wc
+
+from . import abi
+from .marshal import ArgumentError, check_arguments
+from .types import ListT, OptionT, Prim, RecordT, TupleT, UnsupportedType, WitType, from_wasmtime, kebab, snake
+
+HOST_PACKAGE = "rtc:backend"
+HOST_VERSION = "0.1.0"
+STATE_INTERFACE = f"{HOST_PACKAGE}/state@{HOST_VERSION}"
+CONTEXT_INTERFACE = f"{HOST_PACKAGE}/context@{HOST_VERSION}"
+HOST_INTERFACES = (STATE_INTERFACE, CONTEXT_INTERFACE)
+WIT_PATH = Path(__file__).with_name("wit") / "backend.wit"
+
+_BYTES = ListT(Prim("u8"))
+_BLOCK_INFO = RecordT((("height", Prim("u64")), ("time-ms", Prim("u64"))))
+_SCAN_RESULT = ListT(TupleT((_BYTES, _BYTES)))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-call resource limits; part of the cluster's configuration, identical on every node."""
+
+    fuel: int = 100_000_000
+    memory_bytes: int = 64 * 1024 * 1024
+    table_elements: int = 100_000
+    instances: int = 32
+    max_wasm_stack: int = 512 * 1024
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 64 * 1024
+    max_writes: int = 10_000
+    max_scan: int = 1_000
+    max_result_bytes: int = 256 * 1024
+    host_call_fuel: int = 1_000
+    fuel_per_byte: int = 2
+
+
+class StateView(Protocol):
+    """What a call sees of state: the node's block overlay (reads see earlier writes in the block)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    height: int
+    time_ms: int
+
+
+class DeployError(Exception):
+    """The component cannot run on a cluster; the message names the reason."""
+
+
+class CallError(ValueError):
+    """A call does not match the backend (unknown function, bad arguments); refused before ordering."""
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str  # WIT kebab-case
+    params: tuple[tuple[str, WitType], ...]
+    result: WitType | None
+    read_only: bool
+
+    def signature(self) -> str:
+        params = ", ".join(f"{snake(n)}: {t.wit()}" for n, t in self.params)
+        result = "" if self.result is None else f" -> {self.result.wit()}"
+        return f"{snake(self.name)}({params}){result}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": snake(self.name),
+            "params": [{"name": snake(n), "type": t.wit()} for n, t in self.params],
+            "result": None if self.result is None else self.result.wit(),
+            "read_only": self.read_only,
+        }
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    entry: EntryPoint
+    args: list[Any]
+
+
+@dataclass
+class CallOutcome:
+    """What a call produced. `writes` maps key -> value (None: removed), in first-write order."""
+
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    fuel_used: int = 0
+    writes: dict[bytes, bytes | None] = field(default_factory=dict)
+
+
+class _Trap(Exception):
+    """Raised inside a host function to trap the guest with a deterministic message."""
+
+
+_REASONS = (
+    ("all fuel consumed", "out of fuel"),
+    ("call stack exhausted", "stack overflow"),
+    ("unreachable", "unreachable instruction executed (the backend panicked or aborted)"),
+    ("out of bounds memory access", "out of bounds memory access"),
+    ("integer divide by zero", "integer divide by zero"),
+    ("integer overflow", "integer overflow"),
+    ("invalid conversion to integer", "invalid conversion to integer"),
+    ("indirect call type mismatch", "indirect call type mismatch"),
+    ("undefined element", "undefined table element"),
+    ("uninitialized element", "uninitialized table element"),
+    ("cannot enter component instance", "component re-entered after a trap"),
+)
+
+
+def trap_reason(message: str, host_error: str | None) -> str:
+    """A short, deterministic reason: never the backtrace, which names addresses and frames."""
+    if host_error is not None:
+        return host_error
+    lowered = message.lower()
+    for needle, reason in _REASONS:
+        if needle in lowered:
+            return reason
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "trap"
+    return re.sub(r"0x[0-9a-f]+", "0x…", last)[:200]
+
+
+class _Call:
+    """The mutable context of the call in flight, reached by the host functions."""
+
+    __slots__ = ("state", "block", "caller", "read_only", "writes", "host_error")
+
+    def __init__(self, state: StateView, block: BlockInfo, caller: bytes, read_only: bool) -> None:
+        self.state = state
+        self.block = block
+        self.caller = caller
+        self.read_only = read_only
+        self.writes: dict[bytes, bytes | None] = {}
+        self.host_error: str | None = None
+
+
+class Backend:
+    """A compiled backend component with its entry points and host functions."""
+
+    def __init__(self, wasm: bytes, limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self.code_hash = hashlib.sha256(wasm).digest()
+        self.engine = _engine(limits)
+        try:
+            self.component = wc.Component(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise DeployError(f"not a valid WebAssembly component: {str(exc).splitlines()[0]}") from None
+        component_type = self.component.type
+        unknown = sorted(name for name in component_type.imports(self.engine) if name not in HOST_INTERFACES)
+        if unknown:
+            raise DeployError(
+                "the component imports what the cluster does not offer: " + ", ".join(unknown)
+                + f"; a backend may import only {', '.join(HOST_INTERFACES)} (see {WIT_PATH.name})"
+            )
+        self.entry_points: dict[str, EntryPoint] = {}
+        self._export_index: dict[str, wc.ExportIndex] = {}
+        self._load_exports(component_type)
+        if not self.entry_points:
+            raise DeployError("the component exports no functions, so it has no entry points")
+        self._call: _Call | None = None
+        self.linker = self._make_linker()
+
+    @classmethod
+    def from_file(cls, path: str | Path, limits: Limits = Limits()) -> "Backend":
+        return cls(Path(path).read_bytes(), limits)
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _load_exports(self, component_type: wc.ComponentType) -> None:
+        for name, item in component_type.exports(self.engine).items():
+            ty = item.ty
+            if isinstance(ty, wc.FuncType):
+                self._add_entry(name, ty, None, read_only=False)
+            elif isinstance(ty, wc.ComponentInstanceType) and _is_queries(name):
+                instance_index = self.component.get_export_index(name)
+                for func_name, func_item in ty.exports(self.engine).items():
+                    if isinstance(func_item.ty, wc.FuncType):
+                        self._add_entry(func_name, func_item.ty, instance_index, read_only=True)
+
+    def _add_entry(self, name: str, ty: wc.FuncType, instance: wc.ExportIndex | None, read_only: bool) -> None:
+        if name in self.entry_points:
+            raise DeployError(f"entry point '{snake(name)}' is exported twice (as a call and as a query)")
+        try:
+            params = tuple((param, from_wasmtime(param_ty)) for param, param_ty in ty.params)
+            result_ty = ty.result
+            result = None if result_ty is None else from_wasmtime(result_ty)
+        except UnsupportedType as exc:
+            raise DeployError(f"entry point '{snake(name)}': {exc}") from None
+        index = self.component.get_export_index(name, instance)
+        if index is None:  # pragma: no cover - the type listed it
+            raise DeployError(f"entry point '{snake(name)}' has no export index")
+        self.entry_points[name] = EntryPoint(name, params, result, read_only)
+        self._export_index[name] = index
+
+    # -- calls -----------------------------------------------------------------------
+
+    def prepare(self, call: dict[str, Any]) -> PreparedCall:
+        """Check a JSON call `{"function": ..., <args>}` against the component's types."""
+        if not isinstance(call, dict):
+            raise CallError("a call is a JSON object like {\"function\": \"sum\", \"x\": 5, \"y\": 3}")
+        function = call.get("function")
+        if not isinstance(function, str):
+            raise CallError("the call has no \"function\" name (a string)")
+        entry = self.entry_points.get(kebab(function))
+        if entry is None:
+            known = ", ".join(sorted(snake(n) for n in self.entry_points))
+            raise CallError(f"unknown function '{function}'; the backend exports: {known}")
+        args = {key: value for key, value in call.items() if key != "function"}
+        try:
+            return PreparedCall(entry, check_arguments(entry.params, args, snake(entry.name)))
+        except ArgumentError as exc:
+            raise CallError(str(exc)) from None
+
+    def execute(self, prepared: PreparedCall, state: StateView, block: BlockInfo, caller: bytes = b"") -> CallOutcome:
+        """Run one call in a fresh instance; never raises for anything the guest does."""
+        entry = prepared.entry
+        limits = self.limits
+        call = _Call(state, block, caller, entry.read_only)
+        store = wasmtime.Store(self.engine)
+        store.set_limits(
+            memory_size=limits.memory_bytes,
+            table_elements=limits.table_elements,
+            instances=limits.instances,
+            tables=limits.instances,
+            memories=limits.instances,
+        )
+        store.set_fuel(limits.fuel)
+        self._call = call
+        params = (abi.Val * max(1, len(entry.params)))()
+        lowered = 0
+        result = abi.Val()
+        has_result = entry.result is not None
+        try:
+            for (_, ty), value in zip(entry.params, prepared.args):
+                abi.lower(ty, value, params[lowered])
+                lowered += 1
+            try:
+                instance = self.linker.instantiate(store, self.component)
+            except wasmtime.WasmtimeError as exc:
+                return self._failure(store, call, f"instantiation failed: {trap_reason(str(exc), call.host_error)}")
+            func = instance.get_func(store, self._export_index[entry.name])
+            assert func is not None
+            error = ffi.wasmtime_component_func_call(
+                byref(func._func), store._context(), params, lowered,
+                byref(result) if has_result else None, 1 if has_result else 0,
+            )
+            if error:
+                message = str(wasmtime.WasmtimeError._from_ptr(error))
+                return self._failure(store, call, trap_reason(message, call.host_error))
+            value = abi.lift_json(entry.result, result) if has_result else None
+            if has_result:
+                abi.delete(result)
+            return CallOutcome(True, value, None, limits.fuel - store.get_fuel(), call.writes)
+        finally:
+            self._call = None
+            for i in range(lowered):
+                abi.delete(params[i])
+
+    def _failure(self, store: wasmtime.Store, call: _Call, reason: str) -> CallOutcome:
+        return CallOutcome(False, None, reason, self.limits.fuel - store.get_fuel(), {})
+
+    # -- host functions ------------------------------------------------------------
+
+    def _make_linker(self) -> wc.Linker:
+        linker = wc.Linker(self.engine)
+        with linker.root() as root:
+            with root.add_instance(STATE_INTERFACE) as state:
+                _add_host_func(state, "get", self, self._host_get)
+                _add_host_func(state, "set", self, self._host_set)
+                _add_host_func(state, "remove", self, self._host_remove)
+                _add_host_func(state, "scan", self, self._host_scan)
+            with root.add_instance(CONTEXT_INTERFACE) as context:
+                _add_host_func(context, "block", self, self._host_block)
+                _add_host_func(context, "caller", self, self._host_caller)
+        return linker
+
+    def _current(self) -> _Call:
+        call = self._call
+        if call is None:  # pragma: no cover - host functions run only inside execute()
+            raise _Trap("host function called outside a call")
+        return call
+
+    def _charge(self, ctx: Any, nbytes: int) -> None:
+        cost = self.limits.host_call_fuel + nbytes * self.limits.fuel_per_byte
+        fuel = ctypes.c_uint64()
+        ffi.wasmtime_context_get_fuel(ctx, byref(fuel))
+        if fuel.value < cost:
+            ffi.wasmtime_context_set_fuel(ctx, 0)
+            raise _Trap("out of fuel")
+        ffi.wasmtime_context_set_fuel(ctx, fuel.value - cost)
+
+    def _check_key(self, key: bytes) -> None:
+        if len(key) > self.limits.max_key_bytes:
+            raise _Trap(f"state key of {len(key)} bytes exceeds the limit of {self.limits.max_key_bytes}")
+
+    def _host_get(self, ctx: Any, args: Any, results: Any) -> None:
+        call = self._current()
+        key = abi.lift_bytes(args[0])
+        self._check_key(key)
+        value = call.writes[key] if key in call.writes else call.state.get(key)
+        self._charge(ctx, len(key) + (len(value) if value else 0))
+        out = results[0]
+        out.kind = abi.K_OPTION
+        if value is None:
+            out.of.option = None
+        else:
+            payload = abi.Val()
+            abi.lower_bytes(value, payload)
+            out.of.option = ffi.wasmtime_component_val_new(byref(payload))
+
+    def _write(self, ctx: Any, key: bytes, value: bytes | None) -> None:
+        call = self._current()
+        if call.read_only:
+            raise _Trap("a query cannot change state")
+        self._check_key(key)
+        if value is not None and len(value) > self.limits.max_value_bytes:
+            raise _Trap(f"state value of {len(value)} bytes exceeds the limit of {self.limits.max_value_bytes}")
+        if key not in call.writes and len(call.writes) >= self.limits.max_writes:
+            raise _Trap(f"a call may write at most {self.limits.max_writes} keys")
+        self._charge(ctx, len(key) + (len(value) if value else 0))
+        call.writes[key] = value
+
+    def _host_set(self, ctx: Any, args: Any, results: Any) -> None:
+        self._write(ctx, abi.lift_bytes(args[0]), abi.lift_bytes(args[1]))
+
+    def _host_remove(self, ctx: Any, args: Any, results: Any) -> None:
+        self._write(ctx, abi.lift_bytes(args[0]), None)
+
+    def _host_scan(self, ctx: Any, args: Any, results: Any) -> None:
+        call = self._current()
+        start = abi.lift_bytes(args[0])
+        end = abi.lift_bytes(args[1].of.option.contents) if args[1].of.option else None
+        limit = min(args[2].of.u32, self.limits.max_scan)
+        entries = _merge_scan(call.state.scan(start, end, limit + len(call.writes)), call.writes, start, end, limit)
+        self._charge(ctx, sum(len(k) + len(v) for k, v in entries) + 100 * len(entries))
+        abi.lower(_SCAN_RESULT, [(k, v) for k, v in entries], results[0])
+
+    def _host_block(self, ctx: Any, args: Any, results: Any) -> None:
+        call = self._current()
+        self._charge(ctx, 0)
+        abi.lower(_BLOCK_INFO, (call.block.height, call.block.time_ms), results[0])
+
+    def _host_caller(self, ctx: Any, args: Any, results: Any) -> None:
+        call = self._current()
+        self._charge(ctx, len(call.caller))
+        abi.lower_bytes(call.caller, results[0])
+
+
+def _merge_scan(
+    committed: list[tuple[bytes, bytes]], writes: dict[bytes, bytes | None], start: bytes, end: bytes | None, limit: int
+) -> list[tuple[bytes, bytes]]:
+    """The call's own buffered writes laid over what the state returned, in key order."""
+    if not writes:
+        return committed[:limit]
+    merged = dict(committed)
+    for key, value in writes.items():
+        if key >= start and (end is None or key < end):
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+    return sorted(merged.items())[:limit]
+
+
+def _is_queries(name: str) -> bool:
+    base = name.split("@", 1)[0]
+    return base == "queries" or base.endswith("/queries")
+
+
+def _engine(limits: Limits) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.wasm_component_model = True
+    config.consume_fuel = True
+    config.cranelift_nan_canonicalization = True
+    config.wasm_threads = False
+    config.wasm_relaxed_simd = False
+    config.wasm_memory64 = False
+    config.max_wasm_stack = limits.max_wasm_stack
+    return wasmtime.Engine(config)
+
+
+HostFunc = Callable[[Any, Any, Any], None]
+_KEEP_ALIVE: list[Any] = []
+
+
+def _add_host_func(instance: wc.LinkerInstance, name: str, owner: Backend, func: HostFunc) -> None:
+    """Register `func` through the raw C callback, skipping wasmtime-py's generic conversion."""
+
+    @ffi.wasmtime_component_func_callback_t
+    def callback(env, ctx, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+        try:
+            func(ctx, args, results)
+            return 0
+        except _Trap as exc:
+            reason = str(exc)
+        except Exception as exc:  # a bug in the host must trap the call, never crash the node
+            reason = f"host error in {name}: {type(exc).__name__}"
+        current = owner._call
+        if current is not None and current.host_error is None:
+            current.host_error = reason
+        error = wasmtime.WasmtimeError(reason)
+        return ctypes.cast(error._consume(), ctypes.c_void_p).value
+
+    @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+    def finalize(env):  # type: ignore[no-untyped-def]
+        return None
+
+    _KEEP_ALIVE.extend((callback, finalize))
+    encoded = name.encode("utf-8")
+    error = ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), callback, None, finalize
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
