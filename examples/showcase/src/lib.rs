@@ -5,6 +5,9 @@
 //! - `counter`: the counter, 8-byte big-endian two's-complement;
 //! - `last-height`: height of the block of the latest `block-info` call, 8-byte big-endian.
 
+// echo-scalars takes 12 arguments; the generated glue would trip this lint.
+#![allow(clippy::too_many_arguments)]
+
 wit_bindgen::generate!({
     world: "rtc-example:showcase/showcase",
     path: ["../../src/rtc/vm/wit", "wit"],
@@ -97,7 +100,15 @@ impl StoredProfile {
         if level > 2 || permissions > 0b111 || !r.0.is_empty() {
             return None;
         }
-        Some(StoredProfile { writes, name, age, tags, email, level, permissions })
+        Some(StoredProfile {
+            writes,
+            name,
+            age,
+            tags,
+            email,
+            level,
+            permissions,
+        })
     }
 }
 
@@ -142,7 +153,10 @@ fn read_i64(key: &[u8]) -> i64 {
     match state::get(key) {
         None => 0,
         Some(bytes) => {
-            let raw: [u8; 8] = bytes.as_slice().try_into().expect("showcase: stored value is not 8 bytes");
+            let raw: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .expect("showcase: stored value is not 8 bytes");
             i64::from_be_bytes(raw)
         }
     }
@@ -167,7 +181,12 @@ impl Guest for Showcase {
         let max = values.iter().copied().fold(f64::NAN, f64::max);
         let sum: f64 = values.iter().sum();
         let count = values.len() as u32;
-        Some(Summary { count, min, max, mean: sum / values.len() as f64 })
+        Some(Summary {
+            count,
+            min,
+            max,
+            mean: sum / values.len() as f64,
+        })
     }
 
     fn put_profile(profile: Profile) -> Result<u32, String> {
@@ -231,14 +250,17 @@ impl Guest for Showcase {
         f64v: f64,
         c: char,
     ) -> (bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, char) {
-        (b, i8v, i16v, i32v, i64v, u8v, u16v, u32v, u64v, f32v, f64v, c)
+        (
+            b, i8v, i16v, i32v, i64v, u8v, u16v, u32v, u64v, f32v, f64v, c,
+        )
     }
 
     fn divide(a: i64, b: i64) -> Result<i64, String> {
         if b == 0 {
             return Err("division by zero".into());
         }
-        a.checked_div(b).ok_or_else(|| format!("overflow: {a} / {b} does not fit in s64"))
+        a.checked_div(b)
+            .ok_or_else(|| format!("overflow: {a} / {b} does not fit in s64"))
     }
 
     fn nested(

@@ -29,9 +29,7 @@ fn key(symbol: &str) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> f64 {
-    let raw: [u8; 8] = bytes
-        .try_into()
-        .expect("stock: stored high is not 8 bytes");
+    let raw: [u8; 8] = bytes.try_into().expect("stock: stored high is not 8 bytes");
     f64::from_bits(u64::from_be_bytes(raw))
 }
 
@@ -51,7 +49,8 @@ impl Guest for Stock {
             ));
         }
         if !value.is_finite() {
-            return Err(format!("value must be a finite number, got {value}"));
+            // No `{value}` here: formatting an f64 would double the module's size.
+            return Err("value must be a finite number (not NaN or infinite)".into());
         }
         let high = match read_high(&symbol) {
             Some(old) if old >= value => return Ok(old),
@@ -78,7 +77,9 @@ impl queries::Guest for Stock {
             let mut next = last.clone();
             next.push(0);
             for (k, _) in page {
-                let symbol = k.strip_prefix(PREFIX).map(|s| String::from_utf8(s.to_vec()));
+                let symbol = k
+                    .strip_prefix(PREFIX)
+                    .map(|s| String::from_utf8(s.to_vec()));
                 if let Some(Ok(symbol)) = symbol {
                     out.push(symbol);
                 }

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import httpx
 
-from rtc.node.runner import NodeConfig
+from rtc.node.config import NodeConfig
 from rtc.vm import Backend
 
 from . import cometbft

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from rtc.abci import Application, abci_pb, crypto_pb
+from rtc.abci import Application, abci_pb
+from rtc.abci._pb.tendermint.crypto import proof_pb2 as crypto_pb
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError
 
@@ -71,8 +72,8 @@ class ClusterApp(Application):
             data="rtc",
             version="0.1.0",
             app_version=APP_VERSION,
-            last_block_height=self.store.height,
-            last_block_app_hash=self.store.root if self.store.height > 0 else b"",
+            last_block_height=self.store.height or 0,
+            last_block_app_hash=self.store.root if self.store.height else b"",
         )
 
     def init_chain(self, req: abci_pb.RequestInitChain) -> abci_pb.ResponseInitChain:
@@ -196,7 +197,7 @@ class ClusterApp(Application):
 
     def query(self, req: abci_pb.RequestQuery) -> abci_pb.ResponseQuery:
         """Paths: /result/<tx-hash-hex>, /state/<key-hex>, /entry-points, /call (JSON read-only call)."""
-        height = self.store.height
+        height = self.store.height or 0
         try:
             if req.path.startswith("/result/"):
                 return self._query_key(result_key(bytes.fromhex(req.path[len("/result/"):])), req.prove)
@@ -216,7 +217,7 @@ class ClusterApp(Application):
 
     def _query_key(self, key: bytes, prove: bool) -> abci_pb.ResponseQuery:
         value = self.store.get(key)
-        response = abci_pb.ResponseQuery(code=Code.OK, key=key, value=value or b"", height=self.store.height)
+        response = abci_pb.ResponseQuery(code=Code.OK, key=key, value=value or b"", height=self.store.height or 0)
         if value is None:
             response.log = "not found"
         if prove:
@@ -225,7 +226,7 @@ class ClusterApp(Application):
         return response
 
     def _query_call(self, data: bytes) -> abci_pb.ResponseQuery:
-        height = self.store.height
+        height = self.store.height or 0
         try:
             call = orjson.loads(data)
             prepared = self.backend.prepare(call)

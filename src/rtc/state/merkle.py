@@ -265,6 +265,15 @@ class _Updater:
             return self._update_inner(depth, position, old, paths, hashes, lo, hi)
         # Empty subtree or a single leaf: nothing is stored below, so rebuild
         # it from the (few) leaves it will hold.
+        if hi - lo == 1 and (old is None or old[1:33] == paths[lo]):
+            # Fast path for the common case: one change replacing its own leaf.
+            if old is not None:
+                self.writes[position] = None  # provisional; overwritten if something lands here
+            new_hash = hashes[lo]
+            if new_hash is None:
+                return _EMPTY_RESULT
+            record = _LEAF_PREFIX + paths[lo] + new_hash
+            return sha256(record).digest(), record
         if old is not None:
             self.writes[position] = None  # provisional; overwritten if something lands here
             old_path = old[1:33]
@@ -299,12 +308,21 @@ class _Updater:
         old_right = old[33:65]
         child_depth = depth + 1
 
+        read_node = self.read_node
         left: _Result | None = None  # None means "untouched"
         right: _Result | None = None
         if lo < mid:
-            left = self._update_child(child_depth, old_left, paths, hashes, lo, mid)
+            child_position = node_position(child_depth, paths[lo])
+            child = None if old_left == EMPTY_HASH else read_node(child_position)
+            if child is None and old_left != EMPTY_HASH:
+                raise TreeCorruptionError(f"missing node at {child_position.hex()}")
+            left = self.update(child_depth, child_position, child, paths, hashes, lo, mid)
         if mid < hi:
-            right = self._update_child(child_depth, old_right, paths, hashes, mid, hi)
+            child_position = node_position(child_depth, paths[mid])
+            child = None if old_right == EMPTY_HASH else read_node(child_position)
+            if child is None and old_right != EMPTY_HASH:
+                raise TreeCorruptionError(f"missing node at {child_position.hex()}")
+            right = self.update(child_depth, child_position, child, paths, hashes, mid, hi)
 
         left_hash = old_left if left is None else left[0]
         right_hash = old_right if right is None else right[0]
@@ -336,23 +354,6 @@ class _Updater:
         record = _INNER_PREFIX + left_hash + right_hash
         self.writes[position] = record
         return sha256(record).digest(), None
-
-    def _update_child(
-        self,
-        depth: int,
-        old_hash: bytes,
-        paths: list[bytes],
-        hashes: list[bytes | None],
-        lo: int,
-        hi: int,
-    ) -> _Result:
-        position = node_position(depth, paths[lo])
-        old = None
-        if old_hash != EMPTY_HASH:
-            old = self.read_node(position)
-            if old is None:
-                raise TreeCorruptionError(f"missing node at {position.hex()}")
-        return self.update(depth, position, old, paths, hashes, lo, hi)
 
 
 def _apply_path_changes(

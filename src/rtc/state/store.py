@@ -1,0 +1,572 @@
+"""Crash-safe key/value state on LMDB with a Merkle index.
+
+Layout: one LMDB environment with three named databases.
+
+* ``leaves``: ``0x00 || key -> value``.  The one-byte prefix lets the empty
+  key be stored (LMDB refuses zero-length keys) without changing the order.
+* ``nodes``: Merkle node records by position (see ``merkle`` module docs).
+* ``meta``: ``height`` (u64 big-endian), ``root`` (32 bytes), ``format``
+  (u32 big-endian) and application metadata under ``app/<name>``.
+
+Every block's writes go through a `BlockOverlay`; `StateStore.commit` writes
+leaves, nodes, height and root in one synchronous LMDB write transaction, so
+a crash at any point leaves either the previous or the new block on disk.
+
+The store is single-threaded by design (one ABCI connection drives it):
+share it between threads only behind a lock.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from functools import partial
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from .merkle import (
+    EMPTY_HASH,
+    NodeReader,
+    Proof,
+    TreeUpdate,
+    build_proof,
+    update_tree,
+)
+
+__all__ = [
+    "MAX_KEY_SIZE",
+    "BlockOverlay",
+    "CallBuffer",
+    "CommitHeightError",
+    "StaleOverlayError",
+    "StateCorruptionError",
+    "StateError",
+    "StateStore",
+]
+
+MAX_KEY_SIZE = 510
+"""Longest key accepted: LMDB 0.9's key limit (511 bytes) minus our prefix byte.
+
+Fixed rather than read from the engine so that every node rejects the same keys.
+"""
+
+DEFAULT_MAP_SIZE = 1 << 36
+"""Initial LMDB map size (64 GiB of address space, not disk); grows on demand."""
+
+_FORMAT_VERSION = 1
+_KEY_PREFIX = b"\x00"
+_META_HEIGHT = b"height"
+_META_ROOT = b"root"
+_META_FORMAT = b"format"
+_META_APP_PREFIX = b"app/"
+_MISSING: Any = object()
+
+
+class StateError(Exception):
+    """Base class for state store errors."""
+
+
+class CommitHeightError(StateError):
+    """A commit was attempted at a height other than the next one."""
+
+
+class StaleOverlayError(StateError):
+    """An overlay or call buffer was used after it was committed, applied, or outdated."""
+
+
+class StateCorruptionError(StateError):
+    """The stored data contradicts itself (leaves, nodes and root disagree)."""
+
+
+def _check_key(key: bytes) -> None:
+    if type(key) is not bytes:
+        raise TypeError(f"state keys must be bytes, not {type(key).__name__}")
+    if len(key) > MAX_KEY_SIZE:
+        raise ValueError(f"state key of {len(key)} bytes exceeds MAX_KEY_SIZE ({MAX_KEY_SIZE})")
+
+
+def _check_value(value: bytes) -> None:
+    if type(value) is not bytes:
+        raise TypeError(f"state values must be bytes, not {type(value).__name__}")
+
+
+def _check_bound(bound: bytes | None, name: str) -> None:
+    if bound is not None and type(bound) is not bytes:
+        raise TypeError(f"scan {name} must be bytes or None, not {type(bound).__name__}")
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ValueError("scan limit must be a non-negative int or None")
+
+
+class _Layer:
+    """Pending writes over a base view; shared by overlays and call buffers.
+
+    `_pending` maps key -> value, or None for a deletion.
+    """
+
+    __slots__ = ("_pending", "_sorted_keys", "_done")
+
+    def __init__(self) -> None:
+        self._pending: dict[bytes, bytes | None] = {}
+        self._sorted_keys: list[bytes] | None = []
+        self._done = False
+
+    # Subclasses provide the view underneath and the staleness rule.
+    def _check_usable(self) -> None:
+        raise NotImplementedError
+
+    def _base_get(self, key: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        """Hook run after every write."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """Value of `key` including pending writes, or None if absent."""
+        self._check_usable()
+        _check_key(key)
+        value = self._pending.get(key, _MISSING)
+        if value is _MISSING:
+            return self._base_get(key)
+        return value
+
+    def set(self, key: bytes, value: bytes) -> None:
+        """Write `key` (visible to this layer and its children, not yet committed)."""
+        self._check_usable()
+        _check_key(key)
+        _check_value(value)
+        self._record(key, value)
+
+    def delete(self, key: bytes) -> None:
+        """Delete `key`; deleting an absent key is a no-op."""
+        self._check_usable()
+        _check_key(key)
+        self._record(key, None)
+
+    def _record(self, key: bytes, value: bytes | None) -> None:
+        pending = self._pending
+        if key not in pending:
+            self._sorted_keys = None
+        pending[key] = value
+        self._changed()
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with start <= key < end (None: unbounded), ascending by key bytes."""
+        self._check_usable()
+        _check_bound(start, "start")
+        _check_bound(end, "end")
+        _check_limit(limit)
+        return list(islice(self._iter(start, end), limit))
+
+    def child(self) -> CallBuffer:
+        """A nested buffer: `apply()` folds it into this layer, dropping it discards it."""
+        self._check_usable()
+        return CallBuffer(self)
+
+    def _pending_in_range(self, start: bytes | None, end: bytes | None) -> list[bytes]:
+        keys = self._sorted_keys
+        if keys is None:
+            keys = self._sorted_keys = sorted(self._pending)
+        lo = 0 if start is None else bisect_left(keys, start)
+        hi = len(keys) if end is None else bisect_left(keys, end)
+        return keys[lo:hi]
+
+    def _iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """Merge this layer's pending writes over the base view, ascending."""
+        base = self._base_iter(start, end)
+        mine = self._pending_in_range(start, end)
+        if not mine:
+            yield from base
+            return
+        pending = self._pending
+        index, count = 0, len(mine)
+        for key, value in base:
+            while index < count and mine[index] < key:
+                own = pending[mine[index]]
+                if own is not None:
+                    yield mine[index], own
+                index += 1
+            if index < count and mine[index] == key:
+                own = pending[key]
+                index += 1
+                if own is not None:
+                    yield key, own
+                continue
+            yield key, value
+        while index < count:
+            own = pending[mine[index]]
+            if own is not None:
+                yield mine[index], own
+            index += 1
+
+
+class CallBuffer(_Layer):
+    """Writes of one call, invisible to the parent until `apply()`.
+
+    Dropping the buffer discards them, so a trapped call changes nothing.
+    """
+
+    __slots__ = ("_parent",)
+
+    def __init__(self, parent: _Layer) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def _check_usable(self) -> None:
+        if self._done:
+            raise StaleOverlayError("call buffer was already applied or discarded")
+        self._parent._check_usable()
+
+    def _base_get(self, key: bytes) -> bytes | None:
+        return self._parent.get(key)
+
+    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        return self._parent._iter(start, end)
+
+    def apply(self) -> None:
+        """Fold these writes into the parent; the buffer cannot be used afterwards."""
+        self._check_usable()
+        parent = self._parent
+        for key in sorted(self._pending):
+            parent._record(key, self._pending[key])
+        self._done = True
+
+    def discard(self) -> None:
+        """Drop these writes explicitly (same as letting the buffer go)."""
+        self._done = True
+
+
+class BlockOverlay(_Layer):
+    """Pending writes of one block on top of the committed state it was begun from.
+
+    It becomes stale (every use raises StaleOverlayError) once any overlay is
+    committed to the store, including itself.
+    """
+
+    __slots__ = ("_store", "_generation", "_update")
+
+    def __init__(self, store: StateStore) -> None:
+        super().__init__()
+        self._store = store
+        self._generation = store._generation
+        self._update: TreeUpdate | None = None
+
+    @property
+    def base_height(self) -> int | None:
+        """Committed height this overlay builds on (None: empty store)."""
+        return self._store.height
+
+    def _check_usable(self) -> None:
+        if self._done:
+            raise StaleOverlayError("overlay was already committed or discarded")
+        if self._generation != self._store._generation:
+            raise StaleOverlayError("overlay was begun before the last commit; begin a new one")
+
+    def _base_get(self, key: bytes) -> bytes | None:
+        return self._store._committed_get(key)
+
+    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        return self._store._committed_iter(start, end)
+
+    def _changed(self) -> None:
+        self._update = None
+
+    def root(self) -> bytes:
+        """Root the state would have if this overlay were committed now (cached)."""
+        return self._tree_update().root
+
+    def _tree_update(self) -> TreeUpdate:
+        self._check_usable()
+        if self._update is None:
+            self._update = update_tree(self._store._node_reader(), self._pending)
+        return self._update
+
+    def discard(self) -> None:
+        """Drop this overlay explicitly (same as letting it go)."""
+        self._done = True
+
+
+class StateStore:
+    """Committed state: LMDB leaves, Merkle nodes and metadata."""
+
+    def __init__(self, env: lmdb.Environment, path: Path) -> None:
+        """Use `StateStore.open`."""
+        self._env = env
+        self._path = path
+        self._leaves = env.open_db(b"leaves")
+        self._nodes = env.open_db(b"nodes")
+        self._meta = env.open_db(b"meta")
+        self._generation = 0
+        self._txn: lmdb.Transaction | None = None
+        self._height: int | None = None
+        self._root = EMPTY_HASH
+        self._load_meta()
+        self._txn = env.begin()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE) -> StateStore:
+        """Open (creating if needed) the store in directory `path`."""
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        is_new = not (directory / "data.mdb").exists()
+        env = lmdb.open(
+            str(directory),
+            map_size=map_size,
+            max_dbs=3,
+            sync=True,
+            metasync=True,
+            # New stores use the LMDB 0.9 engine; existing ones keep their own.
+            lib_version=0 if is_new else None,
+        )
+        try:
+            env.reader_check()  # drop reader slots left by killed processes
+            return cls(env, directory)
+        except BaseException:
+            env.close()
+            raise
+
+    def _load_meta(self) -> None:
+        with self._env.begin(write=True) as txn:
+            stored_format = txn.get(_META_FORMAT, db=self._meta)
+            if stored_format is None:
+                txn.put(_META_FORMAT, _FORMAT_VERSION.to_bytes(4, "big"), db=self._meta)
+            elif int.from_bytes(stored_format, "big") != _FORMAT_VERSION:
+                raise StateError(f"unsupported state format {int.from_bytes(stored_format, 'big')}")
+            height = txn.get(_META_HEIGHT, db=self._meta)
+            root = txn.get(_META_ROOT, db=self._meta)
+        if height is None:
+            if root is not None:
+                raise StateCorruptionError("root stored without a height")
+            return
+        if root is None or len(root) != 32 or len(height) != 8:
+            raise StateCorruptionError("malformed height/root metadata")
+        self._height = int.from_bytes(height, "big")
+        self._root = root
+
+    # -- committed state -------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """Directory holding the LMDB files."""
+        return self._path
+
+    @property
+    def height(self) -> int | None:
+        """Last committed height, or None if nothing was ever committed."""
+        return self._height
+
+    @property
+    def root(self) -> bytes:
+        """Merkle root of the committed state (32 zero bytes when empty)."""
+        return self._root
+
+    @property
+    def app_meta(self) -> dict[str, bytes]:
+        """Committed application metadata (set through `commit(..., app_meta=)`)."""
+        txn = self._reader()
+        cursor = txn.cursor(db=self._meta)
+        result: dict[str, bytes] = {}
+        if cursor.set_range(_META_APP_PREFIX):
+            for key, value in cursor.iternext():
+                if not key.startswith(_META_APP_PREFIX):
+                    break
+                result[key[len(_META_APP_PREFIX) :].decode()] = value
+        return result
+
+    def get(self, key: bytes) -> bytes | None:
+        """Committed value of `key`, or None."""
+        _check_key(key)
+        return self._committed_get(key)
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Committed pairs with start <= key < end (None: unbounded), ascending."""
+        _check_bound(start, "start")
+        _check_bound(end, "end")
+        _check_limit(limit)
+        return list(islice(self._committed_iter(start, end), limit))
+
+    def prove(self, key: bytes) -> Proof:
+        """Proof of `key`'s committed value (or absence) against `self.root`."""
+        _check_key(key)
+        return build_proof(self._node_reader(), key, self._committed_get(key))
+
+    def _reader(self) -> lmdb.Transaction:
+        if self._txn is None:
+            raise StateError("state store is closed")
+        return self._txn
+
+    def _committed_get(self, key: bytes) -> bytes | None:
+        return self._reader().get(_KEY_PREFIX + key, db=self._leaves)
+
+    def _node_reader(self) -> NodeReader:
+        """Node lookup bound to the current read snapshot (no Python frame per read)."""
+        return partial(self._reader().get, db=self._nodes)
+
+    def _committed_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        cursor = self._reader().cursor(db=self._leaves)
+        low = _KEY_PREFIX + (start or b"")
+        # A bound longer than any storable key cannot be handed to LMDB;
+        # seek to its storable prefix and skip what sorts before it.
+        if not cursor.set_range(low[: MAX_KEY_SIZE + 1]):
+            return
+        high = None if end is None else _KEY_PREFIX + end
+        for stored_key, value in cursor.iternext():
+            if high is not None and stored_key >= high:
+                return
+            if stored_key < low:
+                continue
+            yield stored_key[1:], value
+
+    # -- writing -----------------------------------------------------------
+
+    def begin(self) -> BlockOverlay:
+        """Start collecting one block's writes on top of the committed state."""
+        self._reader()
+        return BlockOverlay(self)
+
+    def commit(
+        self,
+        overlay: BlockOverlay,
+        height: int,
+        app_meta: Mapping[str, bytes | None] | None = None,
+    ) -> bytes:
+        """Durably commit `overlay` as block `height` and return the new root.
+
+        `height` must be `self.height + 1`; the first commit into an empty
+        store may use any height >= 0.  `app_meta` entries are stored (or
+        deleted when None) in the same transaction.
+        """
+        self._reader()
+        if not isinstance(overlay, BlockOverlay) or overlay._store is not self:
+            raise StateError("overlay does not belong to this store")
+        overlay._check_usable()
+        if type(height) is not int:
+            raise TypeError("height must be an int")
+        if self._height is None:
+            if height < 0:
+                raise CommitHeightError(f"cannot commit negative height {height}")
+        elif height != self._height + 1:
+            raise CommitHeightError(
+                f"cannot commit height {height}: committed height is {self._height}, "
+                f"next must be {self._height + 1}"
+            )
+        meta_writes = _encode_app_meta(app_meta or {})
+        update = overlay._tree_update()
+        changes = sorted(overlay._pending.items())
+        node_writes = sorted(update.node_writes.items())
+
+        while True:
+            try:
+                self._write(changes, node_writes, meta_writes, height, update.root)
+                break
+            except lmdb.MapFullError:
+                self._grow_map()
+
+        overlay._done = True
+        self._height = height
+        self._root = update.root
+        self._generation += 1
+        self._renew_reader()
+        return update.root
+
+    def _write(
+        self,
+        changes: list[tuple[bytes, bytes | None]],
+        node_writes: list[tuple[bytes, bytes | None]],
+        meta_writes: list[tuple[bytes, bytes | None]],
+        height: int,
+        root: bytes,
+    ) -> None:
+        with self._env.begin(write=True) as txn:
+            leaves = txn.cursor(db=self._leaves)
+            leaves.putmulti([(_KEY_PREFIX + key, value) for key, value in changes if value is not None])
+            for key, value in changes:
+                if value is None:
+                    txn.delete(_KEY_PREFIX + key, db=self._leaves)
+            nodes = txn.cursor(db=self._nodes)
+            nodes.putmulti([(position, record) for position, record in node_writes if record is not None])
+            for position, record in node_writes:
+                if record is None:
+                    txn.delete(position, db=self._nodes)
+            for key, value in meta_writes:
+                if value is None:
+                    txn.delete(key, db=self._meta)
+                else:
+                    txn.put(key, value, db=self._meta)
+            txn.put(_META_HEIGHT, height.to_bytes(8, "big"), db=self._meta)
+            txn.put(_META_ROOT, root, db=self._meta)
+
+    def _grow_map(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        self._env.set_mapsize(self._env.info()["map_size"] * 2)
+        self._txn = self._env.begin()
+
+    def _renew_reader(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+        self._txn = self._env.begin()
+
+    # -- maintenance -------------------------------------------------------
+
+    def check_integrity(self) -> None:
+        """Rebuild the tree from the leaves and compare nodes and root exactly.
+
+        Costs a full scan (about a second per 100k keys); meant for startup
+        checks, tests and tooling, not for the block path.
+        """
+        leaves = dict(self._committed_iter(None, None))
+        rebuilt = update_tree(lambda position: None, leaves)
+        if rebuilt.root != self._root:
+            raise StateCorruptionError(
+                f"root rebuilt from leaves {rebuilt.root.hex()} != stored root {self._root.hex()}"
+            )
+        expected = {position: record for position, record in rebuilt.node_writes.items() if record is not None}
+        cursor = self._reader().cursor(db=self._nodes)
+        stored_count = 0
+        for position, record in cursor.iternext():
+            stored_count += 1
+            if expected.get(position) != record:
+                raise StateCorruptionError(f"node at {position.hex()} differs from the rebuilt tree")
+        if stored_count != len(expected):
+            raise StateCorruptionError(f"{len(expected) - stored_count} tree nodes are missing")
+
+    def close(self) -> None:
+        """Release the LMDB environment; overlays of this store become unusable."""
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+            self._generation += 1
+        self._env.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _encode_app_meta(app_meta: Mapping[str, bytes | None]) -> list[tuple[bytes, bytes | None]]:
+    encoded = []
+    for name in sorted(app_meta):
+        value = app_meta[name]
+        if not isinstance(name, str) or not name:
+            raise ValueError("app_meta names must be non-empty strings")
+        if value is not None and type(value) is not bytes:
+            raise TypeError(f"app_meta[{name!r}] must be bytes or None")
+        encoded.append((_META_APP_PREFIX + name.encode(), value))
+    return encoded

@@ -1,0 +1,119 @@
+"""Every kind of bad input from the issue, sent to a real 4-node cluster running a hostile backend.
+
+Each is refused or recorded as a failure with a clear reason; none changes state, none
+stops a node, and all nodes still agree afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import httpx
+import pytest
+
+from rtc.client import CallRejected, NodeClient
+from rtc.devnet import Devnet
+from rtc.node.txs import Code
+
+from .conftest import assert_all_agree
+
+pytestmark = pytest.mark.cluster
+
+
+def broadcast(devnet: Devnet, tx: bytes, node: int = 0) -> dict:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync", "params": {"tx": base64.b64encode(tx).decode()}}
+    return httpx.post(devnet.nodes[node].rpc, json=body, timeout=10).json()["result"]
+
+
+@pytest.mark.parametrize(
+    "tx, code, message",
+    [
+        (b"\xff\xfe\x00garbage", Code.MALFORMED, "not valid UTF-8 JSON"),
+        (b"not json at all", Code.MALFORMED, "not valid UTF-8 JSON"),
+        (b"[1, 2, 3]", Code.MALFORMED, "must be a JSON object"),
+        (b'{"call": 5}', Code.MALFORMED, "must be a call"),
+        (b'{"function": "big_output", "n": "\xff"}', Code.MALFORMED, "not valid UTF-8"),
+        (b'{"function": "write_then_trap", "key": "\\udc00"}', Code.MALFORMED, "surrogate"),
+        (b'{"function": "no_such_function"}', Code.INVALID_CALL, "unknown function 'no_such_function'"),
+        (b'{"function": "spin_n"}', Code.INVALID_CALL, "missing argument 'n' (u64)"),
+        (b'{"function": "spin_n", "n": 1, "m": 2}', Code.INVALID_CALL, "unexpected argument 'm'"),
+        (b'{"function": "spin_n", "n": "many"}', Code.INVALID_CALL, "expected u64, got string"),
+        (b'{"function": "spin_n", "n": -1}', Code.INVALID_CALL, "out of range [0, 18446744073709551615]"),
+        (b'{"function": "big_output", "n": 4294967296}', Code.INVALID_CALL, "out of range [0, 4294967295]"),
+        (b'{"function": "write_then_trap", "key": "x' + b"a" * 70_000 + b'"}', Code.MALFORMED, "exceeds the limit"),
+    ],
+)
+def test_bad_transactions_are_refused_in_check_tx(hostile_cluster: Devnet, tx: bytes, code: int, message: str) -> None:
+    result = broadcast(hostile_cluster, tx)
+    assert result["code"] == code, result
+    assert message in result["log"], result["log"]
+
+
+@pytest.mark.parametrize(
+    "call, reason",
+    [
+        ({"function": "spin"}, "out of fuel"),
+        ({"function": "alloc_forever"}, ""),
+        ({"function": "trap"}, "unreachable"),
+        ({"function": "write_then_trap", "key": "trapped"}, "unreachable"),
+        ({"function": "deep_recursion", "n": 100_000_000}, "stack overflow"),
+    ],
+)
+def test_hostile_backend_calls_fail_cleanly(hostile_cluster: Devnet, call: dict, reason: str) -> None:
+    async def go():
+        async with NodeClient(hostile_cluster.nodes[1].rpc) as client:
+            return await client.call(call, timeout=60)
+
+    result = asyncio.run(go())
+    assert result.status == "error" and result.code == Code.EXECUTION_FAILED
+    assert reason in (result.error or "")
+    assert all(hostile_cluster.running(i) for i in range(4))
+
+
+def test_failed_write_left_no_trace_and_nodes_agree(hostile_cluster: Devnet) -> None:
+    async def go():
+        async with NodeClient(hostile_cluster.nodes[2].rpc) as client:
+            failed = await client.call({"function": "write_then_trap", "key": "ghost"})
+            assert failed.status == "error"
+            response = await client.abci_query("/state/" + b"ghost".hex())
+            assert not response.get("value"), "a trapped call's write reached state"
+            fine = await client.call({"function": "write_many", "n": 3})
+            assert fine.ok
+            response = await client.abci_query("/state/" + b"k/0".hex())
+            assert base64.b64decode(response["value"]) == b"v"
+
+    asyncio.run(go())
+    assert_all_agree(hostile_cluster)
+
+
+def test_oversize_result_is_an_error_not_a_crash(hostile_cluster: Devnet) -> None:
+    async def go():
+        async with NodeClient(hostile_cluster.nodes[0].rpc) as client:
+            return await client.call({"function": "big_output", "n": 1_000_000}, timeout=60)
+
+    result = asyncio.run(go())
+    assert result.status == "error" and "exceeds the limit" in result.error
+
+
+def test_query_function_cannot_be_sent_as_a_transaction(stock_cluster: Devnet) -> None:
+    async def go():
+        async with NodeClient(stock_cluster.nodes[0].rpc) as client:
+            await client.call({"function": "get_high", "symbol": "X"})
+
+    with pytest.raises(CallRejected, match="read-only query"):
+        asyncio.run(go())
+
+
+def test_unknown_query_path_and_bad_query(stock_cluster: Devnet) -> None:
+    async def go():
+        async with NodeClient(stock_cluster.nodes[0].rpc) as client:
+            listing = await client.entry_points()
+            assert {e["name"] for e in listing["entry_points"]} == {"update_high", "get_high", "symbols"}
+            with pytest.raises(CallRejected, match="changes state"):
+                await client.query({"function": "update_high", "symbol": "A", "value": 1.0})
+            bad = await client.abci_query("/nope")
+            assert bad["code"] != 0 and "unknown query path" in bad["log"]
+
+    asyncio.run(go())
