@@ -254,18 +254,19 @@ class BlockOverlay(_Layer):
     committed to the store, including itself.
     """
 
-    __slots__ = ("_store", "_generation", "_update")
+    __slots__ = ("_store", "_generation", "_base_height", "_update")
 
     def __init__(self, store: StateStore) -> None:
         super().__init__()
         self._store = store
         self._generation = store._generation
+        self._base_height = store.height
         self._update: TreeUpdate | None = None
 
     @property
     def base_height(self) -> int | None:
         """Committed height this overlay builds on (None: empty store)."""
-        return self._store.height
+        return self._base_height
 
     def _check_usable(self) -> None:
         if self._done:

@@ -1,0 +1,73 @@
+"""`rtc` as a user runs it: a detached devnet driven from the command line, then torn down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import component_path
+
+from .conftest import _PORTS
+
+pytestmark = pytest.mark.cluster
+RTC = [sys.executable, "-m", "rtc.cli.main"]
+
+
+def rtc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*RTC, *args], capture_output=True, text=True, timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rtc {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_help_teaches() -> None:
+    top = rtc("--help").stdout
+    assert "devnet" in top and "rtc call --home" in top
+    up = rtc("devnet", "up", "--help").stdout
+    assert "--nodes" in up and "--detach" in up
+
+
+def test_inspect_lists_entry_points_and_refuses_foreign_imports() -> None:
+    listing = json.loads(rtc("inspect", str(component_path("stock")), "--json-output").stdout)
+    assert {e["name"] for e in listing["entry_points"]} == {"update_high", "get_high", "symbols"}
+    refused = rtc("inspect", str(component_path("bad-import")), check=False)
+    assert refused.returncode == 1 and "evil:net/socket" in refused.stderr
+
+
+def test_devnet_refuses_a_component_with_foreign_imports(tmp_path: Path) -> None:
+    result = rtc("devnet", "up", "--nodes", "4", "--app", str(component_path("bad-import")),
+                 "--home", str(tmp_path / "bad"), "--detach", check=False)
+    assert result.returncode == 1 and "evil:net/socket" in result.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
+    home = str(tmp_path / "cli")
+    up = rtc("devnet", "up", "--nodes", "4", "--app", str(component_path("sum")), "--home", home,
+             "--detach", "--base-port", str(next(_PORTS)), "--json")
+    endpoints = json.loads(up.stdout)
+    assert len(endpoints["nodes"]) == 4
+    try:
+        called = rtc("call", "--home", home, "sum", "x=5", "y=3")
+        assert called.stdout.startswith("8\n") and "height" in called.stdout
+        as_json = json.loads(rtc("call", "--home", home, "--json", '{"function": "sum", "x": -7, "y": 2}', "-J").stdout)
+        assert as_json["status"] == "ok" and as_json["value"] == -5 and as_json["height"] > 1
+        via_node = rtc("call", "--node", endpoints["nodes"][2]["rpc"], "sum", "x=1", "y=1")
+        assert via_node.stdout.startswith("2\n")
+        refused = rtc("call", "--home", home, "sum", "x=5", "y=oops", check=False)
+        assert refused.returncode == 2 and "argument 'y': expected s32, got string" in refused.stdout
+        status = json.loads(rtc("devnet", "status", "--home", home, "--json").stdout)
+        assert [n["name"] for n in status["nodes"]] == ["node0", "node1", "node2", "node3"]
+        assert all(set(n) >= {"name", "rpc", "height", "app_hash"} for n in status["nodes"])
+        assert all(n["height"] >= 2 for n in status["nodes"])
+    finally:
+        manifest = json.loads((Path(home) / "devnet.json").read_text())
+        rtc("devnet", "down", "--home", home)
+    pids = [n[k] for n in manifest["nodes"] for k in ("app_pid", "cometbft_pid")]
+    assert all(pid > 0 for pid in pids)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], f"{pid} still runs"
