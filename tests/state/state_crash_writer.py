@@ -35,11 +35,17 @@ def replay(height: int) -> dict[bytes, bytes]:
     return state
 
 
+def report(line: str) -> None:
+    """One whole line per write, so a kill cannot leave a misleading fragment."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(path: str) -> None:
     from rtc.state import StateStore
 
     store = StateStore.open(path)
-    print("open", store.height, flush=True)
+    report(f"open {store.height}")
     while True:
         height = 1 if store.height is None else store.height + 1
         overlay = store.begin()
@@ -52,7 +58,7 @@ def main(path: str) -> None:
         call = overlay.child()
         call.set(b"never-committed", b"x")
         store.commit(overlay, height)
-        print("committed", height, flush=True)
+        report(f"committed {height}")
 
 
 if __name__ == "__main__":

@@ -11,21 +11,28 @@ import threading
 import time
 from pathlib import Path
 
-from rtc.state import StateStore
 from state_crash_writer import replay
 from state_reference import root_of
 
+import rtc.state
+from rtc.state import StateStore
+
 WRITER = Path(__file__).with_name("state_crash_writer.py")
+# The child must import the same rtc package as this process, however it was found.
+SOURCE_ROOT = str(Path(rtc.state.__file__).resolve().parents[2])
 
 
 class Writer:
     """A writer child process plus a thread collecting the heights it reports."""
 
     def __init__(self, store_path: Path) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, str(WRITER), str(store_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=env,
         )
         self.lines: list[str] = []
         self.opened = threading.Event()
@@ -35,6 +42,8 @@ class Writer:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
+            if not raw.endswith(b"\n"):
+                break  # a line cut short by the kill
             line = raw.decode().strip()
             self.lines.append(line)
             if line.startswith("open"):
@@ -78,7 +87,7 @@ def test_kill_during_commits_leaves_old_or_new_state(tmp_path: Path) -> None:
         assert code == -signal.SIGKILL, (code, stderr)
         # The last commit may have become durable before it was reported.
         latest = reported if reported is not None else last_seen
-        allowed = {latest, (latest or 0) + 1} if latest is not None else {None, 1}
+        allowed: set[int | None] = {latest, (latest or 0) + 1} if latest is not None else {None, 1}
         height = check_consistent(store_path, allowed)
         if reported is not None:
             killed_mid_run += 1

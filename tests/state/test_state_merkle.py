@@ -6,6 +6,7 @@ import hashlib
 import random
 
 import pytest
+from state_reference import ZERO, root_of, root_of_paths, sha
 
 from rtc.state import EMPTY_HASH, compute_root
 from rtc.state.merkle import (
@@ -14,7 +15,6 @@ from rtc.state.merkle import (
     _apply_path_changes,
     update_tree,
 )
-from state_reference import ZERO, root_of, root_of_paths, sha
 
 
 class DictTree:

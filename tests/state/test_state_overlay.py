@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from state_reference import root_of
 
 from rtc.state import BlockOverlay, CallBuffer, StaleOverlayError, StateStore
-from state_reference import root_of
 
 
 def seed(store: StateStore, pairs: dict[bytes, bytes], height: int = 1) -> None:

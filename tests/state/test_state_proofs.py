@@ -7,10 +7,10 @@ import json
 import random
 
 import pytest
+from state_reference import ZERO, bit, root_of, sha
 
 from rtc.state import Proof, ProofError, check_proof, verify_proof
 from rtc.state.merkle import build_proof, update_tree
-from state_reference import ZERO, bit, root_of, sha
 
 
 def make_tree(pairs: dict[bytes, bytes]) -> tuple[bytes, dict[bytes, bytes]]:
@@ -75,7 +75,7 @@ def test_absence_proofs_verify_both_kinds(tree: tuple[bytes, dict[bytes, bytes],
 
 
 def test_proofs_of_tiny_trees() -> None:
-    empty_root, empty_nodes = make_tree({})
+    _, empty_nodes = make_tree({})
     proof = prove(empty_nodes, {}, b"x")
     assert proof == Proof(b"x", None, ())
     check_proof(ZERO, proof)
@@ -234,7 +234,7 @@ def test_json_shape() -> None:
 
 
 def test_binary_encoding_is_strict(tree: tuple[bytes, dict[bytes, bytes], dict[bytes, bytes]]) -> None:
-    root, nodes, pairs = tree
+    _, nodes, pairs = tree
     encoded = prove(nodes, pairs, b"key-12").to_bytes()
     for cut in range(len(encoded)):
         with pytest.raises(ProofError):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from state_reference import root_of
 
 from rtc.state import (
     EMPTY_HASH,
-    MAX_KEY_SIZE,
     CommitHeightError,
     StateCorruptionError,
     StateError,
@@ -18,7 +18,6 @@ from rtc.state import (
     check_proof,
     verify_proof,
 )
-from state_reference import root_of
 
 
 def commit(store: StateStore, changes: dict[bytes, bytes | None], height: int, **kwargs: object) -> bytes:
@@ -95,22 +94,68 @@ def test_commit_rejects_foreign_overlay(store: StateStore, tmp_path: Path) -> No
             store.commit(other.begin(), 1)
 
 
-def test_key_limits(store: StateStore) -> None:
+def test_empty_key(store: StateStore) -> None:
     overlay = store.begin()
-    longest = b"k" * MAX_KEY_SIZE
-    overlay.set(longest, b"v")
     overlay.set(b"", b"")
-    with pytest.raises(ValueError, match="MAX_KEY_SIZE"):
-        overlay.set(longest + b"k", b"v")
-    with pytest.raises(ValueError):
-        overlay.get(longest + b"k")
+    overlay.set(b"\x00", b"zero")
     store.commit(overlay, 1)
-    assert store.get(longest) == b"v" and store.get(b"") == b""
-    # Scan bounds may be longer than any key.
-    assert store.scan(longest + b"\x00") == []
-    assert store.scan(b"k" * (MAX_KEY_SIZE - 1), longest + b"\x00") == [(longest, b"v")]
+    assert store.get(b"") == b""
+    assert store.scan() == [(b"", b""), (b"\x00", b"zero")]
     assert store.scan(b"", b"\x00") == [(b"", b"")]
     assert verify_proof(store.root, store.prove(b""))
+    assert store.prove(b"").value == b""
+
+
+def long_key_universe(rng: random.Random) -> list[bytes]:
+    """Keys around the 478-byte storage boundary, many sharing their first 478 bytes."""
+    heads = [b"h" * 478, b"h" * 477 + b"i", b"a" * 478]
+    keys = {b"", b"h", b"h" * 100, b"i", b"z" * 1000}
+    for head in heads:
+        keys.add(head)
+        keys.add(head[:-1])
+        for _ in range(12):
+            keys.add(head + rng.randbytes(rng.randint(1, 600)))
+        keys.add(head + b"\x00")
+        keys.add(head + b"\xff" * 3)
+    return sorted(keys)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_keys_of_any_length_keep_scan_order(store_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    universe = long_key_universe(rng)
+    model: dict[bytes, bytes] = {}
+    with StateStore.open(store_path) as store:
+        for height in range(1, 8):
+            changes: dict[bytes, bytes | None] = {}
+            for key in rng.sample(universe, len(universe) // 2):
+                changes[key] = None if rng.random() < 0.3 else rng.randbytes(rng.randint(0, 50))
+            overlay = store.begin()
+            for key, value in changes.items():
+                if value is None:
+                    overlay.delete(key)
+                else:
+                    overlay.set(key, value)
+                    model[key] = value
+                if value is None:
+                    model.pop(key, None)
+            # The overlay merges its pending long keys with committed ones in order.
+            assert overlay.scan() == sorted(model.items())
+            store.commit(overlay, height)
+            assert store.scan() == sorted(model.items())
+            for _ in range(30):
+                start, end = rng.choice([None, *universe]), rng.choice([None, *universe])
+                limit = rng.choice([None, 1, 5])
+                expected = sorted(
+                    (k, v) for k, v in model.items() if (start is None or k >= start) and (end is None or k < end)
+                )
+                assert store.scan(start, end, limit) == (expected if limit is None else expected[:limit])
+            for key in universe:
+                assert store.get(key) == model.get(key)
+            assert store.root == root_of(model)
+        proof = store.prove(max(model, key=len))
+        assert verify_proof(store.root, proof)
+        store.check_integrity()
 
 
 def test_store_proofs_follow_commits(store: StateStore) -> None:
@@ -182,6 +227,40 @@ def test_integrity_check_detects_tampering(store_path: Path) -> None:
     with StateStore.open(store_path) as store:
         with pytest.raises(StateCorruptionError, match="differs"):
             store.check_integrity()
+
+
+def test_missing_nodes_fail_loudly(store_path: Path) -> None:
+    from rtc.state.merkle import ROOT_POSITION
+
+    with StateStore.open(store_path) as store:
+        commit(store, {b"k%d" % i: b"v" for i in range(100)}, 1)
+    env = lmdb.open(str(store_path), max_dbs=3)
+    with env.begin(write=True) as txn:
+        nodes = env.open_db(b"nodes", txn=txn)
+        positions = [position for position, _ in txn.cursor(db=nodes).iternext() if position != ROOT_POSITION]
+        for position in positions[:50]:
+            txn.delete(position, db=nodes)
+    env.close()
+    with StateStore.open(store_path) as store:
+        with pytest.raises(StateCorruptionError, match="missing node"):
+            for i in range(100):
+                store.prove(b"k%d" % i)
+        overlay = store.begin()
+        for i in range(100):
+            overlay.set(b"k%d" % i, b"w")
+        with pytest.raises(StateCorruptionError, match="missing node"):
+            overlay.root()
+    env = lmdb.open(str(store_path), max_dbs=3)
+    with env.begin(write=True) as txn:
+        txn.delete(ROOT_POSITION, db=env.open_db(b"nodes", txn=txn))
+    env.close()
+    with StateStore.open(store_path) as store:
+        overlay = store.begin()
+        overlay.set(b"k1", b"w")
+        with pytest.raises(StateCorruptionError, match="root node"):
+            overlay.root()
+        with pytest.raises(StateCorruptionError, match="root node"):
+            store.prove(b"k1")
 
 
 def test_map_grows_on_demand(tmp_path: Path) -> None:

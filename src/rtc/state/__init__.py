@@ -8,7 +8,6 @@ for verifiers written in other languages.
 
 from .merkle import EMPTY_HASH, Proof, ProofError, check_proof, compute_root, key_path, verify_proof
 from .store import (
-    MAX_KEY_SIZE,
     BlockOverlay,
     CallBuffer,
     CommitHeightError,
@@ -20,7 +19,6 @@ from .store import (
 
 __all__ = [
     "EMPTY_HASH",
-    "MAX_KEY_SIZE",
     "BlockOverlay",
     "CallBuffer",
     "CommitHeightError",

@@ -104,6 +104,7 @@ __all__ = [
     "NodeReader",
     "Proof",
     "ProofError",
+    "TreeCorruptionError",
     "TreeUpdate",
     "build_proof",
     "check_proof",
@@ -195,7 +196,7 @@ def _child_position(depth: int, path: bytes, bit: int) -> bytes:
 def _right_half_start(path: bytes, depth: int) -> bytes:
     """Smallest path in the right child of the node at `depth` on `path`."""
     shift = 255 - depth
-    return ((((int.from_bytes(path, "big") >> shift) | 1) << shift)).to_bytes(32, "big")
+    return (((int.from_bytes(path, "big") >> shift) | 1) << shift).to_bytes(32, "big")
 
 
 @dataclass(frozen=True)
@@ -287,9 +288,9 @@ class _Updater:
         else:
             keep_paths = paths[lo:hi]
             keep_hashes = hashes[lo:hi]
-        live_paths = [p for p, h in zip(keep_paths, keep_hashes) if h is not None]
+        live_paths = [p for p, h in zip(keep_paths, keep_hashes, strict=True) if h is not None]
         live_hashes = [h for h in keep_hashes if h is not None]
-        return self.build(depth, live_paths, live_hashes, 0, len(live_paths))  # type: ignore[arg-type]
+        return self.build(depth, live_paths, live_hashes, 0, len(live_paths))
 
     def _update_inner(
         self,
@@ -482,12 +483,14 @@ class Proof:
             assert self.value is not None
             parts += [len(self.value).to_bytes(4, "big"), self.value]
         elif kind == _KIND_ABSENT_OTHER:
-            if self.other_value_hash is None:
-                raise ProofError("other_path without other_value_hash")
+            if not (_is_hash(self.other_path) and _is_hash(self.other_value_hash)):
+                raise ProofError("other_path and other_value_hash must both be 32 bytes")
             parts += [self.other_path, self.other_value_hash]  # type: ignore[list-item]
         count = len(self.siblings)
         if count > MAX_DEPTH:
             raise ProofError(f"{count} siblings, at most {MAX_DEPTH}")
+        if not all(_is_hash(sibling) for sibling in self.siblings):
+            raise ProofError("every sibling must be 32 bytes")
         bitmap = bytearray((count + 7) // 8)
         present: list[bytes] = []
         for index, sibling in enumerate(self.siblings):

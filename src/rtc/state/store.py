@@ -2,8 +2,13 @@
 
 Layout: one LMDB environment with three named databases.
 
-* ``leaves``: ``0x00 || key -> value``.  The one-byte prefix lets the empty
-  key be stored (LMDB refuses zero-length keys) without changing the order.
+* ``leaves``: ``0x00 || key -> value`` for keys of up to 478 bytes.  The
+  one-byte prefix lets the empty key be stored (LMDB refuses zero-length
+  keys) without changing the order.  A longer key (LMDB 0.9 caps its keys at
+  511 bytes) is stored as ``0x00 || key[:478] || SHA-256(key) ->
+  u32 len(tail) || tail || value`` with ``tail = key[478:]``: still in key
+  order except among long keys sharing their first 478 bytes, which sit
+  together and are sorted in memory when scanned.
 * ``nodes``: Merkle node records by position (see ``merkle`` module docs).
 * ``meta``: ``height`` (u64 big-endian), ``root`` (32 bytes), ``format``
   (u32 big-endian) and application metadata under ``app/<name>``.
@@ -22,23 +27,25 @@ import os
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from functools import partial
+from hashlib import sha256
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lmdb
 
 from .merkle import (
     EMPTY_HASH,
+    ROOT_POSITION,
     NodeReader,
     Proof,
+    TreeCorruptionError,
     TreeUpdate,
     build_proof,
     update_tree,
 )
 
 __all__ = [
-    "MAX_KEY_SIZE",
     "BlockOverlay",
     "CallBuffer",
     "CommitHeightError",
@@ -48,22 +55,17 @@ __all__ = [
     "StateStore",
 ]
 
-MAX_KEY_SIZE = 510
-"""Longest key accepted: LMDB 0.9's key limit (511 bytes) minus our prefix byte.
-
-Fixed rather than read from the engine so that every node rejects the same keys.
-"""
-
 DEFAULT_MAP_SIZE = 1 << 36
 """Initial LMDB map size (64 GiB of address space, not disk); grows on demand."""
 
 _FORMAT_VERSION = 1
 _KEY_PREFIX = b"\x00"
+_DIRECT_KEY_LIMIT = 478
+"""Keys up to this length are stored as they are; 1 + 478 + 32 = 511 = LMDB 0.9's key limit."""
 _META_HEIGHT = b"height"
 _META_ROOT = b"root"
 _META_FORMAT = b"format"
 _META_APP_PREFIX = b"app/"
-_MISSING: Any = object()
 
 
 class StateError(Exception):
@@ -85,8 +87,6 @@ class StateCorruptionError(StateError):
 def _check_key(key: bytes) -> None:
     if type(key) is not bytes:
         raise TypeError(f"state keys must be bytes, not {type(key).__name__}")
-    if len(key) > MAX_KEY_SIZE:
-        raise ValueError(f"state key of {len(key)} bytes exceeds MAX_KEY_SIZE ({MAX_KEY_SIZE})")
 
 
 def _check_value(value: bytes) -> None:
@@ -134,10 +134,10 @@ class _Layer:
         """Value of `key` including pending writes, or None if absent."""
         self._check_usable()
         _check_key(key)
-        value = self._pending.get(key, _MISSING)
-        if value is _MISSING:
-            return self._base_get(key)
-        return value
+        pending = self._pending
+        if key in pending:
+            return pending[key]
+        return self._base_get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
         """Write `key` (visible to this layer and its children, not yet committed)."""
@@ -290,7 +290,10 @@ class BlockOverlay(_Layer):
     def _tree_update(self) -> TreeUpdate:
         self._check_usable()
         if self._update is None:
-            self._update = update_tree(self._store._node_reader(), self._pending)
+            try:
+                self._update = update_tree(self._store._node_reader(), self._pending)
+            except TreeCorruptionError as exc:
+                raise StateCorruptionError(str(exc)) from exc
         return self._update
 
     def discard(self) -> None:
@@ -321,14 +324,15 @@ class StateStore:
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         is_new = not (directory / "data.mdb").exists()
+        options: dict[str, Any] = {"lib_version": 0} if is_new else {}
         env = lmdb.open(
             str(directory),
             map_size=map_size,
             max_dbs=3,
-            sync=True,
-            metasync=True,
+            sync=True,  # fsync data pages on commit...
+            metasync=True,  # ...and the meta page: a committed block survives power loss
             # New stores use the LMDB 0.9 engine; existing ones keep their own.
-            lib_version=0 if is_new else None,
+            **options,
         )
         try:
             env.reader_check()  # drop reader slots left by killed processes
@@ -379,7 +383,7 @@ class StateStore:
         cursor = txn.cursor(db=self._meta)
         result: dict[str, bytes] = {}
         if cursor.set_range(_META_APP_PREFIX):
-            for key, value in cursor.iternext():
+            for key, value in _pairs(cursor):
                 if not key.startswith(_META_APP_PREFIX):
                     break
                 result[key[len(_META_APP_PREFIX) :].decode()] = value
@@ -402,7 +406,10 @@ class StateStore:
     def prove(self, key: bytes) -> Proof:
         """Proof of `key`'s committed value (or absence) against `self.root`."""
         _check_key(key)
-        return build_proof(self._node_reader(), key, self._committed_get(key))
+        try:
+            return build_proof(self._node_reader(), key, self._committed_get(key))
+        except TreeCorruptionError as exc:
+            raise StateCorruptionError(str(exc)) from exc
 
     def _reader(self) -> lmdb.Transaction:
         if self._txn is None:
@@ -410,26 +417,44 @@ class StateStore:
         return self._txn
 
     def _committed_get(self, key: bytes) -> bytes | None:
-        return self._reader().get(_KEY_PREFIX + key, db=self._leaves)
+        if len(key) <= _DIRECT_KEY_LIMIT:
+            return cast("bytes | None", self._reader().get(_KEY_PREFIX + key, db=self._leaves))
+        stored = cast("bytes | None", self._reader().get(_long_stored_key(key), db=self._leaves))
+        if stored is None:
+            return None
+        full_key, value = _decode_long(stored_key_head=key[:_DIRECT_KEY_LIMIT], stored=stored)
+        if full_key != key:
+            raise StateCorruptionError(f"long key entry for {key[:16].hex()}... holds another key")
+        return value
 
     def _node_reader(self) -> NodeReader:
-        """Node lookup bound to the current read snapshot (no Python frame per read)."""
-        return partial(self._reader().get, db=self._nodes)
+        """Node lookup bound to the current read snapshot (no Python frame per read).
+
+        Checks first that the stored root node matches the committed root, so
+        a damaged tree fails loudly instead of yielding a wrong root.
+        """
+        read_node = cast(NodeReader, partial(self._reader().get, db=self._nodes))
+        root_record = read_node(ROOT_POSITION)
+        stored_root = EMPTY_HASH if root_record is None else sha256(root_record).digest()
+        if stored_root != self._root:
+            raise StateCorruptionError(
+                f"root node hashes to {stored_root.hex()} but the committed root is {self._root.hex()}"
+            )
+        return read_node
 
     def _committed_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         cursor = self._reader().cursor(db=self._leaves)
-        low = _KEY_PREFIX + (start or b"")
-        # A bound longer than any storable key cannot be handed to LMDB;
-        # seek to its storable prefix and skip what sorts before it.
-        if not cursor.set_range(low[: MAX_KEY_SIZE + 1]):
+        low = start or b""
+        # Long keys are filed under their first _DIRECT_KEY_LIMIT bytes, so
+        # seek there and skip what sorts before `start`.
+        if not cursor.set_range(_KEY_PREFIX + low[:_DIRECT_KEY_LIMIT]):
             return
-        high = None if end is None else _KEY_PREFIX + end
-        for stored_key, value in cursor.iternext():
-            if high is not None and stored_key >= high:
-                return
-            if stored_key < low:
+        for key, value in _decoded_entries(cursor):
+            if key < low:
                 continue
-            yield stored_key[1:], value
+            if end is not None and key >= end:
+                return
+            yield key, value
 
     # -- writing -----------------------------------------------------------
 
@@ -493,10 +518,10 @@ class StateStore:
     ) -> None:
         with self._env.begin(write=True) as txn:
             leaves = txn.cursor(db=self._leaves)
-            leaves.putmulti([(_KEY_PREFIX + key, value) for key, value in changes if value is not None])
+            leaves.putmulti([_encode_leaf(key, value) for key, value in changes if value is not None])
             for key, value in changes:
                 if value is None:
-                    txn.delete(_KEY_PREFIX + key, db=self._leaves)
+                    txn.delete(_stored_key(key), db=self._leaves)
             nodes = txn.cursor(db=self._nodes)
             nodes.putmulti([(position, record) for position, record in node_writes if record is not None])
             for position, record in node_writes:
@@ -539,7 +564,7 @@ class StateStore:
         expected = {position: record for position, record in rebuilt.node_writes.items() if record is not None}
         cursor = self._reader().cursor(db=self._nodes)
         stored_count = 0
-        for position, record in cursor.iternext():
+        for position, record in _pairs(cursor):
             stored_count += 1
             if expected.get(position) != record:
                 raise StateCorruptionError(f"node at {position.hex()} differs from the rebuilt tree")
@@ -559,6 +584,65 @@ class StateStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _stored_key(key: bytes) -> bytes:
+    """LMDB key of a state key in `leaves` (see module docs)."""
+    if len(key) <= _DIRECT_KEY_LIMIT:
+        return _KEY_PREFIX + key
+    return _long_stored_key(key)
+
+
+def _long_stored_key(key: bytes) -> bytes:
+    return _KEY_PREFIX + key[:_DIRECT_KEY_LIMIT] + sha256(key).digest()
+
+
+def _encode_leaf(key: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """(LMDB key, LMDB value) of one state entry in `leaves`."""
+    if len(key) <= _DIRECT_KEY_LIMIT:
+        return _KEY_PREFIX + key, value
+    tail = key[_DIRECT_KEY_LIMIT:]
+    return _long_stored_key(key), len(tail).to_bytes(4, "big") + tail + value
+
+
+def _decode_long(stored_key_head: bytes, stored: bytes) -> tuple[bytes, bytes]:
+    """(full key, value) of a long-key entry whose key starts with `stored_key_head`."""
+    tail_end = 4 + int.from_bytes(stored[:4], "big")
+    if tail_end > len(stored):
+        raise StateCorruptionError("truncated long-key entry")
+    return stored_key_head + stored[4:tail_end], stored[tail_end:]
+
+
+def _decoded_entries(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) pairs from the cursor's position on, in raw key order.
+
+    Long-key entries sharing a head are adjacent in LMDB but ordered by
+    hash; each such run is sorted by full key before it is yielded.
+    """
+    direct_limit = _DIRECT_KEY_LIMIT + 1
+    group_head: bytes | None = None
+    group: list[tuple[bytes, bytes]] = []
+    for stored_key, stored in _pairs(cursor):
+        if len(stored_key) > direct_limit:
+            head = stored_key[1:direct_limit]
+            if head != group_head:
+                if group:
+                    yield from sorted(group)
+                    group = []
+                group_head = head
+            group.append(_decode_long(head, stored))
+            continue
+        if group:
+            yield from sorted(group)
+            group, group_head = [], None
+        yield stored_key[1:], stored
+    if group:
+        yield from sorted(group)
+
+
+def _pairs(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
+    """Key/value pairs from the cursor's position on (always bytes: buffers are off)."""
+    return cast("Iterator[tuple[bytes, bytes]]", cursor.iternext())
 
 
 def _encode_app_meta(app_meta: Mapping[str, bytes | None]) -> list[tuple[bytes, bytes | None]]:
