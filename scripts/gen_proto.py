@@ -78,13 +78,12 @@ def _escape_module_path(path: str) -> str:
     return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
 
 
-def locate_module(version: str) -> Path:
-    """Return the module directory, downloading it via `go mod download` if needed."""
+def locate_module(version: str) -> tuple[Path, bool]:
+    """Return (module directory, downloaded?), fetching it with `go mod download` if needed."""
     modcache = os.environ.get("GOMODCACHE") or _go_env("GOMODCACHE")
     candidate = Path(modcache) / f"{_escape_module_path(MODULE)}@{version}"
     if (candidate / "proto" / "tendermint").is_dir():
-        return candidate
-    print(f"gen_proto: {MODULE}@{version} not in module cache, running `go mod download`", flush=True)
+        return candidate, False
     try:
         out = subprocess.run(
             ["go", "mod", "download", "-json", f"{MODULE}@{version}"],
@@ -103,7 +102,7 @@ def locate_module(version: str) -> Path:
     directory = Path(info["Dir"])
     if not (directory / "proto" / "tendermint").is_dir():
         raise GenProtoError(f"{directory} has no proto/tendermint folder")
-    return directory
+    return directory, True
 
 
 # --------------------------------------------------------------------------
@@ -389,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path = args.out.resolve()
     started = time.monotonic()
     try:
-        module_dir = locate_module(version)
+        module_dir, downloaded = locate_module(version)
         sources = collect_protos(module_dir / "proto")
         digest = inputs_hash(version, sources)
         if not args.force and is_up_to_date(out_dir, version, digest, sources):
@@ -400,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gen_proto: error: {e}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
-    print(f"gen_proto: generated {count} modules from cometbft {version} into {_display(out_dir)} in {elapsed:.2f}s")
+    source = " (module fetched with `go mod download`)" if downloaded else ""
+    print(
+        f"gen_proto: generated {count} modules from cometbft {version}{source} "
+        f"into {_display(out_dir)} in {elapsed:.2f}s"
+    )
     return 0
 
 

@@ -131,3 +131,13 @@ def test_malformed_varint_refused() -> None:
     with pytest.raises(MalformedVarintError):
         for _ in range(11):
             dec.feed(b"\xff")
+
+
+def test_error_carries_frames_decoded_before_it() -> None:
+    dec = FrameDecoder(max_frame_size=100)
+    with pytest.raises(FrameTooLargeError) as info:
+        dec.feed(encode_frame(b"one") + encode_frame(b"two") + encode_uvarint(101))
+    assert info.value.frames == [b"one", b"two"]
+    with pytest.raises(MalformedVarintError) as info2:
+        FrameDecoder().feed(encode_frame(b"x") + b"\xff" * 11)
+    assert info2.value.frames == [b"x"]

@@ -191,10 +191,15 @@ class _Connection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except FrameError as e:
-            self._protocol_error(f"invalid ABCI framing: {e}")
+            # Answer the complete requests that preceded the bad bytes, then give up.
+            if not e.frames or self._handle(e.frames):
+                self._protocol_error(f"invalid ABCI framing: {e}")
             return
-        if not frames:
-            return
+        if frames:
+            self._handle(frames)
+
+    def _handle(self, frames: list[bytes]) -> bool:
+        """Answer complete requests in order; False if the connection had to be closed."""
         out = self._out
         append = out.append
         dispatch = self._dispatch
@@ -204,7 +209,7 @@ class _Connection(asyncio.Protocol):
                 req.ParseFromString(payload)
             except DecodeError as e:
                 self._protocol_error(f"malformed ABCI request ({len(payload)} bytes, not a Request protobuf: {e})")
-                return
+                return False
             kind = req.WhichOneof("value")
             entry = dispatch.get(kind) if kind is not None else None
             if entry is not None:
@@ -219,7 +224,7 @@ class _Connection(asyncio.Protocol):
                     inner = res.SerializeToString()
                 except Exception as e:  # noqa: BLE001 - every app failure must reach CometBFT
                     self._app_error(kind, e)
-                    return
+                    return False
                 n = len(inner)
                 body_len = len(tag) + len(encode_uvarint(n)) + n
                 append(encode_uvarint(body_len) + tag + encode_uvarint(n))
@@ -236,12 +241,16 @@ class _Connection(asyncio.Protocol):
             else:
                 what = f"oneof field {kind!r}" if kind else f"no known request field ({len(payload)} bytes)"
                 self._protocol_error(f"unknown ABCI request: {what}")
-                return
-            if not self.spoke:
-                self.spoke = True
-                self._server._connection_spoke(self)
+                return False
+        if not self.spoke:
+            self._mark_spoke()
         if self._out_size > _MAX_PENDING_BYTES:
             self._write_out()
+        return True
+
+    def _mark_spoke(self) -> None:
+        self.spoke = True
+        self._server._connection_spoke(self)
 
     # helpers ------------------------------------------------------------------------
 
@@ -273,6 +282,8 @@ class _Connection(asyncio.Protocol):
             exc_info=exc,
         )
         self._server.app_error = exc
+        if not self.spoke:
+            self._mark_spoke()  # a request reached the app: this was CometBFT
         self._close_with(f"{kind}: {type(exc).__name__}: {exc}")
 
     def abort(self) -> None:
@@ -438,7 +449,6 @@ def run_server(
 
 async def _run(app: Application, address: str, **kwargs: Any) -> int:
     server = ABCIServer(app, address, **kwargs)
-    await server.start()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -453,6 +463,7 @@ async def _run(app: Application, address: str, **kwargs: Any) -> int:
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
     try:
+        await server.start()  # after the handlers, so a signal is never missed once listening
         await server.serve_forever()
     finally:
         for sig in installed:

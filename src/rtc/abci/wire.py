@@ -26,7 +26,13 @@ _SMALL_VARINTS = tuple(bytes((i,)) for i in range(128))
 
 
 class FrameError(ValueError):
-    """The byte stream is not valid ABCI framing; the connection must be dropped."""
+    """The byte stream is not valid ABCI framing; the connection must be dropped.
+
+    ``frames`` holds the complete payloads that preceded the bad bytes in the
+    same ``feed`` call, so a server can still answer them before closing.
+    """
+
+    frames: list[bytes] = []
 
 
 class FrameTooLargeError(FrameError):
@@ -128,14 +134,20 @@ class FrameDecoder:
             length = data[pos]
             start = pos + 1
             if length >= 0x80:
-                decoded = decode_uvarint(data, pos)
+                try:
+                    decoded = decode_uvarint(data, pos)
+                except FrameError as e:
+                    e.frames = frames
+                    raise
                 if decoded is None:
                     # Incomplete prefix: wait for at least one more byte.
                     self._keep(data, pos, n - pos + 1)
                     return frames
                 length, start = decoded
             if length > limit:
-                raise FrameTooLargeError(f"frame of {length} bytes exceeds the maximum of {limit} bytes")
+                e = FrameTooLargeError(f"frame of {length} bytes exceeds the maximum of {limit} bytes")
+                e.frames = frames
+                raise e
             end = start + length
             if end > n:
                 self._keep(data, pos, end - pos)
