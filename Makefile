@@ -6,13 +6,12 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 COMETBFT_VERSION := v0.39.4
 COMETBFT := $(TOOLS)/bin/cometbft
-PROTO_STAMP := src/rtc/abci/_pb/_stamp.json
-EXAMPLES := build/wasm/sum.wasm build/wasm/stock.wasm build/wasm/showcase.wasm
-GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin GOFLAGS=-mod=mod
+COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION).installed
+GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 
 .PHONY: setup demo test bench clean examples proto
 
-setup: $(VENV)/.installed $(COMETBFT) proto examples
+setup: $(VENV)/.installed $(COMETBFT_STAMP) proto examples
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -21,13 +20,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-$(COMETBFT):
-	@echo "==> CometBFT $(COMETBFT_VERSION) (go install, first time takes a few minutes)"
+$(COMETBFT_STAMP):
+	@echo "==> CometBFT $(COMETBFT_VERSION) (go install; the first build takes a few minutes)"
 	@mkdir -p $(TOOLS)/bin
 	@$(GO_FLAGS) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
 	@$(COMETBFT) version
+	@touch $@
 
-proto: $(VENV)/.installed $(COMETBFT)
+proto: $(VENV)/.installed $(COMETBFT_STAMP)
 	@$(PY) scripts/gen_proto.py --cometbft-version $(COMETBFT_VERSION)
 
 examples: $(VENV)/.installed
