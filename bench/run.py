@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -77,12 +76,7 @@ def main() -> int:
     }
     print(json.dumps(report["vm_overhead"], indent=2))
     home = ROOT / "build" / "bench-devnet"
-    if home.exists():
-        try:
-            Devnet.load(home).stop()
-        except Exception:
-            pass
-        shutil.rmtree(home)
+    Devnet.remove(home)
     print("==> commit latency on a 4-node devnet", flush=True)
     devnet = Devnet.create(home, 4, WASM / "stock.wasm", base_port=28600)
     try:

@@ -8,9 +8,10 @@ app_hash, and stops everything it started.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 from pathlib import Path
+
+import httpx
 
 from rtc.client import CallRejected, NodeClient
 from rtc.devnet import Devnet
@@ -42,7 +43,7 @@ async def drive(devnet: Devnet) -> None:
             await client.call({"function": "update_high", "symbol": "AAPL", "value": "a lot"})
         except CallRejected as exc:
             say(f"  refused (code {exc.code}): {exc.log}")
-        say("\n-- a call the backend rejects is recorded, and changes nothing --")
+        say("\n-- the backend answers with an error value; it is recorded in the block like any result --")
         result = await client.call({"function": "update_high", "symbol": "", "value": 1.0})
         say(f"  update_high('', 1.0) -> {result.value} at height {result.height}")
 
@@ -51,12 +52,7 @@ def main() -> int:
     if not APP.exists():
         say(f"{APP} missing: run `make setup`")
         return 1
-    if HOME.exists():
-        try:
-            Devnet.load(HOME).stop()
-        except Exception:
-            pass
-        shutil.rmtree(HOME)
+    Devnet.remove(HOME)
     say("Starting a local cluster of 4 nodes (CometBFT + the Python state machine each)...")
     devnet = Devnet.create(HOME, 4, APP, base_port=26600, progress=lambda m: say(f"  {m}"))
     try:
@@ -69,8 +65,6 @@ def main() -> int:
         devnet.wait_for_height(target)
         hashes = set()
         for node in devnet.nodes:
-            import httpx
-
             header = httpx.get(f"{node.rpc}/block", params={"height": target}).json()["result"]["block"]["header"]
             hashes.add(header["app_hash"])
             say(f"  {node.name}: height {target} app_hash {header['app_hash'][:24]}…")

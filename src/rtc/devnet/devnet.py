@@ -160,6 +160,14 @@ class Devnet:
         data = json.loads(path.read_text())
         return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"])
 
+    @classmethod
+    def remove(cls, home: Path) -> None:
+        """Stop whatever a devnet in `home` still runs and delete the folder (for demos and benches)."""
+        home = home.resolve()
+        if (home / MANIFEST).exists():
+            cls.load(home).stop()
+        shutil.rmtree(home, ignore_errors=True)
+
     # -- processes -------------------------------------------------------------------
 
     def start(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> None:

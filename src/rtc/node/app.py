@@ -152,29 +152,30 @@ class ClusterApp(Application):
             return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace="rtc", data=canonical_json(record))
         outcome = self.backend.execute(prepared, BackendState(overlay), block)
         function = prepared.entry.name
+        error = outcome.error
         if outcome.ok:
             record = {"status": "ok", "value": outcome.value, "fuel": outcome.fuel_used}
             encoded = canonical_json(record)
-            if len(encoded) > self.backend.limits.max_result_bytes:
-                outcome.ok = False
-                outcome.error = f"result of {len(encoded)} bytes exceeds the limit of {self.backend.limits.max_result_bytes}"
+            limit = self.backend.limits.max_result_bytes
+            if len(encoded) > limit:
+                error = f"result of {len(encoded)} bytes exceeds the limit of {limit} bytes"
             else:
                 for key, value in outcome.writes.items():
                     if value is None:
                         overlay.delete(backend_key(key))
                     else:
                         overlay.set(backend_key(key), value)
-        if not outcome.ok:
-            record = {"status": "error", "error": outcome.error, "fuel": outcome.fuel_used}
+        if error is not None:
+            record = {"status": "error", "error": error, "fuel": outcome.fuel_used}
             encoded = canonical_json(record)
         overlay.set(result_key(digest), encoded)
         status = record["status"]
         return abci_pb.ExecTxResult(
-            code=Code.OK if outcome.ok else Code.EXECUTION_FAILED,
+            code=Code.OK if error is None else Code.EXECUTION_FAILED,
             data=encoded,
-            log="" if outcome.ok else f"{function}: {outcome.error}",
+            log="" if error is None else f"{function}: {error}",
             gas_used=outcome.fuel_used,
-            codespace="" if outcome.ok else "rtc",
+            codespace="" if error is None else "rtc",
             events=[
                 abci_pb.Event(
                     type="rtc",
