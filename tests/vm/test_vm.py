@@ -214,3 +214,50 @@ def test_component_with_foreign_import_is_refused_by_name() -> None:
 def test_garbage_is_not_a_component() -> None:
     with pytest.raises(DeployError, match="not a valid WebAssembly component"):
         Backend(b"\x00asm garbage")
+
+
+def _importing(signature: str) -> bytes:
+    """A tiny component (text format) that imports the state interface with `signature`."""
+    return f"""
+    (component
+      (import "rtc:backend/state@0.1.0" (instance (export "get" (func {signature}))))
+      (core module $m (func (export "f") (result i32) i32.const 1))
+      (core instance $i (instantiate $m))
+      (func (export "f") (result s32) (canon lift (core func $i "f"))))
+    """.encode()
+
+
+def test_host_imports_with_a_forged_signature_are_refused() -> None:
+    """wasmtime accepts any declared signature; the host must not read a u64 as a byte list."""
+    with pytest.raises(DeployError, match="different signature"):
+        Backend(_importing('(param "key" u64) (result u32)'))
+    with pytest.raises(DeployError, match="different signature"):
+        Backend(_importing('(param "key" string) (result (option (list u8)))'))
+    ok = Backend(_importing('(param "key" (list u8)) (result (option (list u8)))'))
+    assert "f" in ok.entry_points
+
+
+class FailingState(DictState):
+    def get(self, key: bytes) -> bytes | None:
+        raise OSError("disk on fire")
+
+
+def test_a_node_local_failure_is_raised_not_recorded(showcase: Backend) -> None:
+    """A storage error on one node must stop that node, never become a committed result."""
+    from rtc.vm import HostFailure
+
+    with pytest.raises(HostFailure) as info:
+        showcase.execute(showcase.prepare({"function": "counter_add", "n": 1}), FailingState(), BLOCK)
+    assert isinstance(info.value.__cause__, OSError)
+    assert run(showcase, {"function": "counter_add", "n": 1}).ok  # the backend is still usable
+
+
+def test_queries_get_their_own_smaller_fuel_budget() -> None:
+    backend = Backend.from_file(component_path("showcase"), Limits(fuel=50_000_000, query_fuel=1_000))
+    assert not run(backend, {"function": "counter_get"}).ok
+    assert run(backend, {"function": "counter_add", "n": 1}).ok
+
+
+def test_limits_refuse_a_stack_wasmtime_would_abort_on() -> None:
+    with pytest.raises(ValueError, match="2 MiB"):
+        Limits(max_wasm_stack=8 * 1024 * 1024)

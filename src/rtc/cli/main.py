@@ -109,7 +109,7 @@ def cmd_devnet_stop_node(args: argparse.Namespace) -> int:
 
     devnet = Devnet.load(args.home)
     devnet.stop_node(args.node, signal.SIGKILL if args.kill else signal.SIGTERM)
-    _progress(f"{devnet.nodes[args.node].name} stopped")
+    _progress(f"{devnet.node(args.node).name} stopped")
     return 0
 
 
@@ -338,14 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from websockets import WebSocketException
+
     from rtc.client import RPCError
     from rtc.devnet import DevnetError
     from rtc.vm import DeployError
 
     try:
         return args.func(args)
-    except (DevnetError, RPCError, DeployError, FileNotFoundError) as exc:
+    except (DevnetError, RPCError, DeployError, FileNotFoundError, ValueError, TypeError, WebSocketException) as exc:
         print(f"rtc: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print("rtc: timed out waiting for the node; is it running and producing blocks?", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -87,7 +87,10 @@ class NodeClient:
             response = await self._http.post("/", json=request)
         except httpx.HTTPError as exc:
             raise RPCError(f"cannot reach {self.url} ({type(exc).__name__}); is the node running?") from None
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise RPCError(f"{self.url} answered {method} with HTTP {response.status_code} and no JSON; is it a CometBFT RPC endpoint?") from None
         if "error" in body:
             error = body["error"]
             raise RPCError(f"{method}: {error.get('message')} {error.get('data', '')}".strip())
@@ -126,14 +129,17 @@ class NodeClient:
             raise RPCError(f"cannot open {self.ws_url} ({type(exc).__name__}); is the node running?") from None
         async with ws:
             await ws.send(json.dumps({"jsonrpc": "2.0", "id": "sub", "method": "subscribe", "params": {"query": query}}))
-            await asyncio.wait_for(_until_reply(ws, "sub"), timeout)
+            try:
+                await asyncio.wait_for(_until_reply(ws, "sub"), timeout)
+            except asyncio.TimeoutError:
+                raise RPCError(f"{self.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
             submitted_at = loop.time()
             checked = await self.rpc("broadcast_tx_sync", tx=base64.b64encode(tx).decode())
             if int(checked.get("code", 0)) != 0:
                 raise CallRejected(int(checked["code"]), checked.get("log", ""))
             try:
                 event = await asyncio.wait_for(_next_event(ws), timeout)
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, websockets.ConnectionClosed):
                 raise RPCError(
                     f"transaction {digest} was accepted but no block included it within {timeout:.0f}s; "
                     f"fetch it later with `rtc tx {digest}`"
@@ -143,7 +149,11 @@ class NodeClient:
 
     async def tx(self, digest: str) -> CallResult:
         """Look up a committed transaction by hash (requires the node's tx indexer, on by default)."""
-        result = await self.rpc("tx", hash=base64.b64encode(bytes.fromhex(digest)).decode(), prove=False)
+        try:
+            raw = bytes.fromhex(digest)
+        except ValueError:
+            raise ValueError(f"{digest!r} is not a transaction hash (64 hex digits)") from None
+        result = await self.rpc("tx", hash=base64.b64encode(raw).decode(), prove=False)
         tx_result = {"height": result["height"], "result": result["tx_result"]}
         return _call_result(digest.upper(), tx_result, 0.0, 0.0)
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import httpx
 
-from rtc.node.config import NodeConfig
+from rtc.node.config import ClusterSettings, NodeConfig, genesis_app_state
 from rtc.vm import Backend
 
 from . import cometbft
@@ -70,16 +70,16 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _alive(pid: int, marker: str) -> bool:
-    """Whether `pid` runs and is ours (its command line names our node home), not a reused pid."""
+def _alive(pid: int, home: str) -> bool:
+    """Whether `pid` runs and is ours (one of its arguments is exactly our node home), not a reused pid."""
     if pid <= 0:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        status = Path(f"/proc/{pid}/stat").read_text().split()
-    except OSError:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return False
-    return marker in cmdline and status[2] != "Z"
+    return home.encode() in arguments and status[0] != "Z"
 
 
 class Devnet:
@@ -128,7 +128,8 @@ class Devnet:
             NodeConfig(abci=f"tcp://127.0.0.1:{abci}", backend="../app.wasm").save(node_home)
         homes = [Path(n.home) for n in infos]
         validators = [cometbft.validator_entry(Path(n.home), n.name) for n in infos]
-        cometbft.write_genesis(homes, chain_id, validators, {"code_hash": backend.code_hash.hex()})
+        app_state = genesis_app_state(backend.code_hash, ClusterSettings(backend.limits))
+        cometbft.write_genesis(homes, chain_id, validators, app_state)
         for info in infos:
             peers = ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in infos if o is not info)
             cometbft.set_config(Path(info.home), {
@@ -176,8 +177,13 @@ class Devnet:
         progress("waiting for the first blocks")
         self.wait_for_height(2, timeout=timeout)
 
+    def node(self, index: int) -> NodeInfo:
+        if not 0 <= index < len(self.nodes):
+            raise DevnetError(f"no node {index}: this devnet has nodes 0 to {len(self.nodes) - 1}")
+        return self.nodes[index]
+
     def start_node(self, index: int, progress: Callable[[str], None] = lambda _: None) -> None:
-        node = self.nodes[index]
+        node = self.node(index)
         home = Path(node.home)
         if _alive(node.app_pid, node.home) or _alive(node.cometbft_pid, node.home):
             raise DevnetError(f"{node.name} is already running")
@@ -185,15 +191,19 @@ class Devnet:
         logs = self.home / "logs"
         app = self._spawn([sys.executable, "-m", "rtc.node", "--home", str(home)], logs / f"{node.name}-app.log")
         node.app_pid = app.pid
-        deadline = time.monotonic() + 30
-        while not _accepting(node.abci_port):
-            if app.poll() is not None or time.monotonic() > deadline:
-                self.save()
-                raise DevnetError(f"the state machine of {node.name} did not start; see {logs / (node.name + '-app.log')}")
-            time.sleep(0.05)
-        comet = self._spawn(
-            [str(cometbft.cometbft_binary()), "node", "--home", str(home)], logs / f"{node.name}-cometbft.log"
-        )
+        self.save()  # recorded at once, so `down` finds it whatever happens next
+        try:
+            deadline = time.monotonic() + 30
+            while not _accepting(node.abci_port):
+                if app.poll() is not None or time.monotonic() > deadline:
+                    raise DevnetError(f"the state machine of {node.name} did not start; see {logs / (node.name + '-app.log')}")
+                time.sleep(0.05)
+            comet = self._spawn(
+                [str(cometbft.cometbft_binary()), "node", "--home", str(home)], logs / f"{node.name}-cometbft.log"
+            )
+        except BaseException:
+            self.stop_node(index)
+            raise
         node.cometbft_pid = comet.pid
         self.save()
 
@@ -208,7 +218,7 @@ class Devnet:
 
     def stop_node(self, index: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         """Stop CometBFT first (it stops asking the app anything), then the state machine."""
-        node = self.nodes[index]
+        node = self.node(index)
         for attr in ("cometbft_pid", "app_pid"):
             pid = getattr(node, attr)
             if _alive(pid, node.home):

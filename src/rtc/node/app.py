@@ -8,7 +8,6 @@ block, Commit to make it durable, Query to read committed state.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,18 +17,14 @@ from rtc.abci._pb.tendermint.crypto import proof_pb2 as crypto_pb
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError
 
-from .keys import BACKEND_PREFIX, CODE_HASH_KEY, backend_key, result_key
+from .config import ClusterSettings
+from .keys import BACKEND_PREFIX, CODE_HASH_KEY, SETTINGS_KEY, backend_key, result_key
 from .txs import Code, TxError, canonical_json, decode_tx, tx_hash
 
 log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
 PROOF_OP_TYPE = "rtc:smt"
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    max_tx_bytes: int = 64 * 1024
 
 
 class BackendState:
@@ -57,15 +52,29 @@ def _prefix_end(prefix: bytes) -> bytes:
 class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
-    def __init__(self, store: StateStore, backend: Backend, settings: NodeSettings = NodeSettings()) -> None:
+    def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self._settings_json = canonical_json(settings.to_json())
+        if store.height:
+            self._check_committed_identity()
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
         self._genesis: Any = None  # InitChain's writes, committed with the first block
 
     # -- connection and genesis ------------------------------------------------------
+
+    def _check_committed_identity(self) -> None:
+        """Refuse to continue a chain with different code or settings than it was built with."""
+        stored_code = self.store.get(CODE_HASH_KEY)
+        if stored_code != self.backend.code_hash:
+            raise RuntimeError(
+                f"the state was built by backend {stored_code.hex() if stored_code else None}, "
+                f"but this node loaded {self.backend.code_hash.hex()}; start it with the cluster's component"
+            )
+        if self.store.get(SETTINGS_KEY) != self._settings_json:
+            raise RuntimeError("the state was built with other cluster settings than this node's genesis holds")
 
     def info(self, req: abci_pb.RequestInfo) -> abci_pb.ResponseInfo:
         return abci_pb.ResponseInfo(
@@ -85,8 +94,11 @@ class ClusterApp(Application):
                 f"this node's backend has code hash {actual} but the genesis names {expected}; "
                 "start the node with the component the cluster was created for"
             )
+        if canonical_json(ClusterSettings.from_json(genesis.get("settings", {})).to_json()) != self._settings_json:
+            raise RuntimeError("the genesis holds other cluster settings than this node loaded")
         overlay = self.store.begin()
         overlay.set(CODE_HASH_KEY, self.backend.code_hash)
+        overlay.set(SETTINGS_KEY, self._settings_json)
         self._genesis = overlay
         log.info("chain %s initialised for backend %s", req.chain_id, actual[:16])
         return abci_pb.ResponseInitChain(app_hash=overlay.root())

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from rtc.vm import Limits
 
 CONFIG_NAME = "rtc.json"
 
@@ -16,8 +19,6 @@ class NodeConfig:
     abci: str  # tcp://127.0.0.1:PORT or unix:///path
     backend: str  # path of the component, relative to the node home or absolute
     state_dir: str = "rtc-state"
-    max_tx_bytes: int = 64 * 1024
-    limits: dict[str, int] = field(default_factory=dict)
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -28,3 +29,34 @@ class NodeConfig:
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: is {home} a node home created by `rtc devnet up`?")
         return cls(**json.loads(path.read_text()))
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What every node must agree on because it changes results: kept in genesis and in state.
+
+    A node never takes these from its own config file; it reads them from the genesis
+    that all validators share, and refuses to start if its state was built with others.
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    max_tx_bytes: int = 64 * 1024
+
+    def to_json(self) -> dict[str, Any]:
+        return {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ClusterSettings":
+        return cls(Limits(**data.get("limits", {})), int(data.get("max_tx_bytes", cls.max_tx_bytes)))
+
+
+def genesis_app_state(code_hash: bytes, settings: ClusterSettings) -> dict[str, Any]:
+    return {"code_hash": code_hash.hex(), "settings": settings.to_json()}
+
+
+def read_genesis_app_state(home: Path) -> dict[str, Any]:
+    """The `app_state` of CometBFT's genesis in a node home."""
+    path = home / "config" / "genesis.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {home} a CometBFT node home?")
+    return json.loads(path.read_text()).get("app_state") or {}

@@ -9,6 +9,7 @@ RESULT_PREFIX = b"r/"
 META_PREFIX = b"m/"
 
 CODE_HASH_KEY = META_PREFIX + b"code_hash"
+SETTINGS_KEY = META_PREFIX + b"settings"  # canonical JSON of the ClusterSettings
 
 
 def backend_key(key: bytes) -> bytes:

@@ -79,4 +79,7 @@ def tx_hash(tx: bytes) -> bytes:
 
 def canonical_json(value: Any) -> bytes:
     """The one JSON encoding used for anything hashed: sorted keys, no spaces, shortest floats."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot encode as JSON: {exc} (integers are limited to 64 bits)") from None

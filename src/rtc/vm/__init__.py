@@ -9,6 +9,7 @@ from .engine import (
     CallOutcome,
     DeployError,
     EntryPoint,
+    HostFailure,
     Limits,
     PreparedCall,
     StateView,
@@ -17,5 +18,5 @@ from .marshal import ArgumentError
 
 __all__ = [
     "HOST_INTERFACES", "WIT_PATH", "ArgumentError", "Backend", "BlockInfo", "CallError", "CallOutcome",
-    "DeployError", "EntryPoint", "Limits", "PreparedCall", "StateView",
+    "DeployError", "EntryPoint", "HostFailure", "Limits", "PreparedCall", "StateView",
 ]

@@ -34,6 +34,22 @@ _BYTES = ListT(Prim("u8"))
 _BLOCK_INFO = RecordT((("height", Prim("u64")), ("time-ms", Prim("u64"))))
 _SCAN_RESULT = ListT(TupleT((_BYTES, _BYTES)))
 
+# The host functions' signatures from wit/backend.wit: (parameter types, result type).
+# A component is checked against them at deploy, because wasmtime lets a component
+# declare any signature for an import and the host callbacks read the C values as these.
+HOST_SIGNATURES: dict[str, dict[str, tuple[tuple[WitType, ...], WitType | None]]] = {
+    STATE_INTERFACE: {
+        "get": ((_BYTES,), OptionT(_BYTES)),
+        "set": ((_BYTES, _BYTES), None),
+        "remove": ((_BYTES,), None),
+        "scan": ((_BYTES, OptionT(_BYTES), Prim("u32")), _SCAN_RESULT),
+    },
+    CONTEXT_INTERFACE: {
+        "block": ((), _BLOCK_INFO),
+        "caller": ((), _BYTES),
+    },
+}
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -51,6 +67,14 @@ class Limits:
     max_result_bytes: int = 256 * 1024
     host_call_fuel: int = 1_000
     fuel_per_byte: int = 2
+    query_fuel: int = 10_000_000  # read-only queries run on the node's event loop, outside consensus
+
+    def __post_init__(self) -> None:
+        # wasmtime's C API aborts the whole process above 2 MiB instead of returning an error.
+        if not 64 * 1024 <= self.max_wasm_stack <= 2 * 1024 * 1024:
+            raise ValueError("max_wasm_stack must be between 64 KiB and 2 MiB")
+        if min(self.fuel, self.query_fuel, self.memory_bytes) <= 0:
+            raise ValueError("fuel, query_fuel and memory_bytes must be positive")
 
 
 class StateView(Protocol):
@@ -68,6 +92,14 @@ class BlockInfo:
 
 class DeployError(Exception):
     """The component cannot run on a cluster; the message names the reason."""
+
+
+class HostFailure(RuntimeError):
+    """The node itself failed while serving a call (storage error, bug); never recorded as a result.
+
+    Such a failure is local to one node, so turning it into a committed "error" result
+    would fork the cluster; it propagates instead and CometBFT replays the block.
+    """
 
 
 class CallError(ValueError):
@@ -147,7 +179,7 @@ def trap_reason(message: str, host_error: str | None) -> str:
 class _Call:
     """The mutable context of the call in flight, reached by the host functions."""
 
-    __slots__ = ("state", "block", "caller", "read_only", "writes", "host_error")
+    __slots__ = ("state", "block", "caller", "read_only", "writes", "host_error", "failure")
 
     def __init__(self, state: StateView, block: BlockInfo, caller: bytes, read_only: bool) -> None:
         self.state = state
@@ -156,6 +188,7 @@ class _Call:
         self.read_only = read_only
         self.writes: dict[bytes, bytes | None] = {}
         self.host_error: str | None = None
+        self.failure: BaseException | None = None
 
 
 class Backend:
@@ -170,12 +203,7 @@ class Backend:
         except wasmtime.WasmtimeError as exc:
             raise DeployError(f"not a valid WebAssembly component: {str(exc).splitlines()[0]}") from None
         component_type = self.component.type
-        unknown = sorted(name for name in component_type.imports(self.engine) if name not in HOST_INTERFACES)
-        if unknown:
-            raise DeployError(
-                "the component imports what the cluster does not offer: " + ", ".join(unknown)
-                + f"; a backend may import only {', '.join(HOST_INTERFACES)} (see {WIT_PATH.name})"
-            )
+        self._check_imports(component_type)
         self.entry_points: dict[str, EntryPoint] = {}
         self._export_index: dict[str, wc.ExportIndex] = {}
         self._load_exports(component_type)
@@ -189,6 +217,38 @@ class Backend:
         return cls(Path(path).read_bytes(), limits)
 
     # -- loading ---------------------------------------------------------------------
+
+    def _check_imports(self, component_type: wc.ComponentType) -> None:
+        imports = component_type.imports(self.engine)
+        unknown = sorted(name for name in imports if name not in HOST_SIGNATURES)
+        if unknown:
+            raise DeployError(
+                "the component imports what the cluster does not offer: " + ", ".join(unknown)
+                + f"; a backend may import only {', '.join(HOST_INTERFACES)} (see {WIT_PATH.name})"
+            )
+        for interface, item in imports.items():
+            expected = HOST_SIGNATURES[interface]
+            instance_type = item.ty
+            if not isinstance(instance_type, wc.ComponentInstanceType):
+                raise DeployError(f"import {interface} must be an interface instance")
+            for name, func_item in instance_type.exports(self.engine).items():
+                func_type = func_item.ty
+                if not isinstance(func_type, wc.FuncType):
+                    continue  # a type the interface defines, such as block-info
+                signature = expected.get(name)
+                if signature is None:
+                    raise DeployError(f"{interface} has no function '{name}' (see {WIT_PATH.name})")
+                try:
+                    params = tuple(from_wasmtime(t) for _, t in func_type.params)
+                    result_type = func_type.result
+                    result = None if result_type is None else from_wasmtime(result_type)
+                except UnsupportedType:
+                    params, result = (), None
+                if (params, result) != signature:
+                    raise DeployError(
+                        f"{interface} function '{name}' is imported with a different signature than the host's; "
+                        f"rebuild the component against {WIT_PATH.name} version {HOST_VERSION}"
+                    )
 
     def _load_exports(self, component_type: wc.ComponentType) -> None:
         for name, item in component_type.exports(self.engine).items():
@@ -248,7 +308,8 @@ class Backend:
             tables=limits.instances,
             memories=limits.instances,
         )
-        store.set_fuel(limits.fuel)
+        fuel = limits.query_fuel if entry.read_only else limits.fuel
+        store.set_fuel(fuel)
         self._call = call
         params = (abi.Val * max(1, len(entry.params)))()
         lowered = 0
@@ -261,27 +322,35 @@ class Backend:
             try:
                 instance = self.linker.instantiate(store, self.component)
             except wasmtime.WasmtimeError as exc:
-                return self._failure(store, call, f"instantiation failed: {trap_reason(str(exc), call.host_error)}")
+                return self._failure(store, fuel, f"instantiation failed: {trap_reason(str(exc), call.host_error)}")
             func = instance.get_func(store, self._export_index[entry.name])
             assert func is not None
             error = ffi.wasmtime_component_func_call(
                 byref(func._func), store._context(), params, lowered,
                 byref(result) if has_result else None, 1 if has_result else 0,
             )
+            if call.failure is not None:
+                if not error and has_result:
+                    abi.delete(result)
+                raise HostFailure(f"the host failed while serving {entry.name}") from call.failure
             if error:
                 message = str(wasmtime.WasmtimeError._from_ptr(error))
-                return self._failure(store, call, trap_reason(message, call.host_error))
-            value = abi.lift_json(entry.result, result) if has_result else None
-            if has_result:
+                return self._failure(store, fuel, trap_reason(message, call.host_error))
+            if not has_result:
+                return CallOutcome(True, None, None, fuel - store.get_fuel(), call.writes)
+            try:
+                value = abi.lift_json(entry.result, result)
+            finally:
                 abi.delete(result)
-            return CallOutcome(True, value, None, limits.fuel - store.get_fuel(), call.writes)
+            return CallOutcome(True, value, None, fuel - store.get_fuel(), call.writes)
         finally:
             self._call = None
             for i in range(lowered):
                 abi.delete(params[i])
 
-    def _failure(self, store: wasmtime.Store, call: _Call, reason: str) -> CallOutcome:
-        return CallOutcome(False, None, reason, self.limits.fuel - store.get_fuel(), {})
+    @staticmethod
+    def _failure(store: wasmtime.Store, fuel: int, reason: str) -> CallOutcome:
+        return CallOutcome(False, None, reason, fuel - store.get_fuel(), {})
 
     # -- host functions ------------------------------------------------------------
 
@@ -412,16 +481,18 @@ def _add_host_func(instance: wc.LinkerInstance, name: str, owner: Backend, func:
 
     @ffi.wasmtime_component_func_callback_t
     def callback(env, ctx, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+        current = owner._call
         try:
             func(ctx, args, results)
             return 0
         except _Trap as exc:
             reason = str(exc)
-        except Exception as exc:  # a bug in the host must trap the call, never crash the node
-            reason = f"host error in {name}: {type(exc).__name__}"
-        current = owner._call
-        if current is not None and current.host_error is None:
-            current.host_error = reason
+            if current is not None and current.host_error is None:
+                current.host_error = reason
+        except BaseException as exc:  # unwind the guest; execute() re-raises it as HostFailure
+            reason = f"host failure in {name}"
+            if current is not None:
+                current.failure = exc
         error = wasmtime.WasmtimeError(reason)
         return ctypes.cast(error._consume(), ctypes.c_void_p).value
 
