@@ -64,7 +64,6 @@ def test_every_result_is_in_state_with_a_proof(tmp_path: Path) -> None:
         key = result_key(tx_hash(tx))
         assert app.store.get(key) == result.data
         query = app.query(abci_pb.RequestQuery(path="/result/" + tx_hash(tx).hex(), prove=True))
-
         proof = Proof.from_bytes(query.proof_ops.ops[0].data)
         assert proof.value == result.data and verify_proof(response.app_hash, proof)
 
