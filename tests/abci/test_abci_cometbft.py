@@ -118,21 +118,25 @@ async def until(cond, timeout: float, what: str, log: Path) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_cometbft_single_node_produces_blocks(sock_dir: Path, tmp_path: Path) -> None:
+async def init_home(sock_dir: Path, tmp_path: Path) -> tuple[Path, str, Path, int]:
+    """A fresh CometBFT home wired to our socket; returns (home, socket, log path, rpc port)."""
     if not COMETBFT.exists():
         pytest.fail(f"{COMETBFT} is missing: run `make setup` to build CometBFT v0.39.4")
-
     home = tmp_path / "cmt"
     sock = str(sock_dir / "abci.sock")
-    log = tmp_path / "cometbft.log"
     init = await asyncio.create_subprocess_exec(
         str(COMETBFT), "init", "--home", str(home),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     _, err = await init.communicate()
     assert init.returncode == 0, err.decode()
-    rpc_port, p2p_port = free_port(), free_port()
-    configure(home, sock, rpc_port, p2p_port)
+    rpc_port = free_port()
+    configure(home, sock, rpc_port, free_port())
+    return home, sock, tmp_path / "cometbft.log", rpc_port
+
+
+async def test_cometbft_single_node_produces_blocks(sock_dir: Path, tmp_path: Path) -> None:
+    home, sock, log, rpc_port = await init_home(sock_dir, tmp_path)
 
     app = CounterApp()
     server = ABCIServer(app, f"unix://{sock}")
@@ -185,18 +189,7 @@ class FailingApp(CounterApp):
 
 
 async def test_cometbft_stops_on_application_exception(sock_dir: Path, tmp_path: Path) -> None:
-    if not COMETBFT.exists():
-        pytest.fail(f"{COMETBFT} is missing: run `make setup` to build CometBFT v0.39.4")
-
-    home = tmp_path / "cmt"
-    sock = str(sock_dir / "abci.sock")
-    log = tmp_path / "cometbft.log"
-    init = await asyncio.create_subprocess_exec(
-        str(COMETBFT), "init", "--home", str(home),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    assert (await init.wait()) == 0
-    configure(home, sock, free_port(), free_port())
+    home, sock, log, _ = await init_home(sock_dir, tmp_path)
 
     app = FailingApp()
     server = ABCIServer(app, f"unix://{sock}")
