@@ -143,7 +143,7 @@ def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
         try:
             call = json.loads(args.json_call)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"rtc: --json is not valid JSON: {exc}")
+            raise SystemExit(f"rtc: --json is not valid JSON: {exc}") from None
         if not isinstance(call, dict) or "function" not in call:
             raise SystemExit('rtc: --json takes a call object like {"function": "sum", "x": 5, "y": 3}')
         return call
