@@ -52,13 +52,16 @@ def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
     endpoints = json.loads(up.stdout)
     assert len(endpoints["nodes"]) == 4
     try:
-        called = rtc("call", "--home", home, "sum", "x=5", "y=3")
+        key = str(tmp_path / "client.key")
+        called = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=3")
         assert called.stdout.startswith("8\n") and "height" in called.stdout
-        as_json = json.loads(rtc("call", "--home", home, "--json", '{"function": "sum", "x": -7, "y": 2}', "-J").stdout)
+        as_json = json.loads(rtc("call", "--home", home, "--key", key, "--json", '{"function": "sum", "x": -7, "y": 2}', "-J").stdout)
         assert as_json["status"] == "ok" and as_json["value"] == -5 and as_json["height"] > 1
-        via_node = rtc("call", "--node", endpoints["nodes"][2]["rpc"], "sum", "x=1", "y=1")
+        via_node = rtc("call", "--node", endpoints["nodes"][2]["rpc"], "--key", key, "sum", "x=1", "y=1")
         assert via_node.stdout.startswith("2\n")
-        refused = rtc("call", "--home", home, "sum", "x=5", "y=oops", check=False)
+        fetched = json.loads(rtc("result", "--home", home, "--session", as_json["session"], "--counter", "0", "-J").stdout)
+        assert fetched["value"] == -5 and fetched["height"] == as_json["height"]
+        refused = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=oops", check=False)
         assert refused.returncode == 2 and "argument 'y': expected s32, got string" in refused.stdout
         status = json.loads(rtc("devnet", "status", "--home", home, "--json").stdout)
         assert [n["name"] for n in status["nodes"]] == ["node0", "node1", "node2", "node3"]

@@ -10,8 +10,11 @@ import pytest
 from rtc.abci import abci_pb
 from rtc.node.app import ClusterApp
 from rtc.node.config import ClusterSettings, genesis_app_state
-from rtc.node.keys import result_key
-from rtc.node.txs import Code, encode_tx, tx_hash
+from nacl.signing import SigningKey
+
+from rtc.node.txs import Code, canonical_json
+from rtc.sessions import sign
+from rtc.sessions.ordering import result_key
 from rtc.state import Proof, StateStore, verify_proof
 from rtc.vm import Backend, Limits
 from tests.conftest import component_path
@@ -35,12 +38,22 @@ def block(app: ClusterApp, height: int, txs: list[bytes]) -> abci_pb.ResponseFin
     return response
 
 
+KEY = SigningKey(b"\x07" * 32)
+SESSION = b"s" * 16
+SESSION_KEY = bytes(KEY.verify_key) + SESSION
+
+
+def signed(counter: int, call: dict | bytes, chain: str = "t") -> bytes:
+    body = call if isinstance(call, bytes) else canonical_json(call)
+    return sign(KEY, chain, SESSION, counter, body).encode()
+
+
 TXS = [
-    encode_tx({"function": "update_high", "symbol": "AAPL", "value": 10.0}, "a"),
-    b"\xff not even json",
-    encode_tx({"function": "update_high", "symbol": "AAPL", "value": 5.0}, "b"),
-    encode_tx({"function": "update_high", "symbol": "", "value": 5.0}, "c"),
-    encode_tx({"function": "get_high", "symbol": "AAPL"}, "d"),
+    signed(0, {"function": "update_high", "symbol": "AAPL", "value": 10.0}),
+    b"\xff not even an envelope",
+    signed(1, {"function": "update_high", "symbol": "AAPL", "value": 5.0}),
+    signed(2, {"function": "update_high", "symbol": "", "value": 5.0}),
+    signed(3, {"function": "get_high", "symbol": "AAPL"}),
 ]
 
 
@@ -60,12 +73,14 @@ def test_every_result_is_in_state_with_a_proof(tmp_path: Path) -> None:
     app = make_app(tmp_path / "a")
     init(app)
     response = block(app, 1, TXS)
-    for tx, result in zip(TXS, response.tx_results):
-        key = result_key(tx_hash(tx))
-        assert app.store.get(key) == result.data
-        query = app.query(abci_pb.RequestQuery(path="/result/" + tx_hash(tx).hex(), prove=True))
+    executed = [(0, response.tx_results[0]), (1, response.tx_results[2]), (2, response.tx_results[3])]
+    for counter, result in executed:
+        assert app.store.get(result_key(SESSION_KEY, counter)) == result.data
+        query = app.query(abci_pb.RequestQuery(path=f"/result/{SESSION_KEY.hex()}/{counter}", prove=True))
         proof = Proof.from_bytes(query.proof_ops.ops[0].data)
         assert proof.value == result.data and verify_proof(response.app_hash, proof)
+    missing = app.query(abci_pb.RequestQuery(path=f"/result/{SESSION_KEY.hex()}/3", prove=True))
+    assert missing.value == b"" and verify_proof(response.app_hash, Proof.from_bytes(missing.proof_ops.ops[0].data))
 
 
 def test_info_reports_the_committed_height_and_hash(tmp_path: Path) -> None:
@@ -100,13 +115,22 @@ def test_genesis_with_other_code_or_settings_is_refused(tmp_path: Path) -> None:
 
 def test_check_tx_refuses_before_ordering(tmp_path: Path) -> None:
     app = make_app(tmp_path / "a")
+    init(app)
     ok = app.check_tx(abci_pb.RequestCheckTx(tx=TXS[0]))
-    bad = app.check_tx(abci_pb.RequestCheckTx(tx=encode_tx({"function": "update_high", "symbol": 1, "value": 1.0})))
+    bad = app.check_tx(abci_pb.RequestCheckTx(tx=signed(0, {"function": "update_high", "symbol": 1, "value": 1.0})))
+    other_chain = app.check_tx(abci_pb.RequestCheckTx(tx=signed(0, {"function": "update_high", "symbol": "A", "value": 1.0}, "x")))
     assert ok.code == Code.OK
     assert bad.code == Code.INVALID_CALL and "argument 'symbol': expected string, got number" in bad.log
+    assert other_chain.code == Code.BAD_SIGNATURE
+    block(app, 1, TXS[:1])
+    replay = app.check_tx(abci_pb.RequestCheckTx(tx=TXS[0]))
+    assert replay.code == Code.DUPLICATE
+    recheck = app.check_tx(abci_pb.RequestCheckTx(tx=TXS[0], type=abci_pb.RECHECK))
+    assert recheck.code == Code.DUPLICATE
 
 
 def test_prepare_proposal_drops_what_cannot_execute(tmp_path: Path) -> None:
     app = make_app(tmp_path / "a")
+    init(app)
     response = app.prepare_proposal(abci_pb.RequestPrepareProposal(txs=TXS, max_tx_bytes=1_000_000))
     assert list(response.txs) == [TXS[0], TXS[2], TXS[3]]

@@ -162,26 +162,47 @@ def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from rtc.client import CallRejected, NodeClient
+    from rtc.client import CallRejected, NodeClient, Session
 
     call = _parse_call(args)
     url = _node_url(args)
+    key = _client_key(args.key)
 
     async def go() -> Any:
         async with NodeClient(url) as client:
-            return await client.call(call, timeout=args.timeout)
+            session = Session(client, key, bytes.fromhex(args.session) if args.session else None, args.counter)
+            return await session.call_and_wait(call, timeout=args.timeout)
 
     try:
         result = asyncio.run(go())
     except CallRejected as exc:
         _emit(args, {"status": "rejected", "code": exc.code, "error": exc.log}, f"rejected before ordering: {exc.log}")
         return 2
-    if result.ok:
-        text = f"{json.dumps(result.value)}\n  (height {result.height}, fuel {result.fuel}, {result.latency_ms:.0f} ms, tx {result.tx_hash[:16]}…)"
-    else:
-        text = f"error: {result.error}\n  (height {result.height}, state unchanged, tx {result.tx_hash[:16]}…)"
-    _emit(args, result.to_json(), text)
+    _emit(args, result.to_json(), _result_text(result))
     return 0 if result.ok else 1
+
+
+def _result_text(result: Any) -> str:
+    where = f"session {result.session[64:]}… counter {result.counter}, height {result.height}"
+    if result.ok:
+        latency = f", {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
+        return f"{json.dumps(result.value)}\n  ({where}, fuel {result.fuel}{latency})"
+    return f"{result.status}: {result.error}\n  ({where}, state unchanged)"
+
+
+def _client_key(path: Path) -> Any:
+    """The client's ed25519 key; created on first use (the public key names its sessions)."""
+    from nacl.signing import SigningKey
+
+    path = path.expanduser()
+    if path.exists():
+        return SigningKey(bytes.fromhex(path.read_text().strip()))
+    key = SigningKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(bytes(key).hex() + "\n")
+    print(f"rtc: created client key {path}", file=sys.stderr)
+    return key
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -203,20 +224,28 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tx(args: argparse.Namespace) -> int:
+def cmd_result(args: argparse.Namespace) -> int:
     from rtc.client import NodeClient
 
     url = _node_url(args)
+    session = bytes.fromhex(args.session)
 
     async def go() -> Any:
         async with NodeClient(url) as client:
-            return await client.tx(args.hash)
+            if args.wait:
+                return await client.wait_for_result(session, args.counter, timeout=args.timeout)
+            record = await client.fetch_result(session, args.counter)
+            return record
 
     result = asyncio.run(go())
-    text = f"{result.status}: {json.dumps(result.value) if result.ok else result.error} (height {result.height})"
-    data = result.to_json()
-    data.pop("latency_ms")
-    _emit(args, data, text)
+    if result is None:
+        _emit(args, {"status": None}, f"no result for counter {args.counter} of this session (not sent, or not yet in a block)")
+        return 1
+    if isinstance(result, dict):
+        from rtc.client import CallResult
+
+        result = CallResult.from_record(args.session, args.counter, result)
+    _emit(args, result.to_json(), _result_text(result))
     return 0
 
 
@@ -313,14 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
         sub.add_argument("--json", dest="json_call", metavar="CALL", help='the whole call as JSON: {"function": "sum", "x": 5, "y": 3}')
         sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the block")
+        if name == "call":
+            sub.add_argument("--key", type=Path, default=Path("~/.rtc/client.key"), help="client key file (created on first use)")
+            sub.add_argument("--session", metavar="ID", help="session id (32 hex digits) to continue; default: a new session")
+            sub.add_argument("--counter", type=int, default=0, metavar="K", help="this call's position in the session (default 0)")
         _add_json(sub)
         sub.set_defaults(func=func)
 
-    tx = commands.add_parser("tx", help="look up a committed transaction's result by hash")
-    _add_target(tx)
-    tx.add_argument("hash", help="transaction hash (hex)")
-    _add_json(tx)
-    tx.set_defaults(func=cmd_tx)
+    result = commands.add_parser("result", help="fetch the result of a session's call by counter")
+    _add_target(result)
+    result.add_argument("--session", required=True, metavar="HEX", help="session key: client public key + session id (96 hex digits, printed by `rtc call -J`)")
+    result.add_argument("--counter", type=int, required=True, metavar="K")
+    result.add_argument("--wait", action="store_true", help="wait for a final result instead of reporting what is there")
+    result.add_argument("--timeout", type=float, default=30.0)
+    _add_json(result)
+    result.set_defaults(func=cmd_result)
 
     inspect = commands.add_parser("inspect", help="list a component's entry points and their WIT types")
     inspect.add_argument("component", type=Path, metavar="COMPONENT.wasm")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .rpc import CallRejected, CallResult, NodeClient, RPCError
+from .rpc import CallRejected, CallResult, NodeClient, RPCError, Session
 
 
 class Client:
@@ -34,4 +34,4 @@ class Client:
         return self._run("status")
 
 
-__all__ = ["CallRejected", "CallResult", "Client", "NodeClient", "RPCError"]
+__all__ = ["CallRejected", "CallResult", "Client", "NodeClient", "RPCError", "Session"]

@@ -1,8 +1,9 @@
-"""Talking to one node over CometBFT's RPC: submit a call, wait for its block, read state.
+"""Talking to a cluster over CometBFT's RPC: signed session calls, results, queries.
 
-Waiting is by subscription on CometBFT's websocket (`tm.event='Tx' AND tx.hash=...`),
-opened before the transaction is broadcast so the commit event cannot be missed; no
-polling loop.
+A `Session` sends calls without waiting for blocks (counter k runs after k-1 on every
+node), and any result can be awaited or fetched later by counter. Waiting is by
+subscription on CometBFT's websocket, opened before anything is sent so that no event
+can be missed; there is no polling loop.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import itertools
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import httpx
+import orjson
 import websockets
+from nacl.signing import SigningKey
 
-from rtc.node.txs import canonical_json, encode_tx, tx_hash
+from rtc.node.txs import canonical_json
+from rtc.sessions import Envelope, Kind, sign
+
+FINAL = ("ok", "error", "skipped")
 
 
 class RPCError(RuntimeError):
@@ -36,31 +42,32 @@ class CallRejected(RuntimeError):
 
 @dataclass
 class CallResult:
-    """A call's outcome as its block recorded it."""
+    """A call's outcome as the cluster's state records it under (session, counter)."""
 
-    tx_hash: str
+    session: str  # hex of client key || session id
+    counter: int
     height: int
-    code: int
     status: str
     value: Any
     error: str | None
     fuel: int | None
-    submitted_at: float
-    committed_at: float
+    latency_ms: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
-    @property
-    def latency_ms(self) -> float:
-        return (self.committed_at - self.submitted_at) * 1000
+    @classmethod
+    def from_record(cls, session: str, counter: int, record: dict[str, Any], latency_ms: float | None = None) -> "CallResult":
+        return cls(session, counter, int(record.get("height", 0)), record["status"], record.get("value"),
+                   record.get("error") or record.get("reason"), record.get("fuel"), latency_ms)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "tx_hash": self.tx_hash, "height": self.height, "status": self.status, "value": self.value,
-            "error": self.error, "fuel": self.fuel, "latency_ms": round(self.latency_ms, 1),
-        }
+        data = {"session": self.session, "counter": self.counter, "height": self.height, "status": self.status,
+                "value": self.value, "error": self.error, "fuel": self.fuel}
+        if self.latency_ms is not None:
+            data["latency_ms"] = round(self.latency_ms, 1)
+        return data
 
 
 class NodeClient:
@@ -71,6 +78,7 @@ class NodeClient:
         self.ws_url = "ws" + self.url[len("http"):] + "/websocket"
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
         self._ids = itertools.count(1)
+        self._chain_id: str | None = None
 
     async def __aenter__(self) -> "NodeClient":
         return self
@@ -99,6 +107,11 @@ class NodeClient:
     async def status(self) -> dict[str, Any]:
         return await self.rpc("status")
 
+    async def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = (await self.status())["node_info"]["network"]
+        return self._chain_id
+
     async def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> dict[str, Any]:
         result = await self.rpc("abci_query", path=path, data=data.hex(), prove=prove, height=str(height))
         return result["response"]
@@ -114,48 +127,105 @@ class NodeClient:
             raise CallRejected(int(response["code"]), response.get("log", ""))
         return json.loads(base64.b64decode(response["value"]))
 
-    async def call(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
-        """Submit one call and wait for the block that executes it."""
-        tx = encode_tx(call, nonce=os.urandom(12).hex())
-        return await self.submit(tx, timeout)
+    async def broadcast(self, tx: bytes) -> None:
+        """Hand a transaction to the node's mempool; CheckTx refusals raise CallRejected."""
+        checked = await self.rpc("broadcast_tx_sync", tx=base64.b64encode(tx).decode())
+        if int(checked.get("code", 0)) != 0:
+            raise CallRejected(int(checked["code"]), checked.get("log", ""))
 
-    async def submit(self, tx: bytes, timeout: float = 30.0) -> CallResult:
+    async def fetch_result(self, session: bytes, counter: int) -> dict[str, Any] | None:
+        """The result record of (session, counter) in committed state, or None."""
+        response = await self.abci_query(f"/result/{session.hex()}/{counter}")
+        if int(response.get("code", 0)) != 0:
+            raise RPCError(response.get("log", "query failed"))
+        value = response.get("value")
+        return orjson.loads(base64.b64decode(value)) if value else None
+
+    async def wait_for_result(
+        self, session: bytes, counter: int, timeout: float = 30.0, send: Callable[[], Awaitable[None]] | None = None
+    ) -> CallResult:
+        """Wait until (session, counter) has a final result; `send()` runs once the subscription is open."""
         loop = asyncio.get_running_loop()
-        digest = tx_hash(tx).hex().upper()
-        query = f"tm.event='Tx' AND tx.hash='{digest}'"
+        key = f"{session.hex()}/{counter}"
         try:
             ws = await websockets.connect(self.ws_url, max_size=16 * 1024 * 1024, open_timeout=timeout)
         except (OSError, websockets.WebSocketException) as exc:
             raise RPCError(f"cannot open {self.ws_url} ({type(exc).__name__}); is the node running?") from None
         async with ws:
-            await ws.send(json.dumps({"jsonrpc": "2.0", "id": "sub", "method": "subscribe", "params": {"query": query}}))
-            try:
-                await asyncio.wait_for(_until_reply(ws, "sub"), timeout)
-            except asyncio.TimeoutError:
-                raise RPCError(f"{self.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
-            submitted_at = loop.time()
-            checked = await self.rpc("broadcast_tx_sync", tx=base64.b64encode(tx).decode())
-            if int(checked.get("code", 0)) != 0:
-                raise CallRejected(int(checked["code"]), checked.get("log", ""))
-            try:
-                event = await asyncio.wait_for(_next_event(ws), timeout)
-            except (asyncio.TimeoutError, websockets.ConnectionClosed):
-                raise RPCError(
-                    f"transaction {digest} was accepted but no block included it within {timeout:.0f}s; "
-                    f"fetch it later with `rtc tx {digest}`"
-                ) from None
-            committed_at = loop.time()
-        return _call_result(digest, event["data"]["value"]["TxResult"], submitted_at, committed_at)
+            for name, event in (("tx", "Tx"), ("block", "NewBlockEvents")):
+                query = f"tm.event='{event}' AND rtc_result.key='{key}'"
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": name, "method": "subscribe", "params": {"query": query}}))
+                try:
+                    await asyncio.wait_for(_until_reply(ws, name), timeout)
+                except asyncio.TimeoutError:
+                    raise RPCError(f"{self.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
+            started = loop.time()
+            if send is not None:
+                await send()
+            record = await self.fetch_result(session, counter)
+            deadline = started + timeout
+            while record is None or record["status"] not in FINAL:
+                try:
+                    await asyncio.wait_for(_next_result_event(ws, key), max(0.0, deadline - loop.time()))
+                except (asyncio.TimeoutError, websockets.ConnectionClosed):
+                    raise RPCError(
+                        f"no final result for counter {counter} within {timeout:.0f}s"
+                        + (f" (it is {record['status']}: {record.get('reason')})" if record else "")
+                        + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
+                    ) from None
+                record = await self.fetch_result(session, counter)
+        return CallResult.from_record(session.hex(), counter, record, (loop.time() - started) * 1000)
 
-    async def tx(self, digest: str) -> CallResult:
-        """Look up a committed transaction by hash (requires the node's tx indexer, on by default)."""
-        try:
-            raw = bytes.fromhex(digest)
-        except ValueError:
-            raise ValueError(f"{digest!r} is not a transaction hash (64 hex digits)") from None
-        result = await self.rpc("tx", hash=base64.b64encode(raw).decode(), prove=False)
-        tx_result = {"height": result["height"], "result": result["tx_result"]}
-        return _call_result(digest.upper(), tx_result, 0.0, 0.0)
+    async def call(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        """Submit one call in a fresh session and wait for its result."""
+        session = Session(self, SigningKey.generate())
+        return await session.call_and_wait(call, timeout)
+
+
+class Session:
+    """A client's ordered stream of calls: counter k executes only after k-1, cluster-wide."""
+
+    def __init__(self, node: NodeClient, key: SigningKey, session_id: bytes | None = None, next_counter: int = 0) -> None:
+        self.node = node
+        self.key = key
+        self.id = session_id if session_id is not None else os.urandom(16)
+        self.next_counter = next_counter
+
+    @property
+    def key_bytes(self) -> bytes:
+        """client public key || session id: the name of this session in the cluster's state."""
+        return bytes(self.key.verify_key) + self.id
+
+    async def envelope(self, call: dict[str, Any] | None, counter: int | None = None) -> Envelope:
+        """Sign the next call (or a close, for `call=None`) and take its counter."""
+        if counter is None:
+            counter = self.next_counter
+            self.next_counter += 1
+        chain_id = await self.node.chain_id()
+        if call is None:
+            return sign(self.key, chain_id, self.id, counter, b"", Kind.CLOSE)
+        return sign(self.key, chain_id, self.id, counter, canonical_json(call))
+
+    async def call(self, call: dict[str, Any], node: NodeClient | None = None) -> int:
+        """Send a call without waiting for any block; returns its counter."""
+        envelope = await self.envelope(call)
+        await (node or self.node).broadcast(envelope.encode())
+        return envelope.counter
+
+    async def call_and_wait(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        envelope = await self.envelope(call)
+        return await self._send_and_wait(envelope, timeout)
+
+    async def _send_and_wait(self, envelope: Envelope, timeout: float) -> CallResult:
+        tx = envelope.encode()
+        return await self.node.wait_for_result(self.key_bytes, envelope.counter, timeout, send=lambda: self.node.broadcast(tx))
+
+    async def result(self, counter: int, timeout: float = 30.0) -> CallResult:
+        """Await the final result of call `counter` (it may already be there)."""
+        return await self.node.wait_for_result(self.key_bytes, counter, timeout)
+
+    async def close(self, timeout: float = 30.0) -> CallResult:
+        return await self._send_and_wait(await self.envelope(None), timeout)
 
 
 async def _until_reply(ws: Any, request_id: str) -> None:
@@ -167,25 +237,10 @@ async def _until_reply(ws: Any, request_id: str) -> None:
             return
 
 
-async def _next_event(ws: Any) -> dict[str, Any]:
+async def _next_result_event(ws: Any, key: str) -> None:
+    """Return when an event about `key` arrives (its data is then read from state)."""
     while True:
         message = json.loads(await ws.recv())
-        result = message.get("result") or {}
-        if result.get("data", {}).get("type") == "tendermint/event/Tx":
-            return result
-
-
-def _call_result(digest: str, tx_result: dict[str, Any], submitted_at: float, committed_at: float) -> CallResult:
-    result = tx_result.get("result", {})
-    record = json.loads(base64.b64decode(result["data"])) if result.get("data") else {}
-    return CallResult(
-        tx_hash=digest,
-        height=int(tx_result["height"]),
-        code=int(result.get("code", 0)),
-        status=record.get("status", "unknown"),
-        value=record.get("value"),
-        error=record.get("error") or result.get("log") or None,
-        fuel=record.get("fuel"),
-        submitted_at=submitted_at,
-        committed_at=committed_at,
-    )
+        keys = ((message.get("result") or {}).get("events") or {}).get("rtc_result.key", [])
+        if key in keys:
+            return

@@ -8,23 +8,33 @@ block, Commit to make it durable, Query to read committed state.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import orjson
 
 from rtc.abci import Application, abci_pb
 from rtc.abci._pb.tendermint.crypto import proof_pb2 as crypto_pb
+from rtc.sessions import Envelope, EnvelopeError, Kind, Refused, Sessions, decode
+from rtc.sessions.ordering import SESSION_PREFIX, result_key
 from rtc.state import StateStore
-from rtc.vm import Backend, BlockInfo, CallError
+from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
 
 from .config import ClusterSettings
-from .keys import BACKEND_PREFIX, CODE_HASH_KEY, SETTINGS_KEY, backend_key, result_key
-from .txs import Code, TxError, canonical_json, decode_tx, tx_hash
+from .keys import BACKEND_PREFIX, CHAIN_ID_KEY, CODE_HASH_KEY, SETTINGS_KEY, backend_key
+from .txs import Code, TxError, canonical_json, tx_hash
 
 log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
 PROOF_OP_TYPE = "rtc:smt"
+VERIFIED_CACHE_SIZE = 100_000
+REFUSAL_CODES = {
+    "duplicate": Code.DUPLICATE,
+    "session-ended": Code.SESSION_ENDED,
+    "too-early": Code.TOO_EARLY,
+    "buffer-full": Code.TOO_EARLY,
+}
 
 
 class BackendState:
@@ -57,11 +67,16 @@ class ClusterApp(Application):
         self.backend = backend
         self.settings = settings
         self._settings_json = canonical_json(settings.to_json())
-        if store.height:
-            self._check_committed_identity()
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
         self._genesis: Any = None  # InitChain's writes, committed with the first block
+        # Envelopes whose signature this node already checked (in CheckTx), by tx hash, so
+        # FinalizeBlock verifies each signature once per node. Only skips a passed check.
+        self._verified: OrderedDict[bytes, Envelope] = OrderedDict()
+        chain_id = store.get(CHAIN_ID_KEY)
+        self.chain_id = chain_id.decode() if chain_id else ""
+        if store.height:
+            self._check_committed_identity()
 
     # -- connection and genesis ------------------------------------------------------
 
@@ -99,6 +114,8 @@ class ClusterApp(Application):
         overlay = self.store.begin()
         overlay.set(CODE_HASH_KEY, self.backend.code_hash)
         overlay.set(SETTINGS_KEY, self._settings_json)
+        overlay.set(CHAIN_ID_KEY, req.chain_id.encode())
+        self.chain_id = req.chain_id
         self._genesis = overlay
         log.info("chain %s initialised for backend %s", req.chain_id, actual[:16])
         return abci_pb.ResponseInitChain(app_hash=overlay.root())
@@ -106,43 +123,75 @@ class ClusterApp(Application):
     # -- mempool ---------------------------------------------------------------------
 
     def check_tx(self, req: abci_pb.RequestCheckTx) -> abci_pb.ResponseCheckTx:
-        if req.type == abci_pb.RECHECK:
-            return abci_pb.ResponseCheckTx(code=Code.OK)  # validity does not depend on state
+        """Refuse before ordering whatever would not run: bad bytes, signature, call, or session rule."""
         try:
-            self._prepare(req.tx)
+            if req.type == abci_pb.RECHECK:
+                envelope = self._verified.get(tx_hash(req.tx)) or self._envelope(req.tx)
+            else:
+                envelope, _ = self._prepare(req.tx)
+            Sessions(self.store, self.settings.sessions).check(envelope)
         except TxError as exc:
             return abci_pb.ResponseCheckTx(code=exc.code, log=str(exc), codespace="rtc")
+        except Refused as exc:
+            return abci_pb.ResponseCheckTx(code=REFUSAL_CODES[exc.code], log=str(exc), codespace="rtc")
         return abci_pb.ResponseCheckTx(code=Code.OK)
 
-    def _prepare(self, tx: bytes) -> Any:
-        envelope = decode_tx(tx, self.settings.max_tx_bytes)
+    def _envelope(self, tx: bytes) -> Envelope:
+        """Decode and verify a transaction's envelope, once per node."""
+        digest = tx_hash(tx)
+        cached = self._verified.get(digest)
+        if cached is not None:
+            return cached
+        if len(tx) > self.settings.max_tx_bytes:
+            raise TxError(Code.MALFORMED, f"transaction of {len(tx)} bytes exceeds the limit of {self.settings.max_tx_bytes} bytes")
         try:
-            prepared = self.backend.prepare(envelope.call)
+            envelope = decode(tx)
+        except EnvelopeError as exc:
+            raise TxError(Code.MALFORMED, str(exc)) from None
+        try:
+            envelope.verify(self.chain_id)
+        except EnvelopeError as exc:
+            raise TxError(Code.BAD_SIGNATURE, str(exc)) from None
+        self._verified[digest] = envelope
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return envelope
+
+    def _call_of(self, envelope: Envelope) -> PreparedCall:
+        try:
+            call = orjson.loads(envelope.call)
+        except orjson.JSONDecodeError as exc:
+            raise TxError(Code.MALFORMED, f"the call is not valid UTF-8 JSON: {exc}") from None
+        try:
+            prepared = self.backend.prepare(call)
         except CallError as exc:
             raise TxError(Code.INVALID_CALL, str(exc)) from None
         if prepared.entry.read_only:
             raise TxError(
-                Code.READ_ONLY, f"'{envelope.call['function']}' is a read-only query; run it with `rtc query`, not as a transaction"
+                Code.READ_ONLY, f"'{call['function']}' is a read-only query; run it with `rtc query`, not as a transaction"
             )
         return prepared
 
+    def _prepare(self, tx: bytes) -> tuple[Envelope, PreparedCall | None]:
+        envelope = self._envelope(tx)
+        return envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
+
     def prepare_proposal(self, req: abci_pb.RequestPrepareProposal) -> abci_pb.ResponsePrepareProposal:
-        """Propose only well-formed calls, up to the byte limit: invalid ones would only waste a block."""
+        """Propose only well-formed, signed calls, up to the byte limit: invalid ones would only waste a block."""
         txs, total = [], 0
         for tx in req.txs:
-            total += len(tx)
-            if total > req.max_tx_bytes:
+            if total + len(tx) > req.max_tx_bytes:
                 break
             try:
                 self._prepare(tx)
             except TxError:
-                total -= len(tx)
                 continue
+            total += len(tx)
             txs.append(tx)
         return abci_pb.ResponsePrepareProposal(txs=txs)
 
     def process_proposal(self, req: abci_pb.RequestProcessProposal) -> abci_pb.ResponseProcessProposal:
-        # Invalid transactions are executed as deterministic failures, so any block is acceptable.
+        # Invalid transactions are executed as deterministic refusals, so any block is acceptable.
         return abci_pb.ResponseProcessProposal(status=abci_pb.ResponseProcessProposal.ACCEPT)
 
     # -- execution -------------------------------------------------------------------
@@ -150,54 +199,53 @@ class ClusterApp(Application):
     def finalize_block(self, req: abci_pb.RequestFinalizeBlock) -> abci_pb.ResponseFinalizeBlock:
         overlay = self._genesis if self._genesis is not None else self.store.begin()
         block = BlockInfo(height=req.height, time_ms=req.time.seconds * 1000 + req.time.nanos // 1_000_000)
-        results = [self._execute(tx, overlay, block) for tx in req.txs]
+        sessions = Sessions(overlay, self.settings.sessions)
+        results = [self._deliver(tx, sessions, overlay, block) for tx in req.txs]
+        ended = sessions.end_block(req.height)
+        events = [_result_event(key, counter, record) for key, counter, record in ended]
         self._pending, self._pending_height = overlay, req.height
-        return abci_pb.ResponseFinalizeBlock(tx_results=results, app_hash=overlay.root())
+        return abci_pb.ResponseFinalizeBlock(tx_results=results, events=events, app_hash=overlay.root())
 
-    def _execute(self, tx: bytes, overlay: Any, block: BlockInfo) -> abci_pb.ExecTxResult:
-        digest = tx_hash(tx)
+    def _deliver(self, tx: bytes, sessions: Sessions, overlay: Any, block: BlockInfo) -> abci_pb.ExecTxResult:
         try:
-            prepared = self._prepare(tx)
+            envelope, _ = self._prepare(tx)
+            written = sessions.deliver(envelope, block.height, lambda env: self._run(env, overlay, block))
         except TxError as exc:
-            record = {"status": "invalid", "error": str(exc)}
-            overlay.set(result_key(digest), canonical_json(record))
-            return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace="rtc", data=canonical_json(record))
-        outcome = self.backend.execute(prepared, BackendState(overlay), block)
-        function = prepared.entry.name
-        error = outcome.error
-        if outcome.ok:
-            record = {"status": "ok", "value": outcome.value, "fuel": outcome.fuel_used}
-            encoded = canonical_json(record)
-            limit = self.backend.limits.max_result_bytes
-            if len(encoded) > limit:
-                error = f"result of {len(encoded)} bytes exceeds the limit of {limit} bytes"
-            else:
-                for key, value in outcome.writes.items():
-                    if value is None:
-                        overlay.delete(backend_key(key))
-                    else:
-                        overlay.set(backend_key(key), value)
-        if error is not None:
-            record = {"status": "error", "error": error, "fuel": outcome.fuel_used}
-            encoded = canonical_json(record)
-        overlay.set(result_key(digest), encoded)
-        status = record["status"]
+            return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace="rtc")
+        except Refused as exc:
+            return abci_pb.ExecTxResult(code=REFUSAL_CODES[exc.code], log=str(exc), codespace="rtc")
+        own = written[0][1]
+        failed = own["status"] == "error"
         return abci_pb.ExecTxResult(
-            code=Code.OK if error is None else Code.EXECUTION_FAILED,
-            data=encoded,
-            log="" if error is None else f"{function}: {error}",
-            gas_used=outcome.fuel_used,
-            codespace="" if error is None else "rtc",
-            events=[
-                abci_pb.Event(
-                    type="rtc",
-                    attributes=[
-                        abci_pb.EventAttribute(key="function", value=function.replace("-", "_"), index=True),
-                        abci_pb.EventAttribute(key="status", value=status, index=True),
-                    ],
-                )
-            ],
+            code=Code.EXECUTION_FAILED if failed else Code.OK,
+            data=canonical_json(own),
+            log=own.get("error", "") if failed else "",
+            gas_used=own.get("fuel", 0),
+            codespace="rtc" if failed else "",
+            events=[_result_event(envelope.session_key, counter, record) for counter, record in written],
         )
+
+    def _run(self, envelope: Envelope, overlay: Any, block: BlockInfo) -> dict[str, Any]:
+        """Execute one call whose turn has come; its writes apply only if it succeeds."""
+        try:
+            prepared = self._call_of(envelope)
+        except TxError as exc:  # checked when it was queued; kept for safety
+            return {"status": "error", "error": str(exc), "fuel": 0}
+        outcome = self.backend.execute(prepared, BackendState(overlay), block, caller=envelope.client)
+        if not outcome.ok:
+            return {"status": "error", "error": outcome.error, "fuel": outcome.fuel_used}
+        record = {"status": "ok", "value": outcome.value, "fuel": outcome.fuel_used}
+        limit = self.backend.limits.max_result_bytes
+        size = len(canonical_json(record))
+        if size > limit:
+            return {"status": "error", "error": f"result of {size} bytes exceeds the limit of {limit} bytes",
+                    "fuel": outcome.fuel_used}
+        for key, value in outcome.writes.items():
+            if value is None:
+                overlay.delete(backend_key(key))
+            else:
+                overlay.set(backend_key(key), value)
+        return record
 
     def commit(self, req: abci_pb.RequestCommit) -> abci_pb.ResponseCommit:
         if self._pending is None:
@@ -209,11 +257,15 @@ class ClusterApp(Application):
     # -- reads -----------------------------------------------------------------------
 
     def query(self, req: abci_pb.RequestQuery) -> abci_pb.ResponseQuery:
-        """Paths: /result/<tx-hash-hex>, /state/<key-hex>, /entry-points, /call (JSON read-only call)."""
+        """Paths (docs/protocol.md): /result/<session-key-hex>/<counter>, /session/<session-key-hex>,
+        /state/<key-hex>, /entry-points, /call (a JSON read-only call)."""
         height = self.store.height or 0
         try:
             if req.path.startswith("/result/"):
-                return self._query_key(result_key(bytes.fromhex(req.path[len("/result/"):])), req.prove)
+                session_hex, _, counter = req.path[len("/result/"):].partition("/")
+                return self._query_key(result_key(_session_key(session_hex), _counter(counter)), req.prove)
+            if req.path.startswith("/session/"):
+                return self._query_key(SESSION_PREFIX + _session_key(req.path[len("/session/"):]), req.prove)
             if req.path.startswith("/state/"):
                 return self._query_key(backend_key(bytes.fromhex(req.path[len("/state/"):])), req.prove)
             if req.path == "/entry-points":
@@ -253,3 +305,28 @@ class ClusterApp(Application):
         if not outcome.ok:
             return abci_pb.ResponseQuery(code=Code.EXECUTION_FAILED, log=outcome.error or "", height=height)
         return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json({"value": outcome.value, "fuel": outcome.fuel_used}), height=height)
+
+
+def _result_event(session_key: bytes, counter: int, record: dict[str, Any]) -> abci_pb.Event:
+    """One event per result, so a client can subscribe to `rtc_result.key='<session hex>/<k>'`."""
+    return abci_pb.Event(
+        type="rtc_result",
+        attributes=[
+            abci_pb.EventAttribute(key="key", value=f"{session_key.hex()}/{counter}", index=True),
+            abci_pb.EventAttribute(key="status", value=record["status"], index=True),
+        ],
+    )
+
+
+def _session_key(text: str) -> bytes:
+    key = bytes.fromhex(text)
+    if len(key) != 48:
+        raise ValueError("a session key is 96 hex digits: the client's public key (32 bytes) then the session id (16)")
+    return key
+
+
+def _counter(text: str) -> int:
+    counter = int(text)
+    if not 0 <= counter < 2**64:
+        raise ValueError("a counter is an integer from 0 to 2^64-1")
+    return counter

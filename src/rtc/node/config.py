@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtc.sessions import SessionRules
 from rtc.vm import Limits
 
 CONFIG_NAME = "rtc.json"
@@ -41,13 +42,18 @@ class ClusterSettings:
 
     limits: Limits = field(default_factory=Limits)
     max_tx_bytes: int = 64 * 1024
+    sessions: SessionRules = field(default_factory=SessionRules)
 
     def to_json(self) -> dict[str, Any]:
-        return {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes}
+        return {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes, "sessions": asdict(self.sessions)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ClusterSettings":
-        return cls(Limits(**data.get("limits", {})), int(data.get("max_tx_bytes", cls.max_tx_bytes)))
+        return cls(
+            Limits(**data.get("limits", {})),
+            int(data.get("max_tx_bytes", cls.max_tx_bytes)),
+            SessionRules(**data.get("sessions", {})),
+        )
 
 
 def genesis_app_state(code_hash: bytes, settings: ClusterSettings) -> dict[str, Any]:
