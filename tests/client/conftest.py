@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ class Sample:
     commit: dict[str, Any]
     validators: dict[str, Any]
 
-    def copy(self) -> "Sample":
+    def copy(self) -> Sample:
         return Sample(self.chain_id, copy.deepcopy(self.commit), copy.deepcopy(self.validators))
 
     @property
@@ -85,4 +86,4 @@ def devnet_sample(devnet: Devnet) -> Sample:
         sample = fetch_sample(devnet, height)
         if all(s["block_id_flag"] == 2 for s in sample.signatures):
             return sample
-    pytest.fail("no devnet block among the first heights has four precommits for the block")
+    raise AssertionError("no devnet block among the first heights has four precommits for the block")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ def test_the_set_is_ordered_by_power_then_address(devnet_sample: Sample) -> None
     assert [v.address for v in vals] == sorted(v.address for v in vals)  # equal powers: by address
 
 
-def test_time_to_verify_one_commit_of_four(devnet_sample: Sample, record_property: pytest.RecordProperty) -> None:
+def test_time_to_verify_one_commit_of_four(devnet_sample: Sample, record_property: Callable[[str, object], None]) -> None:
     """Measured from the RPC JSON (parsing included): ed25519 verifies dominate."""
     commit, validators, chain_id = devnet_sample.commit, devnet_sample.validators, devnet_sample.chain_id
     for _ in range(20):

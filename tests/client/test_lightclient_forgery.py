@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 from hashlib import sha256
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -21,7 +22,6 @@ from rtc.client.lightclient import (
     validator_set_hash,
     verify_commit,
 )
-
 from rtc.devnet import Devnet
 
 from .conftest import Sample, fetch_sample, go_sample
@@ -48,7 +48,7 @@ def header_hash_hex(sample: Sample) -> str:
     return header_hash(sample.header).hex().upper()
 
 
-def refuse(sample: Sample, kind: str, match: str | None = None, chain_id: str | None = None, **kwargs: object) -> VerificationError:
+def refuse(sample: Sample, kind: str, match: str | None = None, chain_id: str | None = None, **kwargs: Any) -> VerificationError:
     with pytest.raises(VerificationError, match=match) as info:
         verify_commit(sample.chain_id if chain_id is None else chain_id, sample.commit, sample.validators, **kwargs)
     assert info.value.kind == kind, str(info.value)

@@ -5,7 +5,9 @@ on forged commits. No cluster needed."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -102,7 +104,7 @@ def _cometbft_source() -> Path | None:
     candidates = [os.environ.get("GOMODCACHE")]
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go:
-        out = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, timeout=30, check=False)
         candidates.append(out.stdout.strip())
     candidates.append(str(Path.home() / "go" / "pkg" / "mod"))
     for root in filter(None, candidates):
@@ -117,6 +119,7 @@ def test_copied_vectors_are_still_in_the_cometbft_source() -> None:
     src = _cometbft_source()
     if src is None:
         pytest.skip("CometBFT v0.39.4 source is not in the Go module cache")
+    assert src is not None
     assert HEADER_TEST_HASH in (src / "types" / "block_test.go").read_text()
     merkle_sources = (src / "crypto" / "merkle" / "tree_test.go").read_text() + (src / "crypto" / "merkle" / "rfc6962_test.go").read_text()
     for _, want in MERKLE_VECTORS:
@@ -270,3 +273,18 @@ def test_header_without_validators_hash_has_no_hash(vectors: dict[str, Any]) -> 
     header = dict(go_sample(vectors, "four").header, validators_hash="")
     with pytest.raises(VerificationError, match="no validators_hash"):
         header_hash(header)
+
+
+def test_real_nil_vote_from_a_devnet() -> None:
+    """A devnet's first block, recorded: slot 1 voted nil. Its signature (over no block ID) is
+    checked in strict mode and must verify; it does not count towards the 30 of 40."""
+    recorded = json.loads((Path(__file__).parent / "vectors" / "devnet_nil_vote.json").read_text())
+    sh = parse_signed_header(recorded["commit"])
+    assert [s.block_id_flag for s in sh.commit.signatures] == [2, 3, 2, 2]
+    result = verify_commit(recorded["chain_id"], recorded["commit"], recorded["validators"])
+    assert (result.signed_power, [s.index for s in result.signers]) == (30, [0, 2, 3])
+    forged = copy.deepcopy(recorded)
+    forged["commit"]["signed_header"]["commit"]["signatures"][1]["timestamp"] = "2026-11-22T04:14:23.494855479Z"
+    with pytest.raises(VerificationError, match=r"wrong signature #1 \(precommit for nil"):
+        verify_commit(recorded["chain_id"], forged["commit"], forged["validators"])
+    assert verify_commit(recorded["chain_id"], forged["commit"], forged["validators"], all_signatures=False).signed_power == 30

@@ -11,14 +11,15 @@ import httpx
 import pytest
 
 from rtc.devnet import Devnet
+from rtc.node.config import ClusterSettings
 from tests.conftest import component_path
 
 # Each cluster gets its own port range so clusters of different test modules never collide.
 _PORTS = itertools.count(int(os.environ.get("RTC_TEST_BASE_PORT", "27000")), 200)
 
 
-def start_cluster(home: Path, app: str, nodes: int = 4) -> Devnet:
-    devnet = Devnet.create(home, nodes, component_path(app), base_port=next(_PORTS))
+def start_cluster(home: Path, app: str, nodes: int = 4, settings: ClusterSettings | None = None) -> Devnet:
+    devnet = Devnet.create(home, nodes, component_path(app), base_port=next(_PORTS), settings=settings)
     try:
         devnet.start(timeout=90)
     except BaseException:

@@ -32,8 +32,9 @@ import enum
 import hashlib
 import re
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
@@ -106,7 +107,7 @@ class Timestamp:
     _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 
     @classmethod
-    def parse(cls, text: str) -> "Timestamp":
+    def parse(cls, text: str) -> Timestamp:
         """Parse RFC 3339 with up to 9 fraction digits (Go's `time.RFC3339Nano`, as the RPC writes it)."""
         m = cls._RE.match(text) if isinstance(text, str) else None
         if m is None:
@@ -673,11 +674,12 @@ def parse_header(obj: Header | Mapping[str, Any] | Any) -> Header:
     if isinstance(obj, Header):
         return obj
     if _is_proto(obj):
+        pb: Any = obj
         return Header(
-            obj.version.block, obj.version.app, obj.chain_id, obj.height, Timestamp(obj.time.seconds, obj.time.nanos),
-            _block_id(obj.last_block_id, "last_block_id"), bytes(obj.last_commit_hash), bytes(obj.data_hash),
-            bytes(obj.validators_hash), bytes(obj.next_validators_hash), bytes(obj.consensus_hash), bytes(obj.app_hash),
-            bytes(obj.last_results_hash), bytes(obj.evidence_hash), bytes(obj.proposer_address),
+            pb.version.block, pb.version.app, pb.chain_id, pb.height, Timestamp(pb.time.seconds, pb.time.nanos),
+            _block_id(pb.last_block_id, "last_block_id"), bytes(pb.last_commit_hash), bytes(pb.data_hash),
+            bytes(pb.validators_hash), bytes(pb.next_validators_hash), bytes(pb.consensus_hash), bytes(pb.app_hash),
+            bytes(pb.last_results_hash), bytes(pb.evidence_hash), bytes(pb.proposer_address),
         )
     w = "header"
     version = _get(obj, "version", w)
@@ -777,8 +779,9 @@ def parse_validators(obj: Sequence[Validator] | Mapping[str, Any] | Iterable[Any
     and saying so is clearer than a hash mismatch.
     """
     obj = _unwrap(obj)
-    if _is_proto(obj) and obj.DESCRIPTOR.name == "ValidatorSet":
-        obj = list(obj.validators)
+    pb: Any = obj
+    if _is_proto(pb) and pb.DESCRIPTOR.name == "ValidatorSet":
+        obj = list(pb.validators)
     elif isinstance(obj, Mapping):
         entries = _get(obj, "validators", "validators result")
         if "total" in obj and "count" in obj and _int(obj["total"], "total") != _int(obj["count"], "count"):

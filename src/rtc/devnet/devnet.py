@@ -101,6 +101,7 @@ class Devnet:
         base_port: int = DEFAULT_BASE_PORT,
         chain_id: str = "rtc-devnet",
         progress: Callable[[str], None] = lambda _: None,
+        settings: ClusterSettings | None = None,
     ) -> "Devnet":
         home = home.resolve()
         if not 1 <= nodes <= 16:
@@ -110,7 +111,8 @@ class Devnet:
         if not app.is_file():
             raise DevnetError(f"backend component {app} not found (build the examples with `make setup`)")
         progress(f"checking backend {app.name}")
-        backend = Backend.from_file(app)  # refuses a bad component before anything is created
+        settings = settings or ClusterSettings()
+        backend = Backend.from_file(app, settings.limits)  # refuses a bad component before anything is created
         busy = [p for i in range(nodes) for p in _node_ports(base_port, i) if not _port_free(p)]
         if busy:
             raise DevnetError(f"ports {busy} are in use; stop what uses them or pass another --base-port")
@@ -128,7 +130,7 @@ class Devnet:
             NodeConfig(abci=f"tcp://127.0.0.1:{abci}", backend="../app.wasm").save(node_home)
         homes = [Path(n.home) for n in infos]
         validators = [cometbft.validator_entry(Path(n.home), n.name) for n in infos]
-        app_state = genesis_app_state(backend.code_hash, ClusterSettings(backend.limits))
+        app_state = genesis_app_state(backend.code_hash, settings)
         cometbft.write_genesis(homes, chain_id, validators, app_state)
         for info in infos:
             peers = ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in infos if o is not info)

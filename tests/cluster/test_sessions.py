@@ -1,0 +1,155 @@
+"""Happens-before on a real 4-node cluster: the seed's stock client, shuffled over the nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from typing import Iterator
+
+import pytest
+from nacl.signing import SigningKey
+
+from rtc.client import CallRejected, NodeClient, Session
+from rtc.devnet import Devnet
+from rtc.node.config import ClusterSettings
+from rtc.sessions import SessionRules
+
+from .conftest import assert_all_agree, start_cluster
+
+pytestmark = pytest.mark.cluster
+RULES = SessionRules(max_buffered=16, gap_timeout_blocks=6, idle_expiry_blocks=10_000)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    devnet = start_cluster(tmp_path_factory.mktemp("sessions") / "devnet", "stock", settings=ClusterSettings(sessions=RULES))
+    yield devnet
+    devnet.stop()
+
+
+def clients(devnet: Devnet) -> list[NodeClient]:
+    return [NodeClient(node.rpc) for node in devnet.nodes]
+
+
+def test_shuffled_delivery_to_different_nodes_equals_sequential_execution(cluster: Devnet) -> None:
+    quotes = [100.0, 101.5, 99.0, 104.25, 103.0, 110.0, 108.5, 111.0, 95.0, 112.5, 112.0, 113.75]
+
+    async def scenario() -> None:
+        nodes = clients(cluster)
+        session = Session(nodes[0], SigningKey.generate())
+        envelopes = [await session.envelope({"function": "update_high", "symbol": "AAPL", "value": q}) for q in quotes]
+        order = list(range(len(quotes)))
+        random.Random(3).shuffle(order)
+        await asyncio.gather(*[nodes[i % 4].broadcast(envelopes[k].encode()) for i, k in enumerate(order)])
+        results = [await session.result(k) for k in range(len(quotes))]
+        expected, high = [], 0.0
+        for q in quotes:
+            high = max(high, q)
+            expected.append({"ok": high})
+        assert [r.status for r in results] == ["ok"] * len(quotes)
+        assert [r.value for r in results] == expected
+        assert (await nodes[3].query({"function": "get_high", "symbol": "AAPL"}))["value"] == 113.75
+        for node in nodes:
+            await node.close()
+
+    asyncio.run(scenario())
+    assert_all_agree(cluster)
+
+
+def test_a_flood_of_early_calls_refuses_the_overflow_not_the_session(cluster: Devnet) -> None:
+    async def scenario() -> None:
+        nodes = clients(cluster)
+        session = Session(nodes[0], SigningKey.generate())
+        envelopes = [await session.envelope({"function": "update_high", "symbol": "FLOOD", "value": float(k)}) for k in range(20)]
+        for k in range(1, 17):  # 16 early calls fill the buffer
+            await nodes[k % 4].broadcast(envelopes[k].encode())
+        await asyncio.sleep(1.0)  # let them reach a block and the buffer
+        with pytest.raises(CallRejected, match="ahead|already wait"):
+            await nodes[1].broadcast(envelopes[17].encode())
+        await nodes[2].broadcast(envelopes[0].encode())
+        results = [await session.result(k) for k in range(17)]
+        assert [r.status for r in results] == ["ok"] * 17 and results[16].value == {"ok": 16.0}
+        for node in nodes:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_gap_fails_the_session_with_a_provable_status_and_later_calls_say_why(cluster: Devnet) -> None:
+    async def scenario() -> None:
+        nodes = clients(cluster)
+        session = Session(nodes[0], SigningKey.generate())
+        first = await session.call_and_wait({"function": "update_high", "symbol": "GAP", "value": 1.0})
+        assert first.ok
+        missing = await session.envelope({"function": "update_high", "symbol": "GAP", "value": 2.0})
+        waiting = await session.envelope({"function": "update_high", "symbol": "GAP", "value": 3.0})
+        await nodes[1].broadcast(waiting.encode())  # counter 2 waits for 1, which never comes
+        skipped = await session.result(2, timeout=60)
+        assert skipped.status == "skipped" and "counter 1 did not arrive within 6 blocks" in skipped.error
+        with pytest.raises(CallRejected, match="session is failed"):
+            await nodes[2].broadcast(missing.encode())
+        for node in nodes:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_call_rolls_back_and_skips_the_rest(cluster: Devnet) -> None:
+    async def scenario() -> None:
+        nodes = clients(cluster)
+        session = Session(nodes[0], SigningKey.generate())
+        calls = [{"function": "update_high", "symbol": "FAIL", "value": 5.0},
+                 {"function": "update_high", "symbol": "x" * 40, "value": 6.0},  # backend error value, not a failure
+                 {"function": "update_high", "symbol": "FAIL", "value": 7.0}]
+        results = [await session.call_and_wait(call) for call in calls]
+        assert [r.status for r in results] == ["ok", "ok", "ok"] and "err" in results[1].value
+        closed = await session.close()
+        assert closed.ok
+        with pytest.raises(CallRejected, match="session is closed"):
+            await session.call({"function": "update_high", "symbol": "FAIL", "value": 8.0})
+        for node in nodes:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
+    async def before(session: Session, nodes: list[NodeClient]) -> list[bytes]:
+        envelopes = [await session.envelope({"function": "update_high", "symbol": "MID", "value": float(v)}) for v in range(8)]
+        await nodes[0].broadcast(envelopes[2].encode())
+        await nodes[3].broadcast(envelopes[1].encode())
+        for _ in range(100):  # until both are queued in committed state (bounded: 10 s)
+            records = [await nodes[0].fetch_result(session.key_bytes, k) for k in (1, 2)]
+            if all(r is not None and r["status"] == "queued" for r in records):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("calls 1 and 2 were not queued")
+        return [e.encode() for e in envelopes]
+
+    nodes = clients(cluster)
+    session = Session(nodes[0], SigningKey.generate())
+    txs = asyncio.run(before(session, nodes))
+    cluster.stop_node(3, signal.SIGKILL)
+
+    async def during() -> None:
+        async with NodeClient(cluster.nodes[1].rpc) as node:
+            session.node = node
+            await node.broadcast(txs[0])
+            assert [(await session.result(k)).value for k in range(3)] == [{"ok": 0.0}, {"ok": 1.0}, {"ok": 2.0}]
+            await node.broadcast(txs[4])  # waits for 3
+
+    asyncio.run(during())
+    cluster.start_node(3)
+    height = max(s.height or 0 for s in cluster.status())
+    cluster.wait_for_height(height + 1, nodes=[3], timeout=90)
+
+    async def after() -> None:
+        async with NodeClient(cluster.nodes[3].rpc) as node:
+            session.node = node
+            await node.broadcast(txs[3])  # through the restarted node: releases 4
+            assert (await session.result(4)).value == {"ok": 4.0}
+
+    asyncio.run(after())
+    assert_all_agree(cluster)
