@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from rtc.client import CallRejected, NodeClient
+from nacl.signing import SigningKey
+
+from rtc.client import CallRejected, NodeClient, Session
 from rtc.devnet import Devnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +37,24 @@ async def drive(devnet: Devnet) -> None:
             result = await client.call({"function": "update_high", "symbol": "AAPL", "value": quote})
         say(f"  update_high(AAPL, {quote:7.2f}) via {devnet.nodes[i % len(urls)].name} -> {result.value}"
             f"   height {result.height}, {result.latency_ms:.0f} ms, fuel {result.fuel}")
+    say("\n-- a session: the client sends 6 quotes at once, shuffled over the 4 nodes --")
+    nodes = [NodeClient(url) for url in urls]
+    session = Session(nodes[0], SigningKey.generate())
+    quotes = [192.0, 195.5, 193.25, 197.0, 196.0, 199.5]
+    envelopes = [await session.envelope({"function": "update_high", "symbol": "MSFT", "value": q}) for q in quotes]
+    order = [3, 5, 0, 4, 1, 2]
+    for i, k in enumerate(order):
+        await nodes[i % 4].broadcast(envelopes[k].encode())
+        say(f"  sent counter {k} ({quotes[k]:.2f}) to {devnet.nodes[i % 4].name}")
+    for k in range(len(quotes)):
+        result = await session.result(k)
+        say(f"  counter {k}: update_high(MSFT, {quotes[k]:.2f}) -> {result.value}   height {result.height}")
+    say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
+    for node in nodes:
+        await node.close()
     async with NodeClient(urls[-1]) as client:
         answer = await client.query({"function": "get_high", "symbol": "AAPL"})
-        say(f"  query get_high(AAPL) on {devnet.nodes[-1].name} -> {answer['value']}")
+        say(f"\n  query get_high(AAPL) on {devnet.nodes[-1].name} -> {answer['value']}")
         say("\n-- a call with a wrong argument type is refused before it is ordered --")
         try:
             await client.call({"function": "update_high", "symbol": "AAPL", "value": "a lot"})

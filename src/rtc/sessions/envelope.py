@@ -20,7 +20,6 @@ replayed on another.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -120,7 +119,3 @@ def sign(
     body = HEADER.pack(MAGIC, kind, client, session, counter, len(call)) + call
     signature = key.sign(_signing_input(chain_id, body)).signature
     return Envelope(kind, client, session, counter, call, signature)
-
-
-def tx_hash(tx: bytes) -> bytes:
-    return hashlib.sha256(tx).digest()
