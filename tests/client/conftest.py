@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from rtc.devnet import Devnet
 from tests.conftest import component_path
 
 VECTORS = Path(__file__).parent / "vectors" / "cometbft_v0.39.4.json"
-DEVNET_PORT = 33000  # this suite's own port range, away from the cluster tests' 27000+
+# This package's own port range, away from the cluster tests' 27000+.
+DEVNET_PORT = int(os.environ.get("RTC_LIGHTCLIENT_TEST_PORT", "33000"))
 DEVNET_HEIGHTS = 8  # blocks the devnet must reach before the tests read from it
 
 
@@ -54,7 +56,8 @@ def go_sample(vectors: dict[str, Any], name: str) -> Sample:
     return Sample(scenario["chain_id"], scenario["commit"], scenario["validators"])
 
 
-@pytest.fixture(scope="session")
+# Package scope: one devnet for this folder's tests, stopped before other folders' tests run.
+@pytest.fixture(scope="package")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net = Devnet.create(tmp_path_factory.mktemp("lightclient") / "net", 4, component_path("sum"), base_port=DEVNET_PORT)
     try:
@@ -79,7 +82,7 @@ def fetch_sample(devnet: Devnet, height: int) -> Sample:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def devnet_sample(devnet: Devnet) -> Sample:
     """A devnet block that all four validators signed for (a slow vote can make a slot nil or absent)."""
     for height in range(2, DEVNET_HEIGHTS + 1):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import random
 import signal
 from typing import Iterator
@@ -11,6 +13,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from rtc.client import CallRejected, NodeClient, Session
+from rtc.client.lightclient import VerificationError
+from rtc.client.verify import TrustedValidators, verified_result
 from rtc.devnet import Devnet
 from rtc.node.config import ClusterSettings
 from rtc.sessions import SessionRules
@@ -153,3 +157,56 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
 
     asyncio.run(after())
     assert_all_agree(cluster)
+
+
+class LyingNode(NodeClient):
+    """A node that alters one part of its answers; the client must notice every time."""
+
+    def __init__(self, url: str, lie: str) -> None:
+        super().__init__(url)
+        self.lie = lie
+
+    async def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> dict:
+        response = await super().abci_query(path, data, prove, height)
+        if prove and self.lie == "value":
+            record = json.loads(base64.b64decode(response["value"]))
+            record["value"] = {"ok": 1e9}
+            response["value"] = base64.b64encode(json.dumps(record).encode()).decode()
+        if prove and self.lie == "proof":
+            op = response["proofOps"]["ops"][0]
+            raw = bytearray(base64.b64decode(op["data"]))
+            raw[-1] ^= 1  # a sibling hash
+            op["data"] = base64.b64encode(bytes(raw)).decode()
+        return response
+
+    async def rpc(self, method: str, **params):
+        result = await super().rpc(method, **params)
+        if method == "commit" and self.lie == "app_hash":
+            result["signed_header"]["header"]["app_hash"] = "00" * 32
+        if method == "commit" and self.lie == "signatures":
+            for sig in result["signed_header"]["commit"]["signatures"][:2]:
+                if sig.get("signature"):
+                    raw = bytearray(base64.b64decode(sig["signature"]))
+                    raw[0] ^= 1
+                    sig["signature"] = base64.b64encode(bytes(raw)).decode()
+        return result
+
+
+@pytest.mark.parametrize("lie", ["value", "proof", "app_hash", "signatures"])
+def test_verified_results_catch_a_lying_node(cluster: Devnet, lie: str) -> None:
+    async def scenario() -> None:
+        async with NodeClient(cluster.nodes[0].rpc) as honest:
+            trusted = await TrustedValidators.from_genesis(honest)
+            session = Session(honest, SigningKey.generate())
+            result = await session.call_and_wait({"function": "update_high", "symbol": "LIE", "value": 4.0})
+            receipt = await verified_result(honest, session.key_bytes, 0, trusted)
+            assert receipt.result.value == result.value == {"ok": 4.0}
+            assert receipt.signed_power * 3 > receipt.total_power * 2 and len(receipt.checks) == 5
+            async with LyingNode(cluster.nodes[1].rpc, lie) as liar:
+                with pytest.raises(VerificationError):
+                    await verified_result(liar, session.key_bytes, 0, trusted)
+            other = TrustedValidators(trusted.chain_id, b"\x00" * 32)
+            with pytest.raises(VerificationError):
+                await verified_result(honest, session.key_bytes, 0, other)
+
+    asyncio.run(scenario())

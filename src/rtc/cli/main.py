@@ -171,15 +171,34 @@ def cmd_call(args: argparse.Namespace) -> int:
     async def go() -> Any:
         async with NodeClient(url) as client:
             session = Session(client, key, bytes.fromhex(args.session) if args.session else None, args.counter)
-            return await session.call_and_wait(call, timeout=args.timeout)
+            result = await session.call_and_wait(call, timeout=args.timeout)
+            if not args.verify:
+                return result, None
+            return result, await _receipt(client, session.key_bytes, result.counter, args.timeout)
 
     try:
-        result = asyncio.run(go())
+        result, receipt = asyncio.run(go())
     except CallRejected as exc:
         _emit(args, {"status": "rejected", "code": exc.code, "error": exc.log}, f"rejected before ordering: {exc.log}")
         return 2
-    _emit(args, result.to_json(), _result_text(result))
+    if receipt is not None:
+        _emit(args, receipt.to_json(), _result_text(result) + "\n" + _receipt_text(receipt))
+    else:
+        _emit(args, result.to_json(), _result_text(result))
     return 0 if result.ok else 1
+
+
+async def _receipt(client: Any, session: bytes, counter: int, timeout: float) -> Any:
+    from rtc.client.verify import TrustedValidators, verified_result
+
+    trusted = await TrustedValidators.from_genesis(client)
+    return await verified_result(client, session, counter, trusted, timeout=timeout)
+
+
+def _receipt_text(receipt: Any) -> str:
+    lines = ["verified:"] + [f"  ✓ {check}" for check in receipt.checks]
+    lines.append(f"  (checked in {receipt.verify_ms:.1f} ms)")
+    return "\n".join(lines)
 
 
 def _result_text(result: Any) -> str:
@@ -233,11 +252,15 @@ def cmd_result(args: argparse.Namespace) -> int:
     async def go() -> Any:
         async with NodeClient(url) as client:
             if args.wait:
-                return await client.wait_for_result(session, args.counter, timeout=args.timeout)
-            record = await client.fetch_result(session, args.counter)
-            return record
+                await client.wait_for_result(session, args.counter, timeout=args.timeout)
+            if args.verify:
+                return await _receipt(client, session, args.counter, args.timeout)
+            return await client.fetch_result(session, args.counter)
 
     result = asyncio.run(go())
+    if args.verify:
+        _emit(args, result.to_json(), _result_text(result.result) + "\n" + _receipt_text(result))
+        return 0
     if result is None:
         _emit(args, {"status": None}, f"no result for counter {args.counter} of this session (not sent, or not yet in a block)")
         return 1
@@ -346,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--key", type=Path, default=Path("~/.rtc/client.key"), help="client key file (created on first use)")
             sub.add_argument("--session", metavar="ID", help="session id (32 hex digits) to continue; default: a new session")
             sub.add_argument("--counter", type=int, default=0, metavar="K", help="this call's position in the session (default 0)")
+            sub.add_argument("--verify", action="store_true", help="verify the result (Merkle proof and commit signatures) and show each check")
         _add_json(sub)
         sub.set_defaults(func=func)
 
@@ -354,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--session", required=True, metavar="HEX", help="session key: client public key + session id (96 hex digits, printed by `rtc call -J`)")
     result.add_argument("--counter", type=int, required=True, metavar="K")
     result.add_argument("--wait", action="store_true", help="wait for a final result instead of reporting what is there")
+    result.add_argument("--verify", action="store_true", help="check the Merkle proof and the validators' signatures, and show each check")
     result.add_argument("--timeout", type=float, default=30.0)
     _add_json(result)
     result.set_defaults(func=cmd_result)
@@ -383,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DevnetError, RPCError, DeployError, FileNotFoundError, ValueError, TypeError, WebSocketException) as exc:
+        # VerificationError is a ValueError: a failed check is reported, never passed over.
         print(f"rtc: {exc}", file=sys.stderr)
         return 1
     except TimeoutError:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .lightclient import VerificationError, verify_commit
 from .rpc import CallRejected, CallResult, NodeClient, RPCError, Session
+from .verify import Receipt, TrustedValidators, verified_result
 
 
 class Client:
@@ -34,4 +36,7 @@ class Client:
         return self._run("status")
 
 
-__all__ = ["CallRejected", "CallResult", "Client", "NodeClient", "RPCError", "Session"]
+__all__ = [
+    "CallRejected", "CallResult", "Client", "NodeClient", "RPCError", "Receipt", "Session", "TrustedValidators",
+    "VerificationError", "verified_result", "verify_commit",
+]
