@@ -15,7 +15,7 @@ import httpx
 
 from nacl.signing import SigningKey
 
-from rtc.client import CallRejected, NodeClient, Session
+from rtc.client import CallRejected, NodeClient, Session, TrustedValidators, verified_result
 from rtc.devnet import Devnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,13 @@ async def drive(devnet: Devnet) -> None:
         result = await session.result(k)
         say(f"  counter {k}: update_high(MSFT, {quotes[k]:.2f}) -> {result.value}   height {result.height}")
     say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
+    say("\n-- the client verifies the last result itself, trusting only the genesis validators --")
+    trusted = await TrustedValidators.from_genesis(nodes[1])
+    receipt = await verified_result(nodes[1], session.key_bytes, len(quotes) - 1, trusted)
+    say(f"  counter {len(quotes) - 1} -> {receipt.result.value}, proven at height {receipt.state_height}:")
+    for check in receipt.checks:
+        say(f"    ✓ {check}")
+    say(f"  (verified in {receipt.verify_ms:.1f} ms)")
     for node in nodes:
         await node.close()
     async with NodeClient(urls[-1]) as client:

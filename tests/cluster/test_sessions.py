@@ -210,3 +210,21 @@ def test_verified_results_catch_a_lying_node(cluster: Devnet, lie: str) -> None:
                 await verified_result(honest, session.key_bytes, 0, other)
 
     asyncio.run(scenario())
+
+
+def test_the_sync_sdk_continues_a_session_after_a_client_restart(cluster: Devnet) -> None:
+    from rtc.client import Client
+
+    key = SigningKey.generate()
+    with Client(cluster.nodes[0].rpc) as first:
+        session = first.session(key)
+        counters = [session.call({"function": "update_high", "symbol": "SYNC", "value": v}) for v in (1.0, 3.0, 2.0)]
+        assert counters == [0, 1, 2]
+        session_id = session.id
+    # a new process would do the same: same key and session id, results by counter
+    with Client(cluster.nodes[2].rpc) as second:
+        again = second.session(key, session_id, next_counter=3)
+        assert [again.result(k).value for k in range(3)] == [{"ok": 1.0}, {"ok": 3.0}, {"ok": 3.0}]
+        assert again.call_and_wait({"function": "update_high", "symbol": "SYNC", "value": 5.0}).counter == 3
+        receipt = again.verified(3)
+        assert receipt.result.value == {"ok": 5.0} and receipt.signed_power * 3 > receipt.total_power * 2
