@@ -78,7 +78,7 @@ def test_replayed_transaction_is_refused(hostile_cluster: Devnet) -> None:
         async with NodeClient(hostile_cluster.nodes[0].rpc) as client:
             session = Session(client, SigningKey.generate())
             envelope = await session.envelope({"function": "spin_n", "n": 1})
-            await client.wait_for_result(session.key_bytes, 0, send=lambda: client.broadcast(envelope.encode()))
+            await client.wait_for_result(session.key_bytes, 0, tx=envelope.encode())
             return envelope.encode()
 
     tx = asyncio.run(go())

@@ -228,3 +228,39 @@ def test_the_sync_sdk_continues_a_session_after_a_client_restart(cluster: Devnet
         assert again.call_and_wait({"function": "update_high", "symbol": "SYNC", "value": 5.0}).counter == 3
         receipt = again.verified(3)
         assert receipt.result.value == {"ok": 5.0} and receipt.signed_power * 3 > receipt.total_power * 2
+
+
+def test_a_refused_call_gives_its_counter_back(cluster: Devnet) -> None:
+    async def scenario() -> None:
+        async with NodeClient(cluster.nodes[0].rpc) as node:
+            session = Session(node, SigningKey.generate())
+            with pytest.raises(CallRejected, match="expected f64"):
+                await session.call({"function": "update_high", "symbol": "BACK", "value": "high"})
+            result = await session.call_and_wait({"function": "update_high", "symbol": "BACK", "value": 2.0})
+            assert result.counter == 0 and result.ok  # no gap left behind
+
+    asyncio.run(scenario())
+
+
+def test_two_calls_racing_for_one_counter_one_wins_the_other_is_refused_in_block(cluster: Devnet) -> None:
+    """Both pass CheckTx on different nodes; the block runs one and refuses the other, which its client learns."""
+    async def scenario() -> None:
+        nodes = clients(cluster)
+        key, session_id = SigningKey.generate(), bytes(16)
+        first, second = Session(nodes[0], key, session_id), Session(nodes[2], key, session_id)
+        outcomes = await asyncio.gather(
+            first.call_and_wait({"function": "update_high", "symbol": "RACE", "value": 1.0}),
+            second.call_and_wait({"function": "update_high", "symbol": "RACE", "value": 2.0}),
+            return_exceptions=True,
+        )
+        winners = [o for o in outcomes if not isinstance(o, BaseException)]
+        losers = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(winners) == 1 and winners[0].ok, outcomes
+        if losers:  # the loser was refused by CheckTx (if the winner was already in a block) or in the block
+            message = str(losers[0])
+            assert isinstance(losers[0], CallRejected)
+            assert any(why in message for why in ("already used", "refused in block", "used by another transaction")), message
+        for node in nodes:
+            await node.close()
+
+    asyncio.run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from bisect import bisect_left
 
@@ -131,8 +132,10 @@ def test_calls_in_order_run_at_once() -> None:
     kv, backend = DictKV(), Backend()
     sessions = Sessions(kv)
     for k in range(3):
-        written = sessions.deliver(call(k, k), height=1, run=backend)
-        assert written == [(k, {"status": "ok", "value": k, "height": 1})]
+        envelope = call(k, k)
+        written = sessions.deliver(envelope, height=1, run=backend)
+        digest = hashlib.sha256(envelope.encode()).hexdigest().upper()
+        assert written == [(k, {"status": "ok", "value": k, "height": 1, "tx": digest})]
     assert backend.seen == [0, 1, 2]
 
 
@@ -245,3 +248,32 @@ def test_shuffled_delivery_gives_sequential_results_and_identical_state() -> Non
             sessions.deliver(envelope, height, backend)
         assert backend.seen == [k * 7 % 11 for k in range(30)]
     assert kvs[0].data == kvs[1].data
+
+
+def test_waiting_calls_end_with_the_session_before_it_could_expire() -> None:
+    kv, backend = DictKV(), Backend()
+    sessions = Sessions(kv, SessionRules(gap_timeout_blocks=50, idle_expiry_blocks=60))
+    sessions.deliver(call(0), 1, backend)
+    sessions.deliver(call(2), 1, backend)  # waits; the gap fails it first
+    ended = sessions.end_block(51)
+    assert [(k, r["status"]) for _, k, r in ended] == [(2, "skipped")]
+    assert not any(key.startswith(b"q/") for key in kv.data)
+
+
+def test_rules_that_contradict_each_other_are_refused() -> None:
+    with pytest.raises(ValueError, match="less than idle_expiry_blocks"):
+        SessionRules(gap_timeout_blocks=100, idle_expiry_blocks=100)
+    with pytest.raises(ValueError, match="max_buffered"):
+        SessionRules(max_buffered=0)
+
+
+def test_end_of_block_work_is_bounded() -> None:
+    kv, backend = DictKV(), Backend()
+    sessions = Sessions(kv, SessionRules(max_buffered=64, gap_timeout_blocks=5))
+    keys = [SigningKey(bytes([i + 1]) * 32) for i in range(200)]
+    for key in keys:
+        sessions.deliver(call(1, key=key), 1, backend)
+    first = sessions.end_block(6)
+    assert 0 < len(first) < 200  # a budget per block, the rest in the next blocks
+    later = sessions.end_block(7) + sessions.end_block(8) + sessions.end_block(9)
+    assert len(first) + len(later) == 200

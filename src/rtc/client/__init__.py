@@ -19,10 +19,11 @@ from .verify import Receipt, TrustedValidators, verified_result
 class Client:
     """A blocking client for scripts and the REPL; one event loop kept for its lifetime."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, trusted: TrustedValidators | None = None) -> None:
+        """`trusted`: the validator set to verify against; default, the genesis this node serves."""
         self._runner = asyncio.Runner()
         self.node = self._runner.run(self._connect(url))
-        self._trusted: TrustedValidators | None = None
+        self._trusted = trusted
 
     @staticmethod
     async def _connect(url: str) -> NodeClient:

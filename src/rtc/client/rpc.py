@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import orjson
 import websockets
 from nacl.signing import SigningKey
 
-from rtc.node.txs import canonical_json
+from rtc.node.txs import Code, canonical_json
 from rtc.sessions import Envelope, Kind, sign
 
 FINAL = ("ok", "error", "skipped")
@@ -141,39 +142,51 @@ class NodeClient:
         value = response.get("value")
         return orjson.loads(base64.b64decode(value)) if value else None
 
-    async def wait_for_result(
-        self, session: bytes, counter: int, timeout: float = 30.0, send: Callable[[], Awaitable[None]] | None = None
-    ) -> CallResult:
-        """Wait until (session, counter) has a final result; `send()` runs once the subscription is open."""
+    async def wait_for_result(self, session: bytes, counter: int, timeout: float = 30.0, tx: bytes | None = None) -> CallResult:
+        """Wait until (session, counter) has a final result; `tx`, if given, is sent once subscribed.
+
+        A transaction refused inside a block (a session rule, or a hostile proposer's pick)
+        writes no result; with `tx` given that refusal is seen on its own event and raised.
+        """
         loop = asyncio.get_running_loop()
         key = f"{session.hex()}/{counter}"
+        digest = hashlib.sha256(tx).hexdigest().upper() if tx is not None else None
         try:
             ws = await websockets.connect(self.ws_url, max_size=16 * 1024 * 1024, open_timeout=timeout)
         except (OSError, websockets.WebSocketException) as exc:
             raise RPCError(f"cannot open {self.ws_url} ({type(exc).__name__}); is the node running?") from None
         async with ws:
-            for name, event in (("tx", "Tx"), ("block", "NewBlockEvents")):
-                query = f"tm.event='{event}' AND rtc_result.key='{key}'"
+            queries = [("tx", f"tm.event='Tx' AND rtc_result.key='{key}'"),
+                       ("block", f"tm.event='NewBlockEvents' AND rtc_result.key='{key}'")]
+            if digest is not None:
+                queries.append(("own", f"tm.event='Tx' AND tx.hash='{digest}'"))
+            for name, query in queries:
                 await ws.send(json.dumps({"jsonrpc": "2.0", "id": name, "method": "subscribe", "params": {"query": query}}))
                 try:
                     await asyncio.wait_for(_until_reply(ws, name), timeout)
                 except asyncio.TimeoutError:
                     raise RPCError(f"{self.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
             started = loop.time()
-            if send is not None:
-                await send()
+            if tx is not None:
+                await self.broadcast(tx)
             record = await self.fetch_result(session, counter)
             deadline = started + timeout
             while record is None or record["status"] not in FINAL:
                 try:
-                    await asyncio.wait_for(_next_result_event(ws, key), max(0.0, deadline - loop.time()))
+                    refusal = await asyncio.wait_for(_next_result_event(ws, key), max(0.0, deadline - loop.time()))
                 except (asyncio.TimeoutError, websockets.ConnectionClosed):
                     raise RPCError(
                         f"no final result for counter {counter} within {timeout:.0f}s"
                         + (f" (it is {record['status']}: {record.get('reason')})" if record else "")
                         + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
                     ) from None
+                if refusal is not None:
+                    raise CallRejected(*refusal)
                 record = await self.fetch_result(session, counter)
+        if digest is not None and record.get("tx") != digest:
+            raise CallRejected(
+                Code.DUPLICATE, f"counter {counter} of this session was used by another transaction ({record.get('tx')})"
+            )
         return CallResult.from_record(session.hex(), counter, record, (loop.time() - started) * 1000)
 
     async def call(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
@@ -209,7 +222,11 @@ class Session:
     async def call(self, call: dict[str, Any], node: NodeClient | None = None) -> int:
         """Send a call without waiting for any block; returns its counter."""
         envelope = await self.envelope(call)
-        await (node or self.node).broadcast(envelope.encode())
+        try:
+            await (node or self.node).broadcast(envelope.encode())
+        except CallRejected as exc:
+            self._give_back(envelope.counter, exc)
+            raise
         return envelope.counter
 
     async def call_and_wait(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
@@ -217,8 +234,16 @@ class Session:
         return await self._send_and_wait(envelope, timeout)
 
     async def _send_and_wait(self, envelope: Envelope, timeout: float) -> CallResult:
-        tx = envelope.encode()
-        return await self.node.wait_for_result(self.key_bytes, envelope.counter, timeout, send=lambda: self.node.broadcast(tx))
+        try:
+            return await self.node.wait_for_result(self.key_bytes, envelope.counter, timeout, tx=envelope.encode())
+        except CallRejected as exc:
+            self._give_back(envelope.counter, exc)
+            raise
+
+    def _give_back(self, counter: int, refusal: CallRejected) -> None:
+        """A refused call never reaches the session, so its counter is still free (unless it was used)."""
+        if refusal.code != Code.DUPLICATE and counter == self.next_counter - 1:
+            self.next_counter = counter
 
     async def result(self, counter: int, timeout: float = 30.0) -> CallResult:
         """Await the final result of call `counter` (it may already be there)."""
@@ -237,10 +262,17 @@ async def _until_reply(ws: Any, request_id: str) -> None:
             return
 
 
-async def _next_result_event(ws: Any, key: str) -> None:
-    """Return when an event about `key` arrives (its data is then read from state)."""
+async def _next_result_event(ws: Any, key: str) -> tuple[int, str] | None:
+    """Return when an event about `key` arrives (its data is then read from state), or the
+    refusal (code, log) of our own transaction when its block refused it."""
     while True:
         message = json.loads(await ws.recv())
-        keys = ((message.get("result") or {}).get("events") or {}).get("rtc_result.key", [])
-        if key in keys:
-            return
+        result = message.get("result") or {}
+        if key in (result.get("events") or {}).get("rtc_result.key", []):
+            return None
+        tx_result = ((result.get("data") or {}).get("value") or {}).get("TxResult")
+        if tx_result is not None:
+            outcome = tx_result.get("result") or {}
+            code = int(outcome.get("code", 0))
+            if code != 0 and not outcome.get("data"):
+                return code, "refused in block " + str(tx_result.get("height")) + ": " + outcome.get("log", "")

@@ -13,6 +13,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -21,7 +22,7 @@ from rtc.sessions.ordering import result_key
 from rtc.state import Proof, ProofError, check_proof
 
 from .lightclient import VerificationError, validator_set_hash, verify_commit
-from .rpc import CallResult, NodeClient, RPCError
+from .rpc import FINAL, CallResult, NodeClient, RPCError
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,17 @@ class TrustedValidators:
 
     @classmethod
     async def from_genesis(cls, node: NodeClient) -> "TrustedValidators":
-        """Trust on first use: the genesis as one node serves it (pin the hash to avoid even that)."""
-        genesis = (await node.rpc("genesis"))["genesis"]
+        """Trust on first use: the genesis as a node serves it. Prefer `from_genesis_file` or a
+        pinned hash; ask a different node than the one whose answers are being checked."""
+        return cls.from_genesis_document((await node.rpc("genesis"))["genesis"])
+
+    @classmethod
+    def from_genesis_file(cls, path: Path) -> "TrustedValidators":
+        """The validator set of a genesis file the client holds itself (no node involved)."""
+        return cls.from_genesis_document(json.loads(path.read_text()))
+
+    @classmethod
+    def from_genesis_document(cls, genesis: dict[str, Any]) -> "TrustedValidators":
         validators = [
             {"address": v["address"], "pub_key": v["pub_key"], "voting_power": v["power"], "proposer_priority": "0"}
             for v in genesis["validators"]
@@ -80,7 +90,10 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
     await _wait_for_height(node, state_height + 1, timeout)
     started = time.perf_counter()
     checks = []
-    proof = Proof.from_bytes(base64.b64decode(ops[0]["data"]))
+    try:
+        proof = Proof.from_bytes(base64.b64decode(ops[0]["data"]))
+    except (ProofError, ValueError) as exc:
+        raise VerificationError("malformed", f"the proof cannot be decoded: {exc}") from None
     expected_key = result_key(session, counter)
     if proof.key != expected_key:
         raise VerificationError("malformed", "the proof is for another key than (session, counter)")
@@ -103,6 +116,8 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
         raise VerificationError("proof", f"the Merkle proof does not lead to the signed app_hash: {exc}") from None
     checks.append(f"the Merkle proof leads to app_hash {verified.app_hash.hex()[:16]}… of header {state_height + 1}")
     record = json.loads(value)
+    if record.get("status") not in FINAL:
+        raise VerificationError("not_final", f"call {counter} is {record.get('status')}: no final result to verify yet")
     return Receipt(
         result=CallResult.from_record(session.hex(), counter, record),
         state_height=state_height,

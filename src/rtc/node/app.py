@@ -70,9 +70,10 @@ class ClusterApp(Application):
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
         self._genesis: Any = None  # InitChain's writes, committed with the first block
-        # Envelopes whose signature this node already checked (in CheckTx), by tx hash, so
-        # FinalizeBlock verifies each signature once per node. Only skips a passed check.
-        self._verified: OrderedDict[bytes, Envelope] = OrderedDict()
+        # Hashes of transactions whose signature this node already checked (in CheckTx), so
+        # FinalizeBlock verifies each signature once per node. Only skips a passed check;
+        # digests only, so a flood of signed junk costs 32 bytes an entry.
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
         chain_id = store.get(CHAIN_ID_KEY)
         self.chain_id = chain_id.decode() if chain_id else ""
         if store.height:
@@ -126,7 +127,7 @@ class ClusterApp(Application):
         """Refuse before ordering whatever would not run: bad bytes, signature, call, or session rule."""
         try:
             if req.type == abci_pb.RECHECK:
-                envelope = self._verified.get(tx_hash(req.tx)) or self._envelope(req.tx)
+                envelope = self._envelope(req.tx)
             else:
                 envelope, _ = self._prepare(req.tx)
             Sessions(self.store, self.settings.sessions).check(envelope)
@@ -138,21 +139,20 @@ class ClusterApp(Application):
 
     def _envelope(self, tx: bytes) -> Envelope:
         """Decode and verify a transaction's envelope, once per node."""
-        digest = tx_hash(tx)
-        cached = self._verified.get(digest)
-        if cached is not None:
-            return cached
         if len(tx) > self.settings.max_tx_bytes:
             raise TxError(Code.MALFORMED, f"transaction of {len(tx)} bytes exceeds the limit of {self.settings.max_tx_bytes} bytes")
         try:
             envelope = decode(tx)
         except EnvelopeError as exc:
             raise TxError(Code.MALFORMED, str(exc)) from None
+        digest = tx_hash(tx)
+        if digest in self._verified:
+            return envelope
         try:
             envelope.verify(self.chain_id)
         except EnvelopeError as exc:
             raise TxError(Code.BAD_SIGNATURE, str(exc)) from None
-        self._verified[digest] = envelope
+        self._verified[digest] = None
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return envelope

@@ -14,6 +14,7 @@ State layout (all under the node's state, session key = client(32) || session(16
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -27,8 +28,9 @@ QUEUE_PREFIX = b"q/"
 RESULT_PREFIX = b"r/"
 DEADLINE_PREFIX = b"d/"
 _U64 = struct.Struct(">Q")
-# Deadlines handled per block; more due at once wait for the next block (still deterministic).
-MAX_DEADLINES_PER_BLOCK = 10_000
+# State writes that ending sessions may cost per block; sessions due beyond it wait for
+# the next block (still deterministic), so no block can be made arbitrarily expensive.
+END_BLOCK_WRITE_BUDGET = 10_000
 
 
 class KeyValue(Protocol):
@@ -45,6 +47,12 @@ class SessionRules:
     max_buffered: int = 64  # early calls waiting per session; also how far ahead a counter may run
     gap_timeout_blocks: int = 20  # a missing predecessor fails the session after this many blocks
     idle_expiry_blocks: int = 10_000  # a session with no activity expires after this many blocks
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_buffered <= 1024:
+            raise ValueError("max_buffered must be between 1 and 1024")
+        if not 1 <= self.gap_timeout_blocks < self.idle_expiry_blocks:
+            raise ValueError("gap_timeout_blocks must be at least 1 and less than idle_expiry_blocks")
 
 
 class Refused(Exception):
@@ -72,6 +80,11 @@ def result_key(session_key: bytes, counter: int) -> bytes:
 
 def queue_key(session_key: bytes, counter: int) -> bytes:
     return QUEUE_PREFIX + session_key + _U64.pack(counter)
+
+
+def _digest(tx: bytes) -> str:
+    """The transaction's hash as CometBFT names it, so a client knows a result is its own call's."""
+    return hashlib.sha256(tx).hexdigest().upper()
 
 
 def _deadline_key(deadline: int, session_key: bytes) -> bytes:
@@ -139,7 +152,8 @@ class Sessions:
             if record["gap_deadline"] is None:
                 record["gap_deadline"] = height + self.rules.gap_timeout_blocks
             written.append(self._write_result(key, envelope.counter, {
-                "status": "queued", "reason": f"waits for counter {record['next']}", "height": height}))
+                "status": "queued", "reason": f"waits for counter {record['next']}", "height": height,
+                "tx": _digest(envelope.encode())}))
         else:
             written += self._run_chain(envelope, record, height, run)
         record["last_height"] = height
@@ -161,7 +175,7 @@ class Sessions:
                 if outcome["status"] != "ok":
                     record["status"] = "failed"
                     record["reason"] = f"call {k} failed: {outcome.get('error')}"
-            written.append(self._write_result(key, k, {**outcome, "height": height}))
+            written.append(self._write_result(key, k, {**outcome, "height": height, "tx": _digest(current.encode())}))
             record["next"] = k + 1
             current = None
             if record["status"] == "open":
@@ -178,10 +192,11 @@ class Sessions:
     def _skip_waiting(self, key: bytes, record: dict[str, Any], height: int) -> list[tuple[int, dict[str, Any]]]:
         """A session that ended takes its waiting calls with it; each says why."""
         written = []
-        for queued_key, _ in self.kv.scan(QUEUE_PREFIX + key, QUEUE_PREFIX + key + b"\xff" * 9, self.rules.max_buffered + 1):
+        for queued_key, queued_tx in self.kv.scan(QUEUE_PREFIX + key, QUEUE_PREFIX + key + b"\xff" * 9, self.rules.max_buffered + 1):
             counter = _U64.unpack(queued_key[-8:])[0]
             self.kv.delete(queued_key)
-            written.append(self._write_result(key, counter, {"status": "skipped", "reason": record["reason"], "height": height}))
+            written.append(self._write_result(key, counter, {
+                "status": "skipped", "reason": record["reason"], "height": height, "tx": _digest(queued_tx)}))
             record["next"] = max(record["next"], counter + 1)  # never reuse a counter that was seen
         record["buffered"] = 0
         return written
@@ -189,7 +204,8 @@ class Sessions:
     def end_block(self, height: int) -> list[tuple[bytes, int, dict[str, Any]]]:
         """Fail sessions whose gap stayed open too long and expire idle ones (deadline <= height)."""
         written = []
-        due = self.kv.scan(DEADLINE_PREFIX, DEADLINE_PREFIX + _U64.pack(height + 1), MAX_DEADLINES_PER_BLOCK)
+        per_session = 2 * self.rules.max_buffered + 4  # queue deletes, result writes, record, index
+        due = self.kv.scan(DEADLINE_PREFIX, DEADLINE_PREFIX + _U64.pack(height + 1), max(1, END_BLOCK_WRITE_BUDGET // per_session))
         for index_key, _ in due:
             key = index_key[len(DEADLINE_PREFIX) + 8:]
             record = self.record(key)
@@ -204,6 +220,7 @@ class Sessions:
             elif record["idle_deadline"] is not None and record["idle_deadline"] <= height:
                 record["status"] = "expired"
                 record["reason"] = f"no activity for {self.rules.idle_expiry_blocks} blocks"
+                written += [(key, k, r) for k, r in self._skip_waiting(key, record, height)]
             else:
                 continue
             record["gap_deadline"] = record["idle_deadline"] = None
