@@ -8,10 +8,11 @@ COMETBFT_VERSION := v0.39.4
 COMETBFT := $(TOOLS)/bin/cometbft
 COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION).installed
 GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
+ANVIL := tools/node_modules/.bin/anvil
 
 .PHONY: setup demo test bench clean examples proto
 
-setup: $(VENV)/.installed $(COMETBFT_STAMP) proto examples
+setup: $(VENV)/.installed $(COMETBFT_STAMP) $(ANVIL) proto examples
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -25,6 +26,12 @@ $(COMETBFT_STAMP):
 	@mkdir -p $(TOOLS)/bin
 	@$(GO_FLAGS) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
 	@$(COMETBFT) version
+	@touch $@
+
+$(ANVIL): tools/package.json tools/package-lock.json
+	@echo "==> anvil (npm package @foundry-rs/anvil, pinned in tools/package-lock.json)"
+	@npm install --prefix tools --no-audit --no-fund --loglevel=error
+	@$(ANVIL) --version | head -1
 	@touch $@
 
 proto: $(VENV)/.installed $(COMETBFT_STAMP)
