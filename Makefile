@@ -10,9 +10,9 @@ COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION).installed
 GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 ANVIL := tools/node_modules/.bin/anvil
 
-.PHONY: setup demo test bench clean examples proto
+.PHONY: setup demo test bench clean examples proto contracts
 
-setup: $(VENV)/.installed $(COMETBFT_STAMP) $(ANVIL) proto examples
+setup: $(VENV)/.installed $(COMETBFT_STAMP) $(ANVIL) proto examples contracts
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -39,6 +39,9 @@ proto: $(VENV)/.installed $(COMETBFT_STAMP)
 
 examples: $(VENV)/.installed
 	@bash scripts/build_examples.sh
+
+contracts: $(VENV)/.installed
+	@$(PY) scripts/compile_contracts.py
 
 demo: setup
 	@$(PY) -m rtc.demo

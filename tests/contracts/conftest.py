@@ -1,0 +1,94 @@
+"""Fixtures for the contract tests: the Registry compiled once per session, deployed
+fresh (inside boa's per-test state anchor) for every test, with funded accounts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boa
+import pytest
+
+from .helpers import COOLING_OFF, ETHER, FIXTURES, MIN_DEPOSIT, REGISTRY_SOURCE, ROOT
+
+
+@dataclass(frozen=True)
+class Accounts:
+    owner: str
+    slasher: str
+    beneficiary: str
+    stranger: str
+    operators: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def compiler():
+    """scripts/compile_contracts.py as a module."""
+    spec = importlib.util.spec_from_file_location("compile_contracts", ROOT / "scripts" / "compile_contracts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Compiled:
+    out_dir: Path
+    compiled: list[str]
+    up_to_date: list[str]
+    artifact: dict
+
+
+@pytest.fixture(scope="session")
+def compiled_registry(compiler, tmp_path_factory) -> Compiled:
+    """contracts/ compiled once by the script into a temporary build folder."""
+    out = tmp_path_factory.mktemp("contracts")
+    compiled, current = compiler.compile_all(REGISTRY_SOURCE.parent, out)
+    return Compiled(out, compiled, current, json.loads((out / "Registry.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def registry_deployer():
+    return boa.load_partial(str(REGISTRY_SOURCE))
+
+
+@pytest.fixture(scope="session")
+def attacker_deployer():
+    return boa.load_partial(str(FIXTURES / "ReentrantCaller.vy"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_chain():
+    """Every test starts from the same chain state and block number, and leaves no trace
+    (boa's pytest plugin does this too; this keeps it true with `-p no:boa_test`)."""
+    with boa.env.anchor():
+        yield
+
+
+@pytest.fixture
+def accounts(isolated_chain) -> Accounts:
+    def funded(alias: str) -> str:
+        address = boa.env.generate_address(alias)
+        boa.env.set_balance(address, 1000 * ETHER)
+        return str(address)
+
+    return Accounts(
+        owner=funded("owner"),
+        slasher=funded("slasher"),
+        beneficiary=funded("beneficiary"),
+        stranger=funded("stranger"),
+        operators=tuple(funded(f"operator{i}") for i in range(1, 18)),
+    )
+
+
+@pytest.fixture
+def registry(registry_deployer, accounts):
+    return registry_deployer.deploy(MIN_DEPOSIT, COOLING_OFF, sender=accounts.owner)
+
+
+@pytest.fixture
+def slashable(registry, accounts):
+    """The registry with `accounts.slasher` as its slasher."""
+    registry.set_slasher(accounts.slasher, sender=accounts.owner)
+    return registry
