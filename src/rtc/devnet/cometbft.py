@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from rtc.tools import find_tool, project_root
 
 COMETBFT_VERSION = "v0.39.4"
 
@@ -33,25 +33,10 @@ TIMERS = {
 }
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
 def cometbft_binary() -> Path:
     """The pinned binary that `make setup` installs into .tools/bin, or one named by $RTC_COMETBFT."""
-    override = os.environ.get("RTC_COMETBFT")
-    candidates = [Path(override)] if override else []
-    candidates.append(project_root() / ".tools" / "bin" / "cometbft")
-    found = shutil.which("cometbft")
-    if found:
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(
-        f"cometbft {COMETBFT_VERSION} not found; run `make setup` (it installs it into .tools/bin) "
-        "or set RTC_COMETBFT to its path"
-    )
+    return find_tool("cometbft", "RTC_COMETBFT", project_root() / ".tools" / "bin" / "cometbft",
+                     f"run `make setup` (it builds cometbft {COMETBFT_VERSION} into .tools/bin)")
 
 
 def init_home(home: Path, moniker: str) -> None:

@@ -8,13 +8,13 @@ that "finalized" advances while nothing happens).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from rtc.tools import find_tool, project_root
 
 ANVIL_VERSION = "1.7.1"
 MNEMONIC = "test test test test test test test test test test test junk"  # anvil's well-known dev mnemonic
@@ -25,17 +25,12 @@ class AnvilError(RuntimeError):
 
 
 def anvil_binary() -> Path:
-    root = Path(__file__).resolve().parents[3]
-    override = os.environ.get("RTC_ANVIL")
-    candidates = [Path(override)] if override else []
-    candidates.append(root / "tools" / "node_modules" / ".bin" / "anvil")
-    found = shutil.which("anvil")
-    if found:
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if candidate.exists() and os.access(candidate, os.X_OK):
-            return candidate
-    raise AnvilError(f"anvil {ANVIL_VERSION} not found; run `make setup` (npm package @foundry-rs/anvil) or set RTC_ANVIL")
+    """anvil from the npm package `make setup` installs into tools/, or one named by $RTC_ANVIL."""
+    try:
+        return find_tool("anvil", "RTC_ANVIL", project_root() / "tools" / "node_modules" / ".bin" / "anvil",
+                         f"run `make setup` (it installs the npm package @foundry-rs/anvil {ANVIL_VERSION})")
+    except FileNotFoundError as exc:
+        raise AnvilError(str(exc)) from None
 
 
 class Anvil:
