@@ -83,6 +83,13 @@ def main() -> int:
         devnet.start(progress=lambda m: say(f"  {m}"))
         for node in devnet.nodes:
             say(f"  {node.name}: RPC {node.rpc}")
+        say("\n-- the members in the Ethereum Registry, with their deposits --")
+        from rtc.ethereum.registry import Registry
+
+        registry = Registry.connect(devnet.ethereum.url, devnet.ethereum.registry)
+        for name, member in zip((n.name for n in devnet.nodes), registry.members(devnet.ethereum.cluster_id)):
+            say(f"  {name}: node {member.node_id}, deposit {member.deposit_wei / 10**18:.0f} ETH, {member.status}, "
+                f"operator {member.operator[:10]}…")
         asyncio.run(drive(devnet))
         say("\n-- every node agrees on the state --")
         target = max(s.height or 0 for s in devnet.status()) + 1

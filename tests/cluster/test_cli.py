@@ -63,6 +63,9 @@ def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
         assert fetched["value"] == -5 and fetched["height"] == as_json["height"]
         refused = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=oops", check=False)
         assert refused.returncode == 2 and "argument 'y': expected s32, got string" in refused.stdout
+        members = json.loads(rtc("cluster", "members", "--home", home, "-J").stdout)["members"]
+        assert [m["name"] for m in members] == ["node0", "node1", "node2", "node3"]
+        assert all(m["status"] == "active" and m["deposit_wei"] == 10 * 10**18 for m in members)
         status = json.loads(rtc("devnet", "status", "--home", home, "--json").stdout)
         assert [n["name"] for n in status["nodes"]] == ["node0", "node1", "node2", "node3"]
         assert all(set(n) >= {"name", "rpc", "height", "app_hash"} for n in status["nodes"])
@@ -70,7 +73,7 @@ def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
     finally:
         manifest = json.loads((Path(home) / "devnet.json").read_text())
         rtc("devnet", "down", "--home", home)
-    pids = [n[k] for n in manifest["nodes"] for k in ("app_pid", "cometbft_pid")]
+    pids = [n[k] for n in manifest["nodes"] for k in ("app_pid", "cometbft_pid")] + [manifest["ethereum"]["anvil_pid"]]
     assert all(pid > 0 for pid in pids)
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], f"{pid} still runs"

@@ -282,6 +282,33 @@ def cmd_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster_members(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet, DevnetError
+    from rtc.ethereum.registry import Registry
+
+    devnet = Devnet.load(args.home)
+    if devnet.ethereum is None:
+        raise DevnetError(f"the devnet in {args.home} has no Ethereum side")
+    registry = Registry.connect(devnet.ethereum.url, devnet.ethereum.registry)
+    block = registry.w3.eth.block_number
+    members = registry.members(devnet.ethereum.cluster_id)
+    names = {}
+    for node in devnet.nodes:
+        from rtc.devnet.cometbft import validator_pubkey
+
+        names[validator_pubkey(Path(node.home))] = node.name
+    data = {"registry": registry.address, "cluster_id": devnet.ethereum.cluster_id, "ethereum_block": block,
+            "members": [{**m.to_json(), "name": names.get(m.validator_key)} for m in members]}
+    rows = [f"cluster {devnet.ethereum.cluster_id} in Registry {registry.address} at Ethereum block {block}",
+            f"{'node':8} {'id':>3}  {'deposit':>10}  {'status':9} {'cooling-off':24} operator"]
+    for m in members:
+        cooling = "-" if not m.withdrawable_block else f"withdrawable at block {m.withdrawable_block}"
+        rows.append(f"{names.get(m.validator_key, '?'):8} {m.node_id:>3}  {m.deposit_wei / 10**18:>6.2f} ETH  "
+                    f"{m.status:9} {cooling:24} {m.operator}")
+    _emit(args, data, "\n".join(rows))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from rtc.vm import Backend
 
@@ -394,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--timeout", type=float, default=30.0)
     _add_json(result)
     result.set_defaults(func=cmd_result)
+
+    cluster = commands.add_parser("cluster", help="the cluster as the Ethereum contract sees it")
+    cluster_actions = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    members = cluster_actions.add_parser("members", help="member nodes with their deposits and cooling-off state")
+    members.add_argument("--home", type=Path, required=True, help="a devnet's folder")
+    _add_json(members)
+    members.set_defaults(func=cmd_cluster_members)
 
     inspect = commands.add_parser("inspect", help="list a component's entry points and their WIT types")
     inspect.add_argument("component", type=Path, metavar="COMPONENT.wasm")

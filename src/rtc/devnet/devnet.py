@@ -23,7 +23,10 @@ import httpx
 from rtc.node.config import ClusterSettings, NodeConfig, genesis_app_state
 from rtc.vm import Backend
 
+from rtc.ethereum import Anvil
+
 from . import cometbft
+from .ethereum import ANVIL_PORT_OFFSET, EthereumInfo, register_cluster, start_anvil, state_file
 
 MANIFEST = "devnet.json"
 DEFAULT_BASE_PORT = 26600
@@ -83,12 +86,15 @@ def _alive(pid: int, home: str) -> bool:
 
 
 class Devnet:
-    def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str) -> None:
+    def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str,
+                 ethereum: EthereumInfo | None = None) -> None:
         self.home = home
         self.chain_id = chain_id
         self.nodes = nodes
         self.code_hash = code_hash
+        self.ethereum = ethereum
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._anvil: Anvil | None = None
 
     # -- creation --------------------------------------------------------------------
 
@@ -113,7 +119,8 @@ class Devnet:
         progress(f"checking backend {app.name}")
         settings = settings or ClusterSettings()
         backend = Backend.from_file(app, settings.limits)  # refuses a bad component before anything is created
-        busy = [p for i in range(nodes) for p in _node_ports(base_port, i) if not _port_free(p)]
+        wanted = [p for i in range(nodes) for p in _node_ports(base_port, i)] + [base_port + ANVIL_PORT_OFFSET]
+        busy = [p for p in wanted if not _port_free(p)]
         if busy:
             raise DevnetError(f"ports {busy} are in use; stop what uses them or pass another --base-port")
         home.mkdir(parents=True, exist_ok=True)
@@ -148,10 +155,22 @@ class Devnet:
             })
         devnet = cls(home, chain_id, infos, backend.code_hash.hex())
         devnet.save()
+        progress("starting anvil, deploying the Registry, registering the nodes with deposits")
+        anvil = start_anvil(home, base_port + ANVIL_PORT_OFFSET)
+        devnet._anvil = anvil
+        try:
+            keys = [cometbft.validator_pubkey(Path(n.home)) for n in infos]
+            devnet.ethereum = register_cluster(anvil, backend.code_hash, keys)
+            devnet.ethereum.anvil_pid = anvil.process.pid if anvil.process else 0
+        except BaseException:
+            anvil.stop()
+            raise
+        devnet.save()
         return devnet
 
     def save(self) -> None:
-        data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes]}
+        data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes],
+                "ethereum": self.ethereum.to_json() if self.ethereum else None}
         (self.home / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
@@ -161,7 +180,8 @@ class Devnet:
         if not path.exists():
             raise DevnetError(f"no devnet in {home}; create one with `rtc devnet up --home {home} --app X.wasm`")
         data = json.loads(path.read_text())
-        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"])
+        ethereum = EthereumInfo(**data["ethereum"]) if data.get("ethereum") else None
+        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum)
 
     @classmethod
     def remove(cls, home: Path) -> None:
@@ -174,6 +194,11 @@ class Devnet:
     # -- processes -------------------------------------------------------------------
 
     def start(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> None:
+        if self.ethereum is not None and not _alive(self.ethereum.anvil_pid, str(state_file(self.home))):
+            progress("starting anvil")
+            self._anvil = start_anvil(self.home, self.ethereum.port)
+            self.ethereum.anvil_pid = self._anvil.process.pid if self._anvil.process else 0
+            self.save()
         for i in range(len(self.nodes)):
             self.start_node(i, progress)
         progress("waiting for the first blocks")
@@ -249,6 +274,14 @@ class Devnet:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         for i in range(len(self.nodes)):
             self.stop_node(i, sig)
+        if self.ethereum is not None:  # SIGTERM lets anvil write its state for the next start
+            if self._anvil is not None:
+                self._anvil.stop()
+            elif _alive(self.ethereum.anvil_pid, str(state_file(self.home))):
+                self._signal_and_wait(self.ethereum.anvil_pid, str(state_file(self.home)), signal.SIGTERM, 15.0)
+            self._anvil = None
+            self.ethereum.anvil_pid = 0
+            self.save()
 
     def running(self, index: int) -> bool:
         node = self.nodes[index]
@@ -284,7 +317,9 @@ class Devnet:
 
     def describe(self) -> dict[str, Any]:
         return {"home": str(self.home), "chain_id": self.chain_id, "code_hash": self.code_hash,
-                "nodes": [{"name": n.name, "rpc": n.rpc} for n in self.nodes]}
+                "nodes": [{"name": n.name, "rpc": n.rpc} for n in self.nodes],
+                "ethereum": None if self.ethereum is None else
+                {"rpc": self.ethereum.url, "registry": self.ethereum.registry, "cluster_id": self.ethereum.cluster_id}}
 
 
 def _node_ports(base: int, index: int) -> tuple[int, int, int]:

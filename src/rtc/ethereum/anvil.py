@@ -36,7 +36,9 @@ def anvil_binary() -> Path:
 class Anvil:
     """One anvil process on loopback; stop() (or the context manager) ends it."""
 
-    def __init__(self, port: int, block_time: float | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int, block_time: float | None = None, log_path: Path | None = None,
+                 state_path: Path | None = None) -> None:
+        self.state_path = state_path
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.block_time = block_time
@@ -48,6 +50,8 @@ class Anvil:
                 "--accounts", "20", "--chain-id", "31337", "--silent"]
         if self.block_time:
             argv += ["--block-time", str(self.block_time)]
+        if self.state_path is not None:
+            argv += ["--state", str(self.state_path)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
