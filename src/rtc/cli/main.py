@@ -449,11 +449,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from rtc.client import RPCError
     from rtc.devnet import DevnetError
+    from rtc.ethereum import AnvilError
+    from rtc.ethereum.registry import ContractRefused
     from rtc.vm import DeployError
 
+    known = (DevnetError, RPCError, DeployError, AnvilError, ContractRefused, FileNotFoundError, ValueError, TypeError,
+             WebSocketException)
     try:
         return args.func(args)
-    except (DevnetError, RPCError, DeployError, FileNotFoundError, ValueError, TypeError, WebSocketException) as exc:
+    except known as exc:
         # VerificationError is a ValueError: a failed check is reported, never passed over.
         print(f"rtc: {exc}", file=sys.stderr)
         return 1
