@@ -284,6 +284,7 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_cluster_members(args: argparse.Namespace) -> int:
     from rtc.devnet import Devnet, DevnetError
+    from rtc.devnet.cometbft import validator_pubkey
     from rtc.ethereum.registry import Registry
 
     devnet = Devnet.load(args.home)
@@ -292,11 +293,7 @@ def cmd_cluster_members(args: argparse.Namespace) -> int:
     registry = Registry.connect(devnet.ethereum.url, devnet.ethereum.registry)
     block = registry.w3.eth.block_number
     members = registry.members(devnet.ethereum.cluster_id)
-    names = {}
-    for node in devnet.nodes:
-        from rtc.devnet.cometbft import validator_pubkey
-
-        names[validator_pubkey(Path(node.home))] = node.name
+    names = {validator_pubkey(Path(node.home)): node.name for node in devnet.nodes}
     data = {"registry": registry.address, "cluster_id": devnet.ethereum.cluster_id, "ethereum_block": block,
             "members": [{**m.to_json(), "name": names.get(m.validator_key)} for m in members]}
     rows = [f"cluster {devnet.ethereum.cluster_id} in Registry {registry.address} at Ethereum block {block}",

@@ -21,7 +21,7 @@ replayed on another.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from nacl.exceptions import BadSignatureError
@@ -115,7 +115,5 @@ def sign(
         raise EnvelopeError(f"session id must be 16 bytes, not {len(session)}")
     if not 0 <= counter <= MAX_COUNTER:
         raise EnvelopeError("counter must fit in 64 unsigned bits")
-    client = bytes(key.verify_key)
-    body = HEADER.pack(MAGIC, kind, client, session, counter, len(call)) + call
-    signature = key.sign(_signing_input(chain_id, body)).signature
-    return Envelope(kind, client, session, counter, call, signature)
+    unsigned = Envelope(kind, bytes(key.verify_key), session, counter, call, b"")
+    return replace(unsigned, signature=key.sign(unsigned.signed_bytes(chain_id)).signature)
