@@ -1,14 +1,16 @@
 """`make demo`: a 4-node cluster running the seed's stock example, driven by a client.
 
 It starts a real devnet (CometBFT + our state machines), sends calls and a query,
-shows one call being refused before ordering, checks that every node reached the same
-app_hash, and stops everything it started.
+shows one call being refused before ordering and a result verified by the client, shows
+the members' deposits in the Ethereum contract and a fifth node joining the validator
+set, checks that every node reached the same app_hash, and stops everything it started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -72,6 +74,21 @@ async def drive(devnet: Devnet) -> None:
         say(f"  update_high('', 1.0) -> {result.value} at height {result.height}")
 
 
+def show_a_node_joining(devnet: Devnet) -> None:
+    say("\n-- a fifth node joins: it syncs the chain, registers with a deposit, and the next Ethereum sync"
+        " makes it a validator --")
+    info = devnet.add_node(progress=lambda m: say(f"  {m}"))
+    registered = time.monotonic()
+    while devnet.voting_powers().get(info.name, 0) == 0:
+        if time.monotonic() - registered > 60:
+            say(f"  {info.name} did not become a validator within 60 s; see {devnet.home / 'logs'}")
+            return
+        time.sleep(0.3)
+    powers = devnet.voting_powers()
+    say(f"  {info.name} is a validator {time.monotonic() - registered:.1f} s after registering; voting power: "
+        + ", ".join(f"{name} {power}" for name, power in powers.items()))
+
+
 def main() -> int:
     if not APP.exists():
         say(f"{APP} missing: run `make setup`")
@@ -91,6 +108,7 @@ def main() -> int:
             say(f"  {name}: node {member.node_id}, deposit {member.deposit_wei / 10**18:.0f} ETH, {member.status}, "
                 f"operator {member.operator[:10]}…")
         asyncio.run(drive(devnet))
+        show_a_node_joining(devnet)
         say("\n-- every node agrees on the state --")
         target = max(s.height or 0 for s in devnet.status()) + 1
         devnet.wait_for_height(target)

@@ -6,6 +6,7 @@ Everything the devnet starts is recorded in `<home>/devnet.json`, so `rtc devnet
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,9 +25,13 @@ from rtc.node.config import ClusterSettings, NodeConfig, genesis_app_state
 from rtc.vm import Backend
 
 from rtc.ethereum import Anvil
+from rtc.membership import VALIDATOR_POWER
 
 from . import cometbft
-from .ethereum import ANVIL_PORT_OFFSET, EthereumInfo, register_cluster, start_anvil, state_file
+from .ethereum import (
+    ANVIL_PORT_OFFSET, MAX_NODES, EthereumInfo, operator_account, register_cluster, register_node, start_anvil,
+    state_file,
+)
 
 MANIFEST = "devnet.json"
 DEFAULT_BASE_PORT = 26600
@@ -108,10 +113,12 @@ class Devnet:
         chain_id: str = "rtc-devnet",
         progress: Callable[[str], None] = lambda _: None,
         settings: ClusterSettings | None = None,
+        eth_rpc: str | None = None,
     ) -> "Devnet":
+        """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis."""
         home = home.resolve()
-        if not 1 <= nodes <= 16:
-            raise DevnetError("a devnet has 1 to 16 nodes")
+        if not 1 <= nodes <= MAX_NODES:
+            raise DevnetError(f"a devnet has 1 to {MAX_NODES} nodes")
         if (home / MANIFEST).exists():
             raise DevnetError(f"{home} already holds a devnet; run `rtc devnet down --home {home}` and remove it, or pick another --home")
         if not app.is_file():
@@ -119,7 +126,9 @@ class Devnet:
         progress(f"checking backend {app.name}")
         settings = settings or ClusterSettings()
         backend = Backend.from_file(app, settings.limits)  # refuses a bad component before anything is created
-        wanted = [p for i in range(nodes) for p in _node_ports(base_port, i)] + [base_port + ANVIL_PORT_OFFSET]
+        wanted = [p for i in range(nodes) for p in _node_ports(base_port, i)]
+        if eth_rpc is None:
+            wanted.append(base_port + ANVIL_PORT_OFFSET)
         busy = [p for p in wanted if not _port_free(p)]
         if busy:
             raise DevnetError(f"ports {busy} are in use; stop what uses them or pass another --base-port")
@@ -134,39 +143,86 @@ class Devnet:
             cometbft.init_home(node_home, name)
             p2p, rpc, abci = _node_ports(base_port, i)
             infos.append(NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home)))
-            NodeConfig(abci=f"tcp://127.0.0.1:{abci}", backend="../app.wasm").save(node_home)
-        homes = [Path(n.home) for n in infos]
-        validators = [cometbft.validator_entry(Path(n.home), n.name) for n in infos]
-        app_state = genesis_app_state(backend.code_hash, settings)
-        cometbft.write_genesis(homes, chain_id, validators, app_state)
-        for info in infos:
-            peers = ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in infos if o is not info)
-            cometbft.set_config(Path(info.home), {
-                "": {"proxy_app": f"tcp://127.0.0.1:{info.abci_port}", "log_level": "error"},
-                "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}"},
-                "p2p": {
-                    "laddr": f"tcp://127.0.0.1:{info.p2p_port}",
-                    "persistent_peers": peers,
-                    "addr_book_strict": False,
-                    "allow_duplicate_ip": True,
-                },
-                "consensus": dict(cometbft.TIMERS),
-                "instrumentation": {"prometheus": False},
-            })
         devnet = cls(home, chain_id, infos, backend.code_hash.hex())
         devnet.save()
+        devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, progress)
+        devnet.save()
+        settings = replace(settings, ethereum=devnet.ethereum.settings())
+        homes = [Path(n.home) for n in infos]
+        validators = [cometbft.validator_entry(Path(n.home), n.name, VALIDATOR_POWER) for n in infos]
+        cometbft.write_genesis(homes, chain_id, validators, genesis_app_state(backend.code_hash, settings))
+        for info in infos:
+            devnet._configure(info, [o for o in infos if o is not info])
+        return devnet
+
+    def _create_ethereum(self, eth_rpc: str | None, base_port: int, code_hash: bytes,
+                         progress: Callable[[str], None]) -> EthereumInfo:
+        keys = [cometbft.validator_pubkey(Path(n.home)) for n in self.nodes]
+        if eth_rpc is not None:
+            progress(f"deploying the Registry on {eth_rpc} and registering the nodes with deposits")
+            info = register_cluster(eth_rpc, code_hash, keys)
+            info.managed = False
+            return info
         progress("starting anvil, deploying the Registry, registering the nodes with deposits")
-        anvil = start_anvil(home, base_port + ANVIL_PORT_OFFSET)
-        devnet._anvil = anvil
+        anvil = start_anvil(self.home, base_port + ANVIL_PORT_OFFSET)
+        self._anvil = anvil
         try:
-            keys = [cometbft.validator_pubkey(Path(n.home)) for n in infos]
-            devnet.ethereum = register_cluster(anvil, backend.code_hash, keys)
-            devnet.ethereum.anvil_pid = anvil.process.pid if anvil.process else 0
+            info = register_cluster(anvil.url, code_hash, keys)
         except BaseException:
             anvil.stop()
             raise
-        devnet.save()
-        return devnet
+        info.anvil_pid = anvil.process.pid if anvil.process else 0
+        return info
+
+    def _configure(self, info: NodeInfo, peers: list[NodeInfo]) -> None:
+        """The node's rtc.json and the CometBFT config values a loopback cluster needs."""
+        NodeConfig(abci=f"tcp://127.0.0.1:{info.abci_port}", backend="../app.wasm",
+                   eth_rpc=self.ethereum.url if self.ethereum else None).save(Path(info.home))
+        cometbft.set_config(Path(info.home), {
+            "": {"proxy_app": f"tcp://127.0.0.1:{info.abci_port}", "log_level": "error"},
+            "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}"},
+            "p2p": {
+                "laddr": f"tcp://127.0.0.1:{info.p2p_port}",
+                "persistent_peers": ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers),
+                "addr_book_strict": False,
+                "allow_duplicate_ip": True,
+            },
+            "consensus": dict(cometbft.TIMERS),
+            "instrumentation": {"prometheus": False},
+        })
+
+    def add_node(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> NodeInfo:
+        """One more node: it syncs the chain from the others, then registers with a deposit and
+        joins the cluster in the contract, and the next Ethereum sync makes it a validator."""
+        if self.ethereum is None:
+            raise DevnetError("this devnet has no Ethereum side, so its validator set cannot grow")
+        index = len(self.nodes)
+        if index >= MAX_NODES:
+            raise DevnetError(f"a devnet has at most {MAX_NODES} nodes")
+        base_port = self.nodes[0].p2p_port
+        busy = [p for p in _node_ports(base_port, index) if not _port_free(p)]
+        if busy:
+            raise DevnetError(f"ports {busy} for node{index} are in use; stop what uses them")
+        name = f"node{index}"
+        node_home = self.home / name
+        progress(f"generating keys and config for {name}")
+        cometbft.init_home(node_home, name)
+        shutil.copyfile(Path(self.nodes[0].home) / "config" / "genesis.json", node_home / "config" / "genesis.json")
+        p2p, rpc, abci = _node_ports(base_port, index)
+        info = NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home))
+        self._configure(info, self.nodes)
+        self.nodes.append(info)
+        self.save()
+        self.start_node(index, progress)
+        progress(f"{name} is syncing the chain from the others")
+        self.wait_for_height(max(s.height or 0 for s in self.status()), timeout=timeout, nodes=[index])
+        progress(f"registering {name} with a deposit and joining the cluster")
+        operator = operator_account(self.ethereum.url, index)
+        node_id = register_node(self.ethereum, operator, cometbft.validator_pubkey(node_home))
+        self.ethereum.operators.append(operator)
+        self.ethereum.node_ids.append(node_id)
+        self.save()
+        return info
 
     def save(self) -> None:
         data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes],
@@ -194,11 +250,7 @@ class Devnet:
     # -- processes -------------------------------------------------------------------
 
     def start(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> None:
-        if self.ethereum is not None and not _alive(self.ethereum.anvil_pid, str(state_file(self.home))):
-            progress("starting anvil")
-            self._anvil = start_anvil(self.home, self.ethereum.port)
-            self.ethereum.anvil_pid = self._anvil.process.pid if self._anvil.process else 0
-            self.save()
+        self.start_ethereum(progress)
         for i in range(len(self.nodes)):
             self.start_node(i, progress)
         progress("waiting for the first blocks")
@@ -274,14 +326,31 @@ class Devnet:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         for i in range(len(self.nodes)):
             self.stop_node(i, sig)
-        if self.ethereum is not None:  # SIGTERM lets anvil write its state for the next start
-            if self._anvil is not None:
-                self._anvil.stop()
-            elif _alive(self.ethereum.anvil_pid, str(state_file(self.home))):
-                self._signal_and_wait(self.ethereum.anvil_pid, str(state_file(self.home)), signal.SIGTERM, 15.0)
-            self._anvil = None
-            self.ethereum.anvil_pid = 0
-            self.save()
+        self.stop_ethereum()
+
+    def ethereum_running(self) -> bool:
+        return self.ethereum is not None and _alive(self.ethereum.anvil_pid, str(state_file(self.home)))
+
+    def start_ethereum(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """Start the devnet's anvil again (its chain is read back from anvil-state.json)."""
+        if self.ethereum is None or not self.ethereum.managed or self.ethereum_running():
+            return
+        progress("starting anvil")
+        self._anvil = start_anvil(self.home, self.ethereum.port)
+        self.ethereum.anvil_pid = self._anvil.process.pid if self._anvil.process else 0
+        self.save()
+
+    def stop_ethereum(self) -> None:
+        """Stop the devnet's anvil; SIGTERM lets it write its chain for the next start."""
+        if self.ethereum is None or not self.ethereum.managed:
+            return
+        if self._anvil is not None:
+            self._anvil.stop()
+        elif self.ethereum_running():
+            self._signal_and_wait(self.ethereum.anvil_pid, str(state_file(self.home)), signal.SIGTERM, 15.0)
+        self._anvil = None
+        self.ethereum.anvil_pid = 0
+        self.save()
 
     def running(self, index: int) -> bool:
         node = self.nodes[index]
@@ -299,6 +368,18 @@ class Devnet:
             except (httpx.HTTPError, KeyError, ValueError) as exc:
                 out.append(NodeStatus(node.name, node.rpc, None, None, running, f"RPC unavailable ({type(exc).__name__})"))
         return out
+
+    def voting_powers(self) -> dict[str, int]:
+        """Each node's voting power now, by name, from the first node that answers (0: not a validator)."""
+        names = {cometbft.validator_pubkey(Path(n.home)): n.name for n in self.nodes}
+        for node in self.nodes:
+            try:
+                answer = httpx.get(f"{node.rpc}/validators", params={"per_page": 100}, timeout=2.0).json()["result"]
+            except (httpx.HTTPError, KeyError, ValueError):
+                continue
+            return {names.get(base64.b64decode(v["pub_key"]["value"]), v["address"]): int(v["voting_power"])
+                    for v in answer["validators"]}
+        return {}
 
     def wait_for_height(self, height: int, timeout: float = 60.0, nodes: list[int] | None = None) -> None:
         indices = range(len(self.nodes)) if nodes is None else nodes

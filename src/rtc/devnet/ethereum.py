@@ -6,17 +6,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from web3 import Web3
 
 from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
+from rtc.membership import EthereumSettings
 
 ETHER = 10**18
 MIN_DEPOSIT = 1 * ETHER
 NODE_DEPOSIT = 10 * ETHER
 COOLING_OFF_BLOCKS = 20
+CONFIRMATIONS = 2  # anvil has no finality; a block this deep counts as final
 ANVIL_PORT_OFFSET = 165  # after the ports of 16 nodes
+MAX_NODES = 16
 
 
 @dataclass
@@ -28,6 +32,11 @@ class EthereumInfo:
     operators: list[str] = field(default_factory=list)  # anvil dev accounts, one per node
     node_ids: list[int] = field(default_factory=list)
     anvil_pid: int = 0
+    managed: bool = True  # anvil started by the devnet (False: an existing chain given with --eth-rpc)
+    chain_id: int = 31337
+
+    def settings(self) -> EthereumSettings:
+        return EthereumSettings(self.chain_id, self.registry, self.cluster_id, CONFIRMATIONS)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,16 +52,36 @@ def start_anvil(home: Path, port: int) -> Anvil:
     return anvil.start()
 
 
-def register_cluster(anvil: Anvil, code_hash: bytes, validator_keys: list[bytes]) -> EthereumInfo:
-    """Deploy the Registry, create the cluster for the backend and register and join every node."""
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
+def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes]) -> EthereumInfo:
+    """Deploy the Registry, create the cluster for the backend and register and join every node.
+
+    Needs funded accounts unlocked at the endpoint (anvil's, or a dev chain's): the first
+    deploys, the next ones are the nodes' operators.
+    """
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
     accounts = w3.eth.accounts
+    if len(accounts) < 1 + MAX_NODES:
+        raise RuntimeError(f"{url} has {len(accounts)} unlocked accounts; a devnet needs {1 + MAX_NODES} "
+                           "funded ones (the deployer and one operator per possible node), as anvil gives")
     deployer, operators = accounts[0], accounts[1:1 + len(validator_keys)]
     registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
-    cluster_id = registry.create_cluster(deployer, code_hash, code_hash, len(validator_keys) + 4)
+    cluster_id = registry.create_cluster(deployer, code_hash, code_hash, MAX_NODES)
     node_ids = []
     for operator, key in zip(operators, validator_keys):
         node_id = registry.register(operator, key, NODE_DEPOSIT)
         registry.join(operator, node_id, cluster_id)
         node_ids.append(node_id)
-    return EthereumInfo(anvil.url, anvil.port, registry.address, cluster_id, list(operators), node_ids)
+    return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids, chain_id=int(w3.eth.chain_id))
+
+
+def operator_account(url: str, index: int) -> str:
+    """The unlocked account that operates node `index` (account 0 deployed the Registry)."""
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})).eth.accounts[1 + index]
+
+
+def register_node(info: EthereumInfo, operator: str, validator_key: bytes) -> int:
+    """Register one more node with the devnet's deposit and join it to the cluster."""
+    registry = Registry.connect(info.url, info.registry)
+    node_id = registry.register(operator, validator_key, NODE_DEPOSIT)
+    registry.join(operator, node_id, info.cluster_id)
+    return node_id

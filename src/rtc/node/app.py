@@ -14,14 +14,15 @@ from typing import Any
 import orjson
 
 from rtc.abci import Application, abci_pb
-from rtc.abci._pb.tendermint.crypto import proof_pb2 as crypto_pb
+from rtc.abci._pb.tendermint.crypto import keys_pb2, proof_pb2 as crypto_pb
+from rtc.membership import EthereumWatcher, Membership, SyncError, Unconfirmed, apply_sync, decode_sync, is_sync
 from rtc.sessions import Envelope, EnvelopeError, Kind, Refused, Sessions, decode
 from rtc.sessions.ordering import SESSION_PREFIX, result_key
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
 
 from .config import ClusterSettings
-from .keys import BACKEND_PREFIX, CHAIN_ID_KEY, CODE_HASH_KEY, SETTINGS_KEY, backend_key
+from .keys import BACKEND_PREFIX, CHAIN_ID_KEY, CODE_HASH_KEY, MEMBERSHIP_KEY, SETTINGS_KEY, backend_key
 from .txs import Code, TxError, canonical_json, tx_hash
 
 log = logging.getLogger("rtc.node")
@@ -29,6 +30,7 @@ log = logging.getLogger("rtc.node")
 APP_VERSION = 1
 PROOF_OP_TYPE = "rtc:smt"
 VERIFIED_CACHE_SIZE = 100_000
+RESYNC_EVERY_ETH_BLOCKS = 32  # re-sync an unchanged membership this often, so clients see it is current
 REFUSAL_CODES = {
     "duplicate": Code.DUPLICATE,
     "session-ended": Code.SESSION_ENDED,
@@ -62,10 +64,12 @@ def _prefix_end(prefix: bytes) -> bytes:
 class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
-    def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings) -> None:
+    def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings,
+                 watcher: EthereumWatcher | None = None) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self.watcher = watcher  # this node's view of Ethereum; only proposing and voting use it
         self._settings_json = canonical_json(settings.to_json())
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
@@ -116,6 +120,10 @@ class ClusterApp(Application):
         overlay.set(CODE_HASH_KEY, self.backend.code_hash)
         overlay.set(SETTINGS_KEY, self._settings_json)
         overlay.set(CHAIN_ID_KEY, req.chain_id.encode())
+        validators = {update.pub_key.ed25519: update.power for update in req.validators}
+        if any(not key for key in validators):
+            raise RuntimeError("every genesis validator must have an ed25519 key")
+        overlay.set(MEMBERSHIP_KEY, canonical_json(Membership(validators=validators).to_json()))
         self.chain_id = req.chain_id
         self._genesis = overlay
         log.info("chain %s initialised for backend %s", req.chain_id, actual[:16])
@@ -125,6 +133,10 @@ class ClusterApp(Application):
 
     def check_tx(self, req: abci_pb.RequestCheckTx) -> abci_pb.ResponseCheckTx:
         """Refuse before ordering whatever would not run: bad bytes, signature, call, or session rule."""
+        if is_sync(req.tx):
+            return abci_pb.ResponseCheckTx(
+                code=Code.NOT_FROM_CLIENTS, codespace="rtc",
+                log="Ethereum-sync transactions are added by block proposers, not sent by clients")
         try:
             if req.type == abci_pb.RECHECK:
                 envelope = self._envelope(req.tx)
@@ -177,11 +189,18 @@ class ClusterApp(Application):
         return envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
 
     def prepare_proposal(self, req: abci_pb.RequestPrepareProposal) -> abci_pb.ResponsePrepareProposal:
-        """Propose only well-formed, signed calls, up to the byte limit: invalid ones would only waste a block."""
-        txs, total = [], 0
+        """Propose only well-formed, signed calls, up to the byte limit: invalid ones would only waste a block.
+
+        When this node sees a newer final Ethereum block with another membership (or the
+        last sync is getting old), the block opens with an Ethereum-sync transaction.
+        """
+        sync = self._sync_to_propose()
+        txs, total = ([sync], len(sync)) if sync else ([], 0)
         for tx in req.txs:
             if total + len(tx) > req.max_tx_bytes:
                 break
+            if is_sync(tx):
+                continue
             try:
                 self._prepare(tx)
             except TxError:
@@ -190,9 +209,42 @@ class ClusterApp(Application):
             txs.append(tx)
         return abci_pb.ResponsePrepareProposal(txs=txs)
 
+    def _membership(self, state: Any = None) -> Membership:
+        record = (self.store if state is None else state).get(MEMBERSHIP_KEY)
+        return Membership.from_json(orjson.loads(record)) if record else Membership()
+
+    def _sync_to_propose(self) -> bytes | None:
+        seen = self.watcher.latest if self.watcher is not None else None
+        if seen is None:
+            return None
+        current = self._membership()
+        if seen.block_number <= current.block_number:
+            return None
+        changed = set(seen.members) != set(current.validators)
+        if not changed and seen.block_number < current.block_number + RESYNC_EVERY_ETH_BLOCKS:
+            return None
+        return seen.encode()
+
     def process_proposal(self, req: abci_pb.RequestProcessProposal) -> abci_pb.ResponseProcessProposal:
-        # Invalid transactions are executed as deterministic refusals, so any block is acceptable.
-        return abci_pb.ResponseProcessProposal(status=abci_pb.ResponseProcessProposal.ACCEPT)
+        """Accept any calls (invalid ones execute as deterministic refusals), but vote for an
+        Ethereum sync only if this node's own endpoint confirms it."""
+        status = abci_pb.ResponseProcessProposal.ACCEPT
+        syncs = [i for i, tx in enumerate(req.txs) if is_sync(tx)]
+        if syncs:
+            try:
+                if syncs != [0]:
+                    raise SyncError("a block holds at most one Ethereum sync, as its first transaction")
+                if self.settings.ethereum is None:
+                    raise SyncError("this cluster follows no Ethereum contract")
+                sync = decode_sync(req.txs[0])
+                apply_sync(self._membership(), sync, req.height)
+                if self.watcher is None:
+                    raise Unconfirmed("this node has no Ethereum endpoint configured (eth_rpc in rtc.json)")
+                self.watcher.confirm(sync)
+            except (SyncError, Unconfirmed) as exc:
+                log.warning("refusing proposal at height %d: %s", req.height, exc)
+                status = abci_pb.ResponseProcessProposal.REJECT
+        return abci_pb.ResponseProcessProposal(status=status)
 
     # -- execution -------------------------------------------------------------------
 
@@ -200,11 +252,45 @@ class ClusterApp(Application):
         overlay = self._genesis if self._genesis is not None else self.store.begin()
         block = BlockInfo(height=req.height, time_ms=req.time.seconds * 1000 + req.time.nanos // 1_000_000)
         sessions = Sessions(overlay, self.settings.sessions)
-        results = [self._deliver(tx, sessions, overlay, block) for tx in req.txs]
+        updates: list[tuple[bytes, int]] = []
+        results = []
+        for tx in req.txs:
+            if is_sync(tx):
+                result, applied = self._apply_sync(tx, overlay, req.height)
+                updates += applied
+                results.append(result)
+            else:
+                results.append(self._deliver(tx, sessions, overlay, block))
         ended = sessions.end_block(req.height)
         events = [_result_event(key, counter, record) for key, counter, record in ended]
         self._pending, self._pending_height = overlay, req.height
-        return abci_pb.ResponseFinalizeBlock(tx_results=results, events=events, app_hash=overlay.root())
+        return abci_pb.ResponseFinalizeBlock(
+            tx_results=results, events=events, app_hash=overlay.root(),
+            validator_updates=[abci_pb.ValidatorUpdate(pub_key=keys_pb2.PublicKey(ed25519=key), power=power)
+                               for key, power in updates],
+        )
+
+    def _apply_sync(self, tx: bytes, overlay: Any, height: int) -> tuple[abci_pb.ExecTxResult, list[tuple[bytes, int]]]:
+        """The validator set becomes the members the decided sync names; takes effect at height+2."""
+        try:
+            if self.settings.ethereum is None:
+                raise SyncError("this cluster follows no Ethereum contract; its validator set is fixed")
+            sync = decode_sync(tx)
+            membership, updates = apply_sync(self._membership(overlay), sync, height)
+        except SyncError as exc:
+            return abci_pb.ExecTxResult(code=Code.INVALID_SYNC, log=str(exc), codespace="rtc"), []
+        overlay.set(MEMBERSHIP_KEY, canonical_json(membership.to_json()))
+        added = [key.hex() for key, power in updates if power]
+        removed = [key.hex() for key, power in updates if not power]
+        if updates:
+            log.info("height %d: %s; validators added %s, removed %s", height, sync.describe(),
+                     [k[:12] for k in added], [k[:12] for k in removed])
+        event = abci_pb.Event(type="rtc_membership", attributes=[
+            abci_pb.EventAttribute(key="ethereum_block", value=str(sync.block_number), index=True),
+            abci_pb.EventAttribute(key="added", value=",".join(added)),
+            abci_pb.EventAttribute(key="removed", value=",".join(removed)),
+        ])
+        return abci_pb.ExecTxResult(code=Code.OK, data=canonical_json(membership.to_json()), events=[event]), updates
 
     def _deliver(self, tx: bytes, sessions: Sessions, overlay: Any, block: BlockInfo) -> abci_pb.ExecTxResult:
         try:
@@ -258,7 +344,7 @@ class ClusterApp(Application):
 
     def query(self, req: abci_pb.RequestQuery) -> abci_pb.ResponseQuery:
         """Paths (docs/protocol.md): /result/<session-key-hex>/<counter>, /session/<session-key-hex>,
-        /state/<key-hex>, /entry-points, /call (a JSON read-only call)."""
+        /state/<key-hex>, /membership, /entry-points, /call (a JSON read-only call)."""
         height = self.store.height or 0
         try:
             if req.path.startswith("/result/"):
@@ -268,6 +354,8 @@ class ClusterApp(Application):
                 return self._query_key(SESSION_PREFIX + _session_key(req.path[len("/session/"):]), req.prove)
             if req.path.startswith("/state/"):
                 return self._query_key(backend_key(bytes.fromhex(req.path[len("/state/"):])), req.prove)
+            if req.path == "/membership":
+                return self._query_key(MEMBERSHIP_KEY, req.prove)
             if req.path == "/entry-points":
                 listing = [entry.describe() for entry in self.backend.entry_points.values()]
                 body = {"code_hash": self.backend.code_hash.hex(), "entry_points": listing}

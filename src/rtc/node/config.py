@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtc.membership import EthereumSettings
 from rtc.sessions import SessionRules
 from rtc.vm import Limits
 
@@ -20,6 +21,7 @@ class NodeConfig:
     abci: str  # tcp://127.0.0.1:PORT or unix:///path
     backend: str  # path of the component, relative to the node home or absolute
     state_dir: str = "rtc-state"
+    eth_rpc: str | None = None  # this node's own Ethereum endpoint, to check membership syncs
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -43,9 +45,13 @@ class ClusterSettings:
     limits: Limits = field(default_factory=Limits)
     max_tx_bytes: int = 64 * 1024
     sessions: SessionRules = field(default_factory=SessionRules)
+    ethereum: EthereumSettings | None = None  # None: a fixed validator set, no contract
 
     def to_json(self) -> dict[str, Any]:
-        return {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes, "sessions": asdict(self.sessions)}
+        data = {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes, "sessions": asdict(self.sessions)}
+        if self.ethereum is not None:
+            data["ethereum"] = self.ethereum.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ClusterSettings":
@@ -53,6 +59,7 @@ class ClusterSettings:
             Limits(**data.get("limits", {})),
             int(data.get("max_tx_bytes", cls.max_tx_bytes)),
             SessionRules(**data.get("sessions", {})),
+            EthereumSettings.from_json(data["ethereum"]) if data.get("ethereum") else None,
         )
 
 

@@ -12,6 +12,7 @@ META_PREFIX = b"m/"
 CODE_HASH_KEY = META_PREFIX + b"code_hash"
 SETTINGS_KEY = META_PREFIX + b"settings"  # canonical JSON of the ClusterSettings
 CHAIN_ID_KEY = META_PREFIX + b"chain_id"  # signatures bind transactions to it
+MEMBERSHIP_KEY = META_PREFIX + b"membership"  # the validator set and the Ethereum block it follows
 
 
 def backend_key(key: bytes) -> bytes:

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from rtc.abci import run_server
+from rtc.membership import EthereumWatcher
 from rtc.state import StateStore
 from rtc.vm import Backend
 
@@ -19,8 +20,11 @@ from .config import ClusterSettings, NodeConfig, read_genesis_app_state
 log = logging.getLogger("rtc.node")
 
 
-def build_app(home: Path) -> tuple[ClusterApp, NodeConfig]:
+def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeConfig]:
+    """The node's app from its home; `eth_rpc` overrides the endpoint in rtc.json."""
     config = NodeConfig.load(home)
+    if eth_rpc:
+        config.eth_rpc = eth_rpc
     genesis = read_genesis_app_state(home)
     settings = ClusterSettings.from_json(genesis.get("settings", {}))
     backend_path = (home / config.backend).resolve()
@@ -35,12 +39,25 @@ def build_app(home: Path) -> tuple[ClusterApp, NodeConfig]:
         "node %s: backend %s (code hash %s), state at height %d",
         home.name, backend_path.name, backend.code_hash.hex()[:16], store.height or 0,
     )
-    return ClusterApp(store, backend, settings), config
+    watcher = None
+    if settings.ethereum is not None:
+        if config.eth_rpc:
+            watcher = EthereumWatcher(config.eth_rpc, settings.ethereum)
+            log.info("following cluster %d of Registry %s through %s", settings.ethereum.cluster_id,
+                     settings.ethereum.registry, config.eth_rpc)
+        else:
+            log.warning("the cluster follows Registry %s but rtc.json names no eth_rpc endpoint: this node "
+                        "will neither propose nor vote for membership changes", settings.ethereum.registry)
+    return ClusterApp(store, backend, settings, watcher), config
 
 
-def run_node(home: Path) -> int:
-    app, config = build_app(home)
+def run_node(home: Path, eth_rpc: str | None = None) -> int:
+    app, config = build_app(home, eth_rpc)
+    if app.watcher is not None:
+        app.watcher.start()
     try:
         return run_server(app, config.abci)
     finally:
+        if app.watcher is not None:
+            app.watcher.stop()
         app.store.close()

@@ -1,6 +1,7 @@
 """Result codes and the canonical JSON every node must produce byte for byte.
 
-Transactions are signed session envelopes (`rtc.sessions.envelope`, docs/protocol.md).
+Transactions are signed session envelopes (`rtc.sessions.envelope`, docs/protocol.md), and
+the Ethereum-sync transactions that proposers add (`rtc.membership.sync`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Code(IntEnum):
     DUPLICATE = 6  # the counter was already used in this session (no replay)
     SESSION_ENDED = 7  # the session failed, expired or was closed
     TOO_EARLY = 8  # the counter is too far ahead, or the session's buffer is full
+    NOT_FROM_CLIENTS = 9  # an Ethereum-sync transaction sent to the mempool: only proposers add them
+    INVALID_SYNC = 10  # an Ethereum sync that is malformed or not newer than the last one
 
 
 class TxError(ValueError):

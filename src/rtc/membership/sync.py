@@ -1,0 +1,126 @@
+"""The Ethereum-sync transaction and the deterministic rule that turns it into validator updates.
+
+The validator set follows the cluster's members in the Registry contract. A node cannot
+ask Ethereum during FinalizeBlock (its endpoint may be down, slow or behind, and the
+answer would differ between nodes), so the proposer puts what it saw into the block: an
+Ethereum block (number and hash) it considers final and the cluster's member keys at that
+block. Every validator checks that claim against its own endpoint in ProcessProposal
+(`rtc.membership.watcher`); once the block is decided, FinalizeBlock applies the keys it
+carries and nothing else, so every node derives the same updates.
+
+Layout (all integers big-endian):
+
+    offset  size  field
+    0       4     magic b"ETH\\x01"
+    4       8     Ethereum block number (u64)
+    12      32    Ethereum block hash
+    44      1     n, the number of members (1..16)
+    45      32*n  members' ed25519 validator keys, strictly ascending
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+SYNC_MAGIC = b"ETH\x01"
+HEADER = struct.Struct(">4sQ32sB")
+KEY_BYTES = 32
+MAX_MEMBERS = 16  # the contract's MAX_MEMBERS
+VALIDATOR_POWER = 10  # every member has the same voting power
+
+
+class SyncError(ValueError):
+    """A sync transaction that is malformed or breaks a rule; the message says which."""
+
+
+@dataclass(frozen=True)
+class EthereumSettings:
+    """Which contract the cluster follows, and when an Ethereum block counts as final.
+
+    Part of the cluster settings in genesis (every node must follow the same contract).
+    `confirmations` None uses the chain's own `finalized` block (proof-of-stake Ethereum);
+    a number N takes `latest - N`, for chains without finality such as a local anvil.
+    """
+
+    chain_id: int
+    registry: str
+    cluster_id: int
+    confirmations: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "registry": self.registry, "cluster_id": self.cluster_id,
+                "confirmations": self.confirmations}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EthereumSettings":
+        confirmations = data.get("confirmations")
+        return cls(int(data["chain_id"]), str(data["registry"]), int(data["cluster_id"]),
+                   None if confirmations is None else int(confirmations))
+
+
+@dataclass(frozen=True)
+class EthereumSync:
+    block_number: int
+    block_hash: bytes
+    members: tuple[bytes, ...]  # validator keys, strictly ascending
+
+    def encode(self) -> bytes:
+        return HEADER.pack(SYNC_MAGIC, self.block_number, self.block_hash, len(self.members)) + b"".join(self.members)
+
+    def describe(self) -> str:
+        return f"Ethereum block {self.block_number} ({self.block_hash.hex()[:12]}…), {len(self.members)} members"
+
+
+def is_sync(tx: bytes) -> bool:
+    return tx[:4] == SYNC_MAGIC
+
+
+def decode_sync(tx: bytes) -> EthereumSync:
+    if len(tx) < HEADER.size:
+        raise SyncError(f"sync transaction of {len(tx)} bytes is shorter than its {HEADER.size}-byte header")
+    magic, number, block_hash, count = HEADER.unpack_from(tx)
+    if magic != SYNC_MAGIC:
+        raise SyncError("not a sync transaction")
+    if not 1 <= count <= MAX_MEMBERS:
+        raise SyncError(f"a sync names 1 to {MAX_MEMBERS} members, not {count}")
+    if len(tx) != HEADER.size + KEY_BYTES * count:
+        raise SyncError(f"sync transaction of {len(tx)} bytes does not hold the {count} keys its header announces")
+    members = tuple(tx[HEADER.size + i * KEY_BYTES: HEADER.size + (i + 1) * KEY_BYTES] for i in range(count))
+    if any(a >= b for a, b in zip(members, members[1:])):
+        raise SyncError("a sync lists its member keys in strictly ascending order, each once")
+    return EthereumSync(number, block_hash, members)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What the state records about the last sync: the Ethereum block and the validator set."""
+
+    block_number: int = 0
+    block_hash: bytes = b""
+    validators: dict[bytes, int] = field(default_factory=dict)  # key -> power
+    height: int = 0  # the cluster block that applied the sync (0: the genesis set)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block_number": self.block_number, "block_hash": self.block_hash.hex(), "height": self.height,
+                "validators": [[key.hex(), power] for key, power in sorted(self.validators.items())]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Membership":
+        return cls(int(data["block_number"]), bytes.fromhex(data["block_hash"]),
+                   {bytes.fromhex(key): int(power) for key, power in data["validators"]}, int(data["height"]))
+
+
+def apply_sync(current: Membership, sync: EthereumSync, height: int) -> tuple[Membership, list[tuple[bytes, int]]]:
+    """The new membership and the validator updates (key, power; 0 removes), sorted by key.
+
+    Deterministic in the committed state and the transaction alone. An Ethereum block no
+    newer than the last one synced is refused, so a stale or replayed sync changes nothing.
+    """
+    if sync.block_number <= current.block_number:
+        raise SyncError(f"{sync.describe()} is not newer than the last synced block {current.block_number}")
+    new = {key: VALIDATOR_POWER for key in sync.members}
+    updates = [(key, new.get(key, 0)) for key in sorted(current.validators.keys() | new.keys())
+               if current.validators.get(key) != new.get(key)]
+    return Membership(sync.block_number, sync.block_hash, new, height), updates

@@ -1,0 +1,158 @@
+"""This node's own view of Ethereum: what it proposes and what it checks others' proposals against.
+
+A background thread polls the node's endpoint for the newest final block and the
+cluster's member keys at it, so that PrepareProposal never waits on Ethereum. When the
+endpoint is down or slow the thread keeps retrying and the cluster keeps running: this
+node proposes no sync and refuses to vote for one it cannot check, and membership catches
+up when the endpoint answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from web3 import Web3
+
+from rtc.ethereum.registry import load_artifact
+
+from .sync import EthereumSettings, EthereumSync
+
+log = logging.getLogger("rtc.membership")
+
+POLL_SECONDS = 1.0
+RPC_TIMEOUT_SECONDS = 2.0
+REMEMBERED_BLOCKS = 256
+
+
+class Unconfirmed(Exception):
+    """This node cannot confirm a proposed sync; the message says why."""
+
+
+class EthereumWatcher:
+    def __init__(self, url: str, settings: EthereumSettings, poll_seconds: float = POLL_SECONDS) -> None:
+        self.url = url
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self._recent: OrderedDict[int, EthereumSync] = OrderedDict()
+        self._latest: EthereumSync | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._down_since_logged = False
+        self._abi = load_artifact()["abi"]
+
+    # -- the endpoint ------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Web3, Any]:
+        """One Web3 per thread: the poller and the ABCI thread never share a connection."""
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS}))
+        return w3, w3.eth.contract(address=Web3.to_checksum_address(self.settings.registry), abi=self._abi)
+
+    def _final_number(self, w3: Web3) -> int:
+        if self.settings.confirmations is None:
+            return int(w3.eth.get_block("finalized")["number"])
+        return int(w3.eth.block_number) - self.settings.confirmations
+
+    def _observe(self, w3: Web3, registry: Any, number: int) -> EthereumSync:
+        block_hash = bytes(w3.eth.get_block(number)["hash"])
+        # member_keys_at reads the membership history from storage, so any endpoint answers
+        # it for old blocks, not only archive nodes.
+        keys = registry.functions.member_keys_at(self.settings.cluster_id, number).call()
+        return EthereumSync(number, block_hash, tuple(sorted(bytes(key) for key in keys)))
+
+    def _check_chain(self, w3: Web3) -> None:
+        chain_id = int(w3.eth.chain_id)
+        if chain_id != self.settings.chain_id:
+            raise Unconfirmed(f"the endpoint {self.url} serves Ethereum chain {chain_id}, "
+                              f"but the cluster follows chain {self.settings.chain_id}")
+
+    # -- polling -----------------------------------------------------------------------
+
+    def start(self) -> "EthereumWatcher":
+        self._thread = threading.Thread(target=self._run, name="ethereum-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=RPC_TIMEOUT_SECONDS * 3)
+
+    def _run(self) -> None:
+        w3, registry = self._connect()
+        checked_chain = False
+        while not self._stop.is_set():
+            try:
+                if not checked_chain:
+                    self._check_chain(w3)
+                    checked_chain = True
+                self.poll_once(w3, registry)
+                if self._down_since_logged:
+                    log.info("Ethereum endpoint %s answers again; membership syncs resume", self.url)
+                    self._down_since_logged = False
+            except Exception as exc:  # noqa: BLE001 - any endpoint failure only pauses syncing
+                if not self._down_since_logged:
+                    log.warning("Ethereum endpoint %s unavailable (%s); the cluster continues, "
+                                "membership syncs resume when it answers", self.url, _short(exc))
+                    self._down_since_logged = True
+            self._stop.wait(self.poll_seconds)
+
+    def poll_once(self, w3: Web3 | None = None, registry: Any = None) -> EthereumSync | None:
+        if w3 is None:
+            w3, registry = self._connect()
+        number = self._final_number(w3)
+        if number < 1:
+            return None
+        if self._latest is not None and self._latest.block_number == number:
+            return self._latest
+        observed = self._observe(w3, registry, number)
+        self._remember(observed)
+        return observed
+
+    def _remember(self, observed: EthereumSync) -> None:
+        with self._lock:
+            self._recent[observed.block_number] = observed
+            while len(self._recent) > REMEMBERED_BLOCKS:
+                self._recent.popitem(last=False)
+            if self._latest is None or observed.block_number > self._latest.block_number:
+                self._latest = observed
+
+    @property
+    def latest(self) -> EthereumSync | None:
+        """The newest final block seen, for the proposer; never blocks."""
+        return self._latest
+
+    # -- checking a proposal -------------------------------------------------------------
+
+    def confirm(self, sync: EthereumSync) -> None:
+        """Raise `Unconfirmed` unless this node's endpoint agrees: the block is final here,
+        has this hash (no reorg), and the cluster had exactly these members at it."""
+        with self._lock:
+            known = self._recent.get(sync.block_number)
+        if known is None:
+            try:
+                w3, registry = self._connect()
+                self._check_chain(w3)
+                final = self._final_number(w3)
+                if sync.block_number > final:
+                    raise Unconfirmed(f"Ethereum block {sync.block_number} is not final here yet (final: {final})")
+                known = self._observe(w3, registry, sync.block_number)
+            except Unconfirmed:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise Unconfirmed(f"cannot reach the Ethereum endpoint {self.url}: {_short(exc)}") from None
+            self._remember(known)
+        if known.block_hash != sync.block_hash:
+            raise Unconfirmed(f"Ethereum block {sync.block_number} has hash {known.block_hash.hex()[:12]}… here, "
+                              f"not {sync.block_hash.hex()[:12]}… (reorganized or forged)")
+        if known.members != sync.members:
+            raise Unconfirmed(f"the cluster had {len(known.members)} other members at Ethereum block "
+                              f"{sync.block_number} than the {len(sync.members)} proposed")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
