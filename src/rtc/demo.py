@@ -17,7 +17,7 @@ import httpx
 
 from nacl.signing import SigningKey
 
-from rtc.client import CallRejected, NodeClient, Session, TrustedValidators, verified_result
+from rtc.client import CallRejected, ContractCheck, NodeClient, Session, verified_result
 from rtc.devnet import Devnet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +52,15 @@ async def drive(devnet: Devnet) -> None:
         result = await session.result(k)
         say(f"  counter {k}: update_high(MSFT, {quotes[k]:.2f}) -> {result.value}   height {result.height}")
     say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
-    say("\n-- the client verifies the last result itself, trusting only the genesis file's validators --")
-    trusted = TrustedValidators.from_genesis_file(Path(devnet.nodes[0].home) / "config" / "genesis.json")
-    receipt = await verified_result(nodes[1], session.key_bytes, len(quotes) - 1, trusted)
+    say("\n-- the client verifies the last result itself, trusting only the Registry contract on Ethereum --")
+    contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    receipt = await verified_result(nodes[1], session.key_bytes, len(quotes) - 1, None, contract=contract,
+                                    chain_id=devnet.chain_id)
     say(f"  counter {len(quotes) - 1} -> {receipt.result.value}, proven at height {receipt.state_height}:")
     for check in receipt.checks:
         say(f"    ✓ {check}")
+    for line in receipt.member_lines():
+        say(f"    {line}")
     say(f"  (verified in {receipt.verify_ms:.1f} ms)")
     for node in nodes:
         await node.close()

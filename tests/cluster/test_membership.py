@@ -123,3 +123,24 @@ def test_with_ethereum_down_the_cluster_runs_on_and_catches_up_dropping_a_slashe
     assert registry.node(node_id).status == "ejected"
     wait_until(lambda: slashed not in validator_keys(cluster), "the slashed node2 is no longer a validator", 60)
     assert_all_agree(cluster, [0, 2, 3, 4])
+
+
+def test_a_devnet_on_an_existing_chain_leaves_that_chain_running(tmp_path: Path) -> None:
+    from rtc.ethereum import Anvil
+    from tests.conftest import component_path
+
+    from .conftest import _PORTS
+
+    with Anvil(33690, block_time=1.0, log_path=tmp_path / "anvil.log") as anvil:
+        devnet = Devnet.create(tmp_path / "devnet", 1, component_path("sum"), base_port=next(_PORTS), eth_rpc=anvil.url)
+        try:
+            devnet.start(timeout=90)
+            assert devnet.ethereum is not None and not devnet.ethereum.managed
+            registry = registry_of(devnet)
+            assert [m.validator_key for m in registry.members(devnet.ethereum.cluster_id)] == \
+                [validator_pubkey(Path(devnet.nodes[0].home))]
+            devnet.wait_for_height(4)
+        finally:
+            devnet.stop()
+        assert anvil.process is not None and anvil.process.poll() is None  # not ours to stop
+        assert registry.w3.eth.block_number > 0

@@ -14,6 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .operator import add_operator_parsers
+from .output import add_json as _add_json
+from .output import emit as _emit
+from .output import progress as _progress
+
 EXAMPLES = """\
 examples:
   rtc devnet up --nodes 4 --app build/wasm/stock.wasm --home /tmp/rtc --detach
@@ -25,21 +30,14 @@ examples:
 """
 
 
-def _progress(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json_output", False) else text)
-
-
 # -- devnet -----------------------------------------------------------------------------
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     from rtc.devnet import Devnet
 
-    devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress)
+    devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress,
+                           eth_rpc=args.eth_rpc)
     started = time.monotonic()
     try:
         devnet.start(progress=_progress, timeout=args.timeout)
@@ -78,18 +76,20 @@ def cmd_devnet_status(args: argparse.Namespace) -> int:
 
     devnet = Devnet.load(args.home)
     statuses = devnet.status()
+    powers = devnet.voting_powers()
     data = {
         "nodes": [
-            {"name": s.name, "rpc": s.rpc, "height": s.height, "app_hash": s.app_hash, "running": s.running}
+            {"name": s.name, "rpc": s.rpc, "height": s.height, "app_hash": s.app_hash, "running": s.running,
+             "voting_power": powers.get(s.name, 0)}
             for s in statuses
         ]
     }
-    rows = [f"{'node':8} {'height':>8}  {'app_hash':18} rpc"]
+    rows = [f"{'node':8} {'height':>8}  {'app_hash':18} {'power':>5}  rpc"]
     for s in statuses:
         height = "-" if s.height is None else str(s.height)
         app_hash = (s.app_hash or "-")[:16]
         state = "" if s.running else "  (stopped)"
-        rows.append(f"{s.name:8} {height:>8}  {app_hash:18} {s.rpc}{state}")
+        rows.append(f"{s.name:8} {height:>8}  {app_hash:18} {powers.get(s.name, 0):>5}  {s.rpc}{state}")
     _emit(args, data, "\n".join(rows))
     return 0
 
@@ -101,6 +101,17 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
     _progress(f"stopping {len(devnet.nodes)} nodes")
     devnet.stop()
     print("stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_devnet_add_node(args: argparse.Namespace) -> int:
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(args.home)
+    info = devnet.add_node(progress=_progress, timeout=args.timeout)
+    _progress(f"{info.name} registered; it becomes a validator with the next Ethereum sync "
+              f"(watch `rtc devnet status --home {devnet.home}`)")
+    _emit(args, {"name": info.name, "rpc": info.rpc, "home": info.home}, f"{info.name}  {info.rpc}")
     return 0
 
 
@@ -189,24 +200,55 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 async def _receipt(client: Any, args: argparse.Namespace, session: bytes, counter: int) -> Any:
-    """Verify with a validator set trusted without asking the node being checked, when possible."""
+    """Verify without trusting the node being checked: against the cluster's staked members in the
+    Registry when we know where it is (it follows validator-set changes), else a trusted validator set."""
     from rtc.client.verify import TrustedValidators, verified_result
 
-    if args.trust_hash:
-        chain_id = await client.chain_id()
-        trusted = TrustedValidators(chain_id, bytes.fromhex(args.trust_hash))
-    elif args.home is not None:  # a devnet: its genesis file is on this machine
+    devnet = None
+    if args.home is not None:
         from rtc.devnet import Devnet
 
-        trusted = TrustedValidators.from_genesis_file(Path(Devnet.load(args.home).nodes[0].home) / "config" / "genesis.json")
+        devnet = Devnet.load(args.home)
+    contract_flags = (args.eth_rpc, args.registry, args.cluster_id)
+    where = None  # (Ethereum endpoint, Registry address, cluster id)
+    if any(flag is not None for flag in contract_flags):
+        if any(flag is None for flag in contract_flags):
+            raise SystemExit("rtc: --eth-rpc URL, --registry ADDRESS and --cluster-id N go together")
+        where = contract_flags
+    elif devnet is not None and devnet.ethereum is not None:
+        where = (devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    contract = None
+    if where is not None:
+        from rtc.client.membership import ContractCheck
+
+        contract = ContractCheck.connect(*where)
+    chain_id = devnet.chain_id if devnet is not None else None  # the devnet's manifest, not the node's word
+    trusted = None
+    if args.trust_hash:
+        trusted = TrustedValidators(chain_id or await client.chain_id(), bytes.fromhex(args.trust_hash))
+    elif contract is not None:
+        pass  # the contract is the root of trust; genesis would go stale as the validator set changes
+    elif devnet is not None:  # a devnet: its genesis file is on this machine
+        trusted = TrustedValidators.from_genesis_file(Path(devnet.nodes[0].home) / "config" / "genesis.json")
     else:
-        print("rtc: trusting the validator set in the genesis this node serves; pin it with --trust-hash", file=sys.stderr)
+        print("rtc: trusting the validator set in the genesis this node serves; pin it with --trust-hash, "
+              "or check the signers in the Registry with --eth-rpc, --registry and --cluster-id", file=sys.stderr)
         trusted = await TrustedValidators.from_genesis(client)
-    return await verified_result(client, session, counter, trusted, timeout=args.timeout)
+    return await verified_result(client, session, counter, trusted, timeout=args.timeout, contract=contract,
+                                 chain_id=chain_id)
+
+
+def _add_contract_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the cluster is registered: then verification checks the signers' membership and deposits."""
+    group = parser.add_argument_group("verify against the Registry contract (default for a devnet with an Ethereum side)")
+    group.add_argument("--eth-rpc", metavar="URL", help="your own Ethereum JSON-RPC endpoint")
+    group.add_argument("--registry", metavar="ADDRESS", help="the Registry contract's address")
+    group.add_argument("--cluster-id", type=int, metavar="N", help="the cluster this node belongs to")
 
 
 def _receipt_text(receipt: Any) -> str:
     lines = ["verified:"] + [f"  ✓ {check}" for check in receipt.checks]
+    lines += [f"  {line}" for line in receipt.member_lines()]
     lines.append(f"  (checked in {receipt.verify_ms:.1f} ms)")
     return "\n".join(lines)
 
@@ -326,7 +368,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     from rtc.node.runner import run_node
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_node(args.home)
+    return run_node(args.home, args.eth_rpc)
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -336,10 +378,6 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("which cluster")
     group.add_argument("--home", type=Path, help="a devnet's folder (uses its first running node)")
     group.add_argument("--node", metavar="URL", help="a node's RPC endpoint, e.g. http://127.0.0.1:26601")
-
-
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json-output", "-J", action="store_true", help="print machine-readable JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--base-port", type=int, default=26600, help="first port; node i uses base+10i .. base+10i+2")
     up.add_argument("--detach", action="store_true", help="leave the cluster running in the background and return")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first blocks")
+    up.add_argument("--eth-rpc", metavar="URL", help="deploy the Registry on this existing chain instead of starting "
+                    "anvil; it must have 17 funded accounts unlocked (anvil, hardhat or geth --dev)")
     up.add_argument("--json", dest="json_output", action="store_true", help="print the endpoints as JSON")
     up.set_defaults(func=cmd_devnet_up)
 
@@ -374,6 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
     down = dev.add_parser("down", help="stop every process the devnet started")
     down.add_argument("--home", type=Path, required=True)
     down.set_defaults(func=cmd_devnet_down)
+
+    add_node = dev.add_parser("add-node", help="start one more node and register it in the contract", description=(
+        "Start one more node that syncs the chain from the others, then register its validator key with a "
+        "deposit in the Registry and join the cluster. The next Ethereum sync makes it a validator: watch its "
+        "voting power appear in `rtc devnet status`."))
+    add_node.add_argument("--home", type=Path, required=True)
+    add_node.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to catch up")
+    _add_json(add_node)
+    add_node.set_defaults(func=cmd_devnet_add_node)
 
     stop_node = dev.add_parser("stop-node", help="stop one node (both its processes)")
     stop_node.add_argument("--home", type=Path, required=True)
@@ -405,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--counter", type=int, default=0, metavar="K", help="this call's position in the session (default 0)")
             sub.add_argument("--verify", action="store_true", help="verify the result (Merkle proof and commit signatures) and show each check")
             sub.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
+            _add_contract_flags(sub)
         _add_json(sub)
         sub.set_defaults(func=func)
 
@@ -415,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--wait", action="store_true", help="wait for a final result instead of reporting what is there")
     result.add_argument("--verify", action="store_true", help="check the Merkle proof and the validators' signatures, and show each check")
     result.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
+    _add_contract_flags(result)
     result.add_argument("--timeout", type=float, default=30.0)
     _add_json(result)
     result.set_defaults(func=cmd_result)
@@ -431,12 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
-    node = commands.add_parser("node", help="run a node's state machine process")
+    node = commands.add_parser("node", help="run a node; register, leave and withdraw its deposit on Ethereum",
+                               description="Run a node's state machine, and act as its operator in the Registry "
+                                           "contract: register with a deposit, leave, withdraw, show its state.")
     node_actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
     run = node_actions.add_parser("run", help="serve ABCI for the CometBFT of this node home")
     run.add_argument("--home", type=Path, required=True)
+    run.add_argument("--eth-rpc", metavar="URL", help="this node's Ethereum endpoint, to check membership syncs "
+                     "(default: eth_rpc in the home's rtc.json)")
     run.add_argument("--log-level", default="INFO")
     run.set_defaults(func=cmd_node_run)
+    add_operator_parsers(node_actions)
     return parser
 
 

@@ -2,12 +2,14 @@
 
 Async: `NodeClient` (one node's RPC) and `Session` (an ordered stream of calls).
 Sync: `Client(url).session()` gives the same operations as blocking methods.
+Verification trusts a validator set (`TrustedValidators`), the cluster's staked members in
+the Registry contract (`ContractCheck`, imported on first use since it needs web3), or both.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
 
@@ -15,15 +17,29 @@ from .lightclient import VerificationError, verify_commit
 from .rpc import CallRejected, CallResult, NodeClient, RPCError, Session
 from .verify import Receipt, TrustedValidators, verified_result
 
+if TYPE_CHECKING:
+    from .membership import ContractCheck
+
+
+def __getattr__(name: str) -> Any:
+    """`ContractCheck` on first use: web3 takes most of a second to import."""
+    if name == "ContractCheck":
+        from .membership import ContractCheck
+
+        return ContractCheck
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 class Client:
     """A blocking client for scripts and the REPL; one event loop kept for its lifetime."""
 
-    def __init__(self, url: str, trusted: TrustedValidators | None = None) -> None:
-        """`trusted`: the validator set to verify against; default, the genesis this node serves."""
+    def __init__(self, url: str, trusted: TrustedValidators | None = None, contract: ContractCheck | None = None) -> None:
+        """`trusted`: the validator set to verify against; `contract`: the Registry check of the
+        signers (follows validator-set changes). With neither, the genesis this node serves."""
         self._runner = asyncio.Runner()
         self.node = self._runner.run(self._connect(url))
         self._trusted = trusted
+        self.contract = contract
 
     @staticmethod
     async def _connect(url: str) -> NodeClient:
@@ -90,13 +106,16 @@ class SyncSession:
 
     def verified(self, counter: int, timeout: float = 30.0) -> Receipt:
         """The result with every check done here: proof, header, signatures of the trusted validators."""
-        return self.client.run(verified_result(self.client.node, self.key_bytes, counter, self.client.trusted(), timeout))
+        client = self.client
+        # With a contract check alone, no genesis is fetched: the contract is the root of trust.
+        trusted = client._trusted if client.contract is not None else client.trusted()
+        return client.run(verified_result(client.node, self.key_bytes, counter, trusted, timeout, contract=client.contract))
 
     def close(self, timeout: float = 30.0) -> CallResult:
         return self.client.run(self.inner.close(timeout))
 
 
 __all__ = [
-    "CallRejected", "CallResult", "Client", "NodeClient", "RPCError", "Receipt", "Session", "SyncSession",
+    "CallRejected", "CallResult", "Client", "ContractCheck", "NodeClient", "RPCError", "Receipt", "Session", "SyncSession",
     "TrustedValidators", "VerificationError", "verified_result", "verify_commit",
 ]

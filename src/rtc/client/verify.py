@@ -2,8 +2,11 @@
 
 The node answers with the result record and a Merkle proof against the state at height
 H. That state's root is the `app_hash` in header H+1, and header H+1 is believed only if
-more than 2/3 of the voting power of a validator set the client trusts signed it. Every
-step is checked here; a failure raises `VerificationError`, never a silent pass.
+it was signed by validators the client trusts: more than 2/3 of the voting power of a
+fixed validator set (`TrustedValidators`, e.g. genesis), or more than 2/3 of the cluster's
+staked members in the Registry contract (`ContractCheck`), which follows the validator
+set as nodes join and leave. Every step is checked here; a failure raises
+`VerificationError`, never a silent pass.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import websockets
 
 from rtc.sessions.ordering import result_key
 from rtc.state import Proof, ProofError, check_proof
 
-from .lightclient import VerificationError, validator_set_hash, verify_commit
+from .lightclient import VerificationError, parse_signed_header, validator_set_hash, verify_commit
 from .rpc import FINAL, CallResult, NodeClient, RPCError
+
+if TYPE_CHECKING:  # web3 is imported only by clients that check the contract
+    from .membership import ContractCheck, MembershipReport
 
 
 @dataclass(frozen=True)
@@ -67,18 +73,51 @@ class Receipt:
     total_power: int
     checks: list[str] = field(default_factory=list)
     verify_ms: float = 0.0
+    membership: MembershipReport | None = None  # set when the Registry check ran
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "result": self.result.to_json(), "state_height": self.state_height, "header_height": self.header_height,
             "app_hash": self.app_hash, "signers": self.signers, "signed_power": self.signed_power,
             "total_power": self.total_power, "checks": self.checks, "verify_ms": round(self.verify_ms, 2),
         }
+        if self.membership is not None:  # absent, not empty, when the contract was not asked
+            data["members"] = [s.to_json() for s in self.membership.counted]
+            data["contract"] = self.membership.to_json()
+        return data
+
+    def member_lines(self) -> list[str]:
+        """The signers as the contract sees them (empty when the contract was not asked)."""
+        if self.membership is None:
+            return []
+        m = self.membership
+        return [f"signers in Registry {m.registry}, cluster {m.cluster_id}, at Ethereum block {m.ethereum_block}:",
+                *(f"  {row}" for row in m.lines())]
 
 
-async def verified_result(node: NodeClient, session: bytes, counter: int, trusted: TrustedValidators,
-                          timeout: float = 30.0) -> Receipt:
-    """Fetch the result of (session, counter) with its proof and check it against a signed header."""
+async def verified_result(node: NodeClient, session: bytes, counter: int, trusted: TrustedValidators | None,
+                          timeout: float = 30.0, contract: ContractCheck | None = None,
+                          chain_id: str | None = None) -> Receipt:
+    """Fetch the result of (session, counter) with its proof and check it against a signed header.
+
+    Trust comes from `trusted` (the header's validator set must be that one), from
+    `contract` (the signers must be staked members of the cluster, see ContractCheck), or
+    both. With `contract` alone the validator set is the one the node serves, checked
+    only against the header's own validators_hash: that makes it consistent, and the
+    contract check is what makes it trusted. The chain id is then `chain_id` or, if not
+    given, the one the node reports; pass it when you know it, since the node's claim is
+    checked only in that the staked members must have signed for that chain.
+    """
+    if trusted is None and contract is None:
+        raise ValueError("nothing to verify against: pass `trusted` (a validator set) or `contract` (a ContractCheck)")
+    if trusted is not None and chain_id is not None and chain_id != trusted.chain_id:
+        raise ValueError(f"chain id {chain_id!r} contradicts the trusted validator set's {trusted.chain_id!r}")
+    if trusted is not None:
+        chain, chain_note = trusted.chain_id, ""
+    elif chain_id is not None:
+        chain, chain_note = chain_id, ""
+    else:
+        chain, chain_note = await node.chain_id(), " (the chain id the node reports)"
     response = await node.abci_query(f"/result/{session.hex()}/{counter}", prove=True)
     if int(response.get("code", 0)) != 0:
         raise RPCError(response.get("log", "query failed"))
@@ -104,12 +143,23 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
     checks.append("the proof names this session and counter and the returned record")
     commit = await node.rpc("commit", height=str(state_height + 1))
     validators = await node.rpc("validators", height=str(state_height + 1), per_page="100")
-    verified = verify_commit(trusted.chain_id, commit["signed_header"], validators,
-                             trusted.validators_hash, height=state_height + 1)
-    checks.append(f"header {state_height + 1} is for chain {trusted.chain_id} and hashes to the signed block id")
-    checks.append("the header's validator set is the trusted one")
+    if trusted is not None:
+        trusted_hash = trusted.validators_hash
+    else:  # the header's own validators_hash: the served set is consistent with it, not yet trusted
+        trusted_hash = parse_signed_header(commit["signed_header"]).header.validators_hash
+    verified = verify_commit(chain, commit["signed_header"], validators, trusted_hash, height=state_height + 1)
+    checks.append(f"header {state_height + 1} is for chain {chain}{chain_note} and hashes to the signed block id")
+    if trusted is not None:
+        checks.append("the header's validator set is the trusted one")
+    else:
+        checks.append("the validator set the node served hashes to the header's validators_hash "
+                      "(consistent; trusted through the Registry check below)")
     checks.append(f"{len(verified.signers)} validators signed with {verified.signed_power} of {verified.total_power} "
                   "voting power (more than 2/3), every signature verified over CometBFT's canonical vote bytes")
+    membership = None
+    if contract is not None:
+        membership = await contract.check_commit(verified, validators)
+        checks.append(membership.check_line())
     try:
         check_proof(verified.app_hash, proof)
     except ProofError as exc:
@@ -128,6 +178,7 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
         total_power=verified.total_power,
         checks=checks,
         verify_ms=(time.perf_counter() - started) * 1000,
+        membership=membership,
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
@@ -56,8 +58,10 @@ def load_artifact(path: Path = ARTIFACT) -> dict[str, Any]:
 class Registry:
     """One deployed Registry, reached through an Ethereum JSON-RPC endpoint."""
 
-    def __init__(self, w3: Web3, address: str, artifact: dict[str, Any] | None = None) -> None:
+    def __init__(self, w3: Web3, address: str, artifact: dict[str, Any] | None = None,
+                 account: LocalAccount | None = None) -> None:
         self.w3 = w3
+        self.account = account  # signs its own transactions here; other senders must be unlocked at the endpoint
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=(artifact or load_artifact())["abi"])
 
     @property
@@ -65,8 +69,10 @@ class Registry:
         return self.contract.address
 
     @classmethod
-    def connect(cls, url: str, address: str) -> "Registry":
-        return cls(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})), address)
+    def connect(cls, url: str, address: str, private_key: bytes | None = None) -> "Registry":
+        """With `private_key`, that operator's transactions are signed here: the endpoint never sees the key."""
+        account = Account.from_key(private_key) if private_key is not None else None
+        return cls(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})), address, account=account)
 
     @classmethod
     def deploy(cls, w3: Web3, deployer: str, min_deposit_wei: int, cooling_off_blocks: int) -> "Registry":
@@ -78,18 +84,32 @@ class Registry:
             raise ContractRefused("deploying the Registry failed")
         return cls(w3, receipt["contractAddress"], artifact)
 
-    # -- operator actions (accounts unlocked at the endpoint, as anvil's are) ----------
+    # -- operator actions (signed here with `account`, or by an account unlocked at the endpoint)
+
+    @property
+    def signer(self) -> str | None:
+        """The address whose transactions this client signs itself (None: the endpoint signs)."""
+        return self.account.address if self.account is not None else None
 
     def _transact(self, sender: str, function: Any, value: int = 0) -> Any:
         try:
             function.call({"from": sender, "value": value})  # the reason, if it would revert
-            tx = function.transact({"from": sender, "value": value})
+            if self.account is not None and sender.lower() == self.account.address.lower():
+                tx = self._send_signed(self.account, function, value)
+            else:
+                tx = function.transact({"from": sender, "value": value})
         except ContractLogicError as exc:
             raise ContractRefused(_reason(exc)) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx)
         if receipt["status"] != 1:
             raise ContractRefused("the transaction reverted")
         return receipt
+
+    def _send_signed(self, account: LocalAccount, function: Any, value: int) -> Any:
+        """Fill in nonce, gas and fees from the chain, sign with the local key, send the raw transaction."""
+        nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+        tx = function.build_transaction({"from": account.address, "value": value, "nonce": nonce})
+        return self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
 
     def register(self, operator: str, validator_key: bytes, deposit_wei: int) -> int:
         self._transact(operator, self.contract.functions.register(validator_key), deposit_wei)
@@ -118,6 +138,26 @@ class Registry:
     def members(self, cluster_id: int, block: int | str = "latest") -> list[NodeState]:
         ids = self.contract.functions.members(cluster_id).call(block_identifier=block)
         return [self.node(int(i), block) for i in ids]
+
+    KEYS_PER_CALL = 16  # the contract's MAX_MEMBERS bounds nodes_by_keys' argument
+
+    def nodes_by_keys(self, keys: list[bytes], block: int | str = "latest") -> list[NodeState | None]:
+        """The node of each validator key (None if no node ever registered it), in the keys' order.
+
+        One `nodes_by_keys` call per 16 keys; with several calls and a block tag such as
+        "latest", the tag is pinned to one block number first so all answers are from one state.
+        """
+        for key in keys:
+            if len(key) != 32:
+                raise ValueError(f"a validator key is 32 bytes, not {len(key)}: {key.hex()}")
+        if len(keys) > self.KEYS_PER_CALL and isinstance(block, str):
+            block = int(self.w3.eth.get_block(block)["number"])
+        found: list[NodeState | None] = []
+        for start in range(0, len(keys), self.KEYS_PER_CALL):
+            chunk = [bytes(k) for k in keys[start:start + self.KEYS_PER_CALL]]
+            ids, nodes = self.contract.functions.nodes_by_keys(chunk).call(block_identifier=block)
+            found += [_node_state(int(i), fields) if int(i) else None for i, fields in zip(ids, nodes)]
+        return found
 
 
 def _node_state(node_id: int, fields: Any) -> NodeState:

@@ -1,0 +1,444 @@
+"""`rtc node register|leave|withdraw|status`: a node operator's deposit and membership in the Registry.
+
+Every command resolves the same settings the same way (flags, then the node home, then
+its devnet; see OPERATOR_HELP) and reports the contract's own reason when it refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .output import add_json as _add_json
+from .output import emit as _emit
+from .output import progress as _progress
+
+OPERATOR_HELP = """\
+where the settings come from (the first that gives one wins):
+  Ethereum endpoint  --eth-rpc URL; "eth_rpc" in NODE_HOME/rtc.json; the devnet
+  Registry address   --registry ADDRESS; app_state.settings.ethereum.registry in
+                     NODE_HOME/config/genesis.json; the devnet
+  cluster to join    --cluster-id N; app_state.settings.ethereum.cluster_id in the genesis;
+                     the devnet
+  operator account   --operator-key FILE (a hex private key: transactions are signed here)
+                     or --operator ADDRESS (an account unlocked at the endpoint); the
+                     devnet's operator account for this node
+"the devnet" is NODE_HOME/../devnet.json when `rtc devnet up` made NODE_HOME.
+The node is found in the Registry by its CometBFT validator key
+(NODE_HOME/config/priv_validator_key.json); a key belongs to one node forever.
+
+a node's life: register (deposit, join the cluster) -> leave (membership ends, cooling-off
+starts) -> withdraw (the deposit is paid back to the operator once the cooling-off is over)
+exit status: 0 done, 1 error, 2 the contract refused (its reason is printed)
+
+examples:
+  rtc node register --home /tmp/rtc/node0 --deposit 10
+  rtc node register --home ~/node --eth-rpc https://rpc.example --registry 0x5FbD... \\
+      --cluster-id 3 --operator-key ~/.rtc/operator.key
+  rtc node status --home /tmp/rtc/node0 -J
+  rtc node leave --home /tmp/rtc/node0
+  rtc node withdraw --home /tmp/rtc/node0
+"""
+
+
+class OperatorError(ValueError):
+    """An operator command cannot go on; the message says which flag or file to fix (main prints it)."""
+
+
+class _EthereumErrors:
+    """Turns an unreachable endpoint or a refused JSON-RPC request into one line saying what to check."""
+
+    def __init__(self, url: str, hint: str = "") -> None:
+        self.url = url
+        self.hint = hint
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> bool:
+        from requests.exceptions import ConnectionError as Unreachable
+        from requests.exceptions import Timeout
+        from web3.exceptions import TimeExhausted, Web3RPCError
+
+        if isinstance(exc, Timeout):
+            raise OperatorError(f"the Ethereum endpoint {self.url} did not answer in time") from None
+        if isinstance(exc, Unreachable):
+            raise OperatorError(f"cannot reach the Ethereum endpoint {self.url}: is it running, and is --eth-rpc right?") from None
+        if isinstance(exc, TimeExhausted):
+            raise OperatorError(f"the transaction was sent to {self.url} but not mined in time; "
+                                "it may still be: check with `rtc node status`") from None
+        if isinstance(exc, Web3RPCError):
+            error = (exc.rpc_response or {}).get("error") if isinstance(exc.rpc_response, dict) else None
+            message = error.get("message") if isinstance(error, dict) else str(exc)
+            raise OperatorError(f"the Ethereum endpoint {self.url} refused the request: {message}"
+                                + (f" ({self.hint})" if self.hint else "")) from None
+        return False
+
+
+class _OperatorContext:
+    """Everything an operator command needs, resolved once from flags, node home and devnet."""
+
+    def __init__(self, home: Path, url: str, registry: Any, validator_key: bytes, cluster_id: int | None,
+                 operator: str | None, signs_here: bool) -> None:
+        self.home = home
+        self.url = url
+        self.registry = registry
+        self.validator_key = validator_key
+        self.cluster_id = cluster_id
+        self.operator = operator
+        self.signs_here = signs_here
+
+    def errors(self) -> _EthereumErrors:
+        hint = "" if self.signs_here or self.operator is None else (
+            f"is {self.operator} unlocked at {self.url}? --operator-key FILE signs here instead")
+        return _EthereumErrors(self.url, hint)
+
+    def node_id(self) -> int:
+        """The node of this home's validator key, 0 if it was never registered."""
+        return int(self.registry.contract.functions.node_of_key(self.validator_key).call())
+
+    def registered_node_id(self) -> int:
+        node_id = self.node_id()
+        if not node_id:
+            raise OperatorError(f"the validator key {self.validator_key.hex()[:16]}… of {self.home} is not registered "
+                                f"in Registry {self.registry.address}; register it with `rtc node register --home {self.home}`")
+        return node_id
+
+
+def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    """The first value given, with where it came from (None, "" if none was)."""
+    for value, source in candidates:
+        if value is not None and value != "":
+            return value, source
+    return None, ""
+
+
+def _genesis_ethereum(home: Path) -> dict[str, Any]:
+    """`app_state.settings.ethereum` of the node's genesis ({} when the cluster follows no contract)."""
+    from rtc.node.config import read_genesis_app_state
+
+    try:
+        app_state = read_genesis_app_state(home)
+    except FileNotFoundError:
+        return {}
+    settings = app_state.get("settings") if isinstance(app_state, dict) else None
+    ethereum = settings.get("ethereum") if isinstance(settings, dict) else None
+    return ethereum if isinstance(ethereum, dict) else {}
+
+
+def _node_settings(home: Path) -> dict[str, Any]:
+    """The node's rtc.json as plain JSON, so fields this version does not know are still readable."""
+    from rtc.node.config import CONFIG_NAME
+
+    path = home / CONFIG_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise OperatorError(f"{path} is not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _devnet_ethereum(home: Path) -> tuple[Any, int, str]:
+    """The devnet's Ethereum side and this node's index in it, when `rtc devnet up` made this home."""
+    from rtc.devnet import Devnet
+    from rtc.devnet.devnet import MANIFEST
+
+    manifest = home.parent / MANIFEST
+    if not manifest.is_file():
+        return None, -1, ""
+    devnet = Devnet.load(home.parent)
+    for index, node in enumerate(devnet.nodes):
+        if Path(node.home).resolve() == home:
+            return devnet.ethereum, index, f"the devnet {manifest}"
+    return None, -1, ""
+
+
+def _read_private_key(path: Path) -> bytes:
+    """The operator's private key from a file holding it as hex; warns when other users may read it."""
+    path = path.expanduser()
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise OperatorError(f"cannot read the operator key {path}: {exc.strerror}") from None
+    try:
+        key = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise OperatorError(f"{path} does not hold a private key: expected 64 hex digits (optionally 0x-prefixed)")
+    if path.stat().st_mode & 0o077:
+        print(f"rtc: warning: other users may read the operator key {path}; run `chmod 600 {path}`", file=sys.stderr)
+    return key
+
+
+def _operator_context(args: argparse.Namespace, need_operator: bool, need_cluster: bool = False) -> _OperatorContext:
+    """Resolve endpoint, Registry, cluster and operator (flags, then node home, then devnet) and check them."""
+    from web3 import Web3
+
+    from rtc.devnet.cometbft import validator_pubkey
+    from rtc.ethereum.registry import Registry
+
+    home = args.home.expanduser().resolve()
+    key_file = home / "config" / "priv_validator_key.json"
+    if not key_file.is_file():
+        raise OperatorError(f"{home} is not a node home: {key_file} is missing "
+                            "(node homes are made by `rtc devnet up` or `cometbft init --home DIR`)")
+    genesis = _genesis_ethereum(home)
+    devnet, index, manifest = _devnet_ethereum(home)
+    url, url_from = _first((args.eth_rpc, "--eth-rpc"), (_node_settings(home).get("eth_rpc"), str(home / "rtc.json")),
+                           (devnet.url if devnet else None, manifest))
+    if url is None:
+        raise OperatorError(f"no Ethereum endpoint for {home}: pass --eth-rpc URL "
+                            f"(or set \"eth_rpc\" in {home / 'rtc.json'})")
+    address, address_from = _first((args.registry, "--registry"), (genesis.get("registry"), "the node's genesis"),
+                                   (devnet.registry if devnet else None, manifest))
+    if address is None:
+        raise OperatorError(f"no Registry address for {home}: pass --registry ADDRESS "
+                            "(the node's genesis has no app_state.settings.ethereum.registry)")
+    if not Web3.is_address(address):
+        raise OperatorError(f"{address!r} (from {address_from}) is not an Ethereum address")
+    cluster_id, _ = _first((getattr(args, "cluster_id", None), "--cluster-id"),
+                           (genesis.get("cluster_id"), "the node's genesis"),
+                           (devnet.cluster_id if devnet else None, manifest))
+    if need_cluster and cluster_id is None:
+        raise OperatorError(f"no cluster to join for {home}: pass --cluster-id N (or --no-join to only register)")
+
+    private_key: bytes | None = None
+    operator: str | None = None
+    operator_from = ""
+    if getattr(args, "operator_key", None) is not None:
+        private_key = _read_private_key(args.operator_key)
+        operator_from = f"key in {args.operator_key}, signed here"
+    elif getattr(args, "operator", None):
+        if not Web3.is_address(args.operator):
+            raise OperatorError(f"--operator {args.operator!r} is not an Ethereum address")
+        operator, operator_from = Web3.to_checksum_address(args.operator), "--operator, unlocked at the endpoint"
+    elif devnet is not None and index < len(devnet.operators):
+        operator, operator_from = devnet.operators[index], f"{manifest}, unlocked at its anvil"
+    if need_operator and private_key is None and operator is None:
+        raise OperatorError(f"no operator account for {home}: pass --operator-key FILE (a hex private key; "
+                            "transactions are signed here) or --operator ADDRESS (an account unlocked at the endpoint)")
+
+    registry = Registry.connect(url, address, private_key)
+    operator = registry.signer or operator
+    context = _OperatorContext(home, url, registry, validator_pubkey(home), None if cluster_id is None else int(cluster_id),
+                               operator, private_key is not None)
+    with context.errors():
+        if not registry.w3.eth.get_code(registry.address):
+            raise OperatorError(f"there is no contract at {address} (from {address_from}) on {url}; check --registry")
+        chain_id = genesis.get("chain_id")
+        if chain_id is not None and registry.w3.eth.chain_id != int(chain_id):
+            raise OperatorError(f"{url} is Ethereum chain {registry.w3.eth.chain_id}, but the node's genesis follows "
+                                f"chain {chain_id}; check --eth-rpc")
+    _progress(f"Ethereum {url} ({url_from}), Registry {registry.address} ({address_from})")
+    if need_operator:
+        _progress(f"operator {operator} ({operator_from})")
+    return context
+
+
+def _ether(text: str) -> int:
+    """An amount of ether as wei, exactly (2.5 is 2500000000000000000, no float rounding)."""
+    from decimal import Decimal, InvalidOperation, localcontext
+
+    with localcontext() as decimal_context:
+        decimal_context.prec = 100
+        try:
+            wei = Decimal(text) * 10**18
+        except InvalidOperation:
+            wei = Decimal("NaN")
+        if not wei.is_finite() or wei <= 0 or wei != wei.to_integral_value():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive amount of ether (at most 18 decimals)")
+        return int(wei)
+
+
+def _ether_text(wei: int) -> str:
+    from decimal import Decimal, localcontext
+
+    with localcontext() as decimal_context:
+        decimal_context.prec = 100
+        return f"{(Decimal(wei) / 10**18).normalize():f} ETH"
+
+
+def _refused(args: argparse.Namespace, context: _OperatorContext, exc: Exception, what: str = "refused") -> int:
+    """The contract's own reason and the current block, so "withdrawable at block N" can be compared."""
+    block = context.registry.w3.eth.block_number
+    data = {"refused": str(exc), "ethereum_block": block, "registry": context.registry.address, "home": str(context.home)}
+    _emit(args, data, f"{what}: {exc} (Ethereum is at block {block})")
+    return 2
+
+
+def _node_report(context: _OperatorContext, node_id: int) -> tuple[dict[str, Any], str]:
+    """The node's contract state as JSON and as text, with what the cooling-off means right now."""
+    registry = context.registry
+    block = registry.w3.eth.block_number
+    state = registry.node(node_id)
+    member = bool(state.cluster_id) and state.member_until == 0 and state.status == "active"
+    cooling = state.status in ("leaving", "ejected")
+    left = max(0, state.withdrawable_block - block) if cooling else None
+    data = {**state.to_json(), "home": str(context.home), "registry": registry.address, "ethereum_block": block,
+            "member": member, "cooling_off": bool(left), "blocks_until_withdrawable": left}
+    if not state.cluster_id:
+        cluster = "none (not joined)"
+    elif not state.member_until:
+        cluster = f"{state.cluster_id}, member since block {state.member_since}"
+    else:
+        cluster = f"{state.cluster_id}, was a member from block {state.member_since} until block {state.member_until}"
+    if not cooling:
+        cooling_text = "-"
+    elif left:
+        cooling_text = f"until block {state.withdrawable_block} ({left} block{'s' if left > 1 else ''} to go)"
+    else:
+        cooling_text = f"over since block {state.withdrawable_block}: `rtc node withdraw --home {context.home}`"
+    text = "\n".join([
+        f"node {node_id} in Registry {registry.address} at Ethereum block {block}",
+        f"  validator key  {state.validator_key.hex()}",
+        f"  operator       {state.operator}",
+        f"  deposit        {_ether_text(state.deposit_wei)}",
+        f"  status         {state.status}",
+        f"  cluster        {cluster}",
+        f"  cooling-off    {cooling_text}",
+    ])
+    return data, text
+
+
+def _check_cluster(context: _OperatorContext, cluster_id: int) -> None:
+    """Refuse a cluster that does not exist or is full before any deposit moves."""
+    functions = context.registry.contract.functions
+    count = int(functions.cluster_count().call())
+    if not 1 <= cluster_id <= count:
+        raise OperatorError(f"there is no cluster {cluster_id} in Registry {context.registry.address} "
+                            f"(it has {count}); check --cluster-id; nothing was registered")
+    max_members = int(functions.cluster(cluster_id).call()[3])
+    members = len(functions.members(cluster_id).call())
+    if members >= max_members:
+        raise OperatorError(f"cluster {cluster_id} is full ({members} of {max_members} members); nothing was registered")
+
+
+def cmd_node_register(args: argparse.Namespace) -> int:
+    from rtc.ethereum.registry import ContractRefused
+
+    context = _operator_context(args, need_operator=True, need_cluster=not args.no_join)
+    registry, operator, cluster_id = context.registry, context.operator, context.cluster_id
+    with context.errors():
+        if not args.no_join:
+            _check_cluster(context, cluster_id)
+        _progress(f"registering validator key {context.validator_key.hex()[:16]}… with a deposit of "
+                  f"{_ether_text(args.deposit)}")
+        try:
+            node_id = registry.register(operator, context.validator_key, args.deposit)
+        except ContractRefused as exc:
+            return _refused(args, context, exc)
+        _progress(f"registered as node {node_id}")
+        if not args.no_join:
+            _progress(f"joining cluster {cluster_id}")
+            try:
+                registry.join(operator, node_id, cluster_id)
+            except ContractRefused as exc:
+                return _refused(args, context, exc, f"node {node_id} is registered, but joining cluster {cluster_id} was refused")
+        data, text = _node_report(context, node_id)
+    joined = "" if args.no_join else f" and joined cluster {cluster_id}"
+    _emit(args, data, f"registered node {node_id}{joined}\n{text}")
+    return 0
+
+
+def cmd_node_leave(args: argparse.Namespace) -> int:
+    from rtc.ethereum.registry import ContractRefused
+
+    context = _operator_context(args, need_operator=True)
+    with context.errors():
+        node_id = context.registered_node_id()
+        _progress(f"node {node_id}: requesting to leave")
+        try:
+            withdrawable = context.registry.request_leave(context.operator, node_id)
+        except ContractRefused as exc:
+            return _refused(args, context, exc)
+        data, _ = _node_report(context, node_id)
+    left = f"; its membership of cluster {data['cluster_id']} has ended" if data["cluster_id"] else ""
+    _emit(args, data, f"node {node_id} is leaving{left}\n"
+                      f"withdrawable from Ethereum block {withdrawable} (Ethereum is at block {data['ethereum_block']})\n"
+                      f"then run: rtc node withdraw --home {context.home}")
+    return 0
+
+
+def cmd_node_withdraw(args: argparse.Namespace) -> int:
+    from rtc.ethereum.registry import ContractRefused
+
+    context = _operator_context(args, need_operator=True)
+    with context.errors():
+        node_id = context.registered_node_id()
+        before = context.registry.node(node_id)
+        _progress(f"node {node_id}: withdrawing its deposit of {_ether_text(before.deposit_wei)}")
+        try:
+            context.registry.withdraw(context.operator, node_id)
+        except ContractRefused as exc:
+            return _refused(args, context, exc)
+        data, _ = _node_report(context, node_id)
+    data["paid_wei"] = before.deposit_wei
+    _emit(args, data, f"paid {_ether_text(before.deposit_wei)} to operator {before.operator}; node {node_id} is "
+                      "withdrawn (final: its validator key can never register again)")
+    return 0
+
+
+def cmd_node_status(args: argparse.Namespace) -> int:
+    context = _operator_context(args, need_operator=False)
+    with context.errors():
+        node_id = context.node_id()
+        if not node_id:
+            block = context.registry.w3.eth.block_number
+            data = {"node_id": 0, "status": "none", "validator_key": context.validator_key.hex(), "home": str(context.home),
+                    "registry": context.registry.address, "ethereum_block": block}
+            _emit(args, data, f"the validator key {context.validator_key.hex()} is not registered in Registry "
+                              f"{context.registry.address} (Ethereum block {block}); "
+                              f"register it with `rtc node register --home {context.home}`")
+            return 0
+        data, text = _node_report(context, node_id)
+    _emit(args, data, text)
+    return 0
+
+
+def add_operator_parsers(node_actions: Any) -> None:
+    """`rtc node register|leave|withdraw|status`: the same settings, resolved the same way."""
+    import textwrap
+
+    commands = (
+        ("register", cmd_node_register, "register the node's validator key with a deposit and join the cluster",
+         "Register this node's CometBFT validator key in the Registry with a deposit paid by the operator account, "
+         "then join the cluster. Only that operator can later leave and withdraw the deposit."),
+        ("leave", cmd_node_leave, "end the node's membership and start the cooling-off",
+         "Request to leave: the node's membership ends at once and the cooling-off starts; the deposit stays "
+         "slashable until then and can be withdrawn from the block printed."),
+        ("withdraw", cmd_node_withdraw, "pay the deposit back to the operator after the cooling-off",
+         "Pay the whole remaining deposit back to the operator account. Before the cooling-off is over the "
+         "contract refuses, and the block from which it is allowed is printed with the current block."),
+        ("status", cmd_node_status, "the node's id, deposit, status, cluster and cooling-off in the Registry",
+         "Show the node's state in the Registry: node id, operator, deposit, status, cluster membership and "
+         "cooling-off. Needs no operator account."),
+    )
+    for name, func, help_text, description in commands:
+        sub = node_actions.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
+                                      epilog=OPERATOR_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--home", type=Path, required=True, metavar="NODE_HOME",
+                         help="the node's CometBFT home (its validator key is config/priv_validator_key.json)")
+        ethereum = sub.add_argument_group("Ethereum (default: the node's rtc.json and genesis, or its devnet)")
+        ethereum.add_argument("--eth-rpc", metavar="URL", help="Ethereum JSON-RPC endpoint, e.g. http://127.0.0.1:8545")
+        ethereum.add_argument("--registry", metavar="ADDRESS", help="address of the Registry contract")
+        if name == "register":
+            ethereum.add_argument("--cluster-id", type=int, metavar="N", help="the cluster to join")
+            sub.add_argument("--deposit", type=_ether, default=_ether("10"), metavar="ETH",
+                             help="deposit in ether, at least the contract's minimum (default 10)")
+            sub.add_argument("--no-join", action="store_true", help="only register; do not join a cluster")
+        if name != "status":
+            who = sub.add_argument_group("operator account (default: the devnet's account for this node)")
+            one = who.add_mutually_exclusive_group()
+            one.add_argument("--operator-key", type=Path, metavar="FILE",
+                             help="file holding the operator's private key as hex: transactions are signed here "
+                                  "and the endpoint never sees the key")
+            one.add_argument("--operator", metavar="ADDRESS",
+                             help="an account unlocked at the endpoint (as anvil's dev accounts are); it signs")
+        _add_json(sub)
+        sub.set_defaults(func=func)
