@@ -8,6 +8,8 @@ running and catches up afterwards, and a slashed node is dropped.
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
+from rtc.cli.main import main
 from rtc.devnet import Devnet
 from rtc.devnet.cometbft import validator_pubkey
 from rtc.devnet.ethereum import ETHER, MIN_DEPOSIT
@@ -63,6 +66,14 @@ def latest_height(devnet: Devnet) -> int:
     return int(rpc(devnet, "status")["sync_info"]["latest_block_height"])
 
 
+def members_json(devnet: Devnet) -> list[dict]:
+    """What `rtc cluster members -J` reports."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["cluster", "members", "--home", str(devnet.home), "-J"]) == 0
+    return json.loads(out.getvalue())["members"]
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -94,12 +105,16 @@ def test_a_fifth_node_joins_and_signs_a_leaving_node_stops_and_withdraws_after_c
 
     with pytest.raises(ContractRefused, match=f"cooling-off not over: withdrawable at block {withdrawable}"):
         registry.withdraw(operator, node_id)
+    listed = {m["name"]: m for m in members_json(cluster)}
+    assert listed["node1"]["status"] == "leaving" and listed["node1"]["withdrawable_block"] == withdrawable
+    assert listed["node4"]["status"] == "active" and listed["node4"]["deposit_wei"] == 10 * ETHER
     assert registry.node(node_id).status == "leaving"
     registry.w3.provider.make_request("anvil_mine", [max(0, withdrawable - registry.w3.eth.block_number)])
     before = registry.w3.eth.get_balance(operator)
     registry.withdraw(operator, node_id)
     assert registry.node(node_id).status == "withdrawn"
     assert registry.w3.eth.get_balance(operator) > before + 9 * ETHER
+    assert {m["name"]: m["status"] for m in members_json(cluster)}["node1"] == "withdrawn"
     assert_all_agree(cluster)
 
 

@@ -238,9 +238,11 @@ async def _receipt(client: Any, args: argparse.Namespace, session: bytes, counte
                                  chain_id=chain_id)
 
 
-def _add_contract_flags(parser: argparse.ArgumentParser) -> None:
+def _add_contract_flags(parser: argparse.ArgumentParser,
+                        title: str = "verify against the Registry contract (default for a devnet with an Ethereum side)"
+                        ) -> None:
     """Where the cluster is registered: then verification checks the signers' membership and deposits."""
-    group = parser.add_argument_group("verify against the Registry contract (default for a devnet with an Ethereum side)")
+    group = parser.add_argument_group(title)
     group.add_argument("--eth-rpc", metavar="URL", help="your own Ethereum JSON-RPC endpoint")
     group.add_argument("--registry", metavar="ADDRESS", help="the Registry contract's address")
     group.add_argument("--cluster-id", type=int, metavar="N", help="the cluster this node belongs to")
@@ -325,25 +327,43 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_members(args: argparse.Namespace) -> int:
-    from rtc.devnet import Devnet, DevnetError
+    """Every node that ever joined the cluster: members, and those leaving with their cooling-off."""
+    from rtc.devnet import Devnet
     from rtc.devnet.cometbft import validator_pubkey
     from rtc.ethereum.registry import Registry
 
-    devnet = Devnet.load(args.home)
-    if devnet.ethereum is None:
-        raise DevnetError(f"the devnet in {args.home} has no Ethereum side")
-    registry = Registry.connect(devnet.ethereum.url, devnet.ethereum.registry)
+    names: dict[bytes, str] = {}
+    where = (args.eth_rpc, args.registry, args.cluster_id)
+    if any(flag is not None for flag in where):
+        if any(flag is None for flag in where):
+            raise ValueError("--eth-rpc URL, --registry ADDRESS and --cluster-id N go together")
+        url, address, cluster_id = where
+    elif args.home is not None:
+        devnet = Devnet.load(args.home)
+        if devnet.ethereum is None:
+            raise ValueError(f"the devnet in {args.home} has no Ethereum side")
+        url, address, cluster_id = devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id
+        names = {validator_pubkey(Path(node.home)): node.name for node in devnet.nodes}
+    else:
+        raise ValueError("name the cluster: --home DEVNET, or --eth-rpc URL --registry ADDRESS --cluster-id N")
+    registry = Registry.connect(url, address)
     block = registry.w3.eth.block_number
-    members = registry.members(devnet.ethereum.cluster_id)
-    names = {validator_pubkey(Path(node.home)): node.name for node in devnet.nodes}
-    data = {"registry": registry.address, "cluster_id": devnet.ethereum.cluster_id, "ethereum_block": block,
-            "members": [{**m.to_json(), "name": names.get(m.validator_key)} for m in members]}
-    rows = [f"cluster {devnet.ethereum.cluster_id} in Registry {registry.address} at Ethereum block {block}",
-            f"{'node':8} {'id':>3}  {'deposit':>10}  {'status':9} {'cooling-off':24} operator"]
-    for m in members:
-        cooling = "-" if not m.withdrawable_block else f"withdrawable at block {m.withdrawable_block}"
-        rows.append(f"{names.get(m.validator_key, '?'):8} {m.node_id:>3}  {m.deposit_wei / 10**18:>6.2f} ETH  "
-                    f"{m.status:9} {cooling:24} {m.operator}")
+    ids = registry.contract.functions.cluster_history(cluster_id).call()
+    nodes = [registry.node(int(node_id)) for node_id in ids]
+    data = {"registry": registry.address, "cluster_id": cluster_id, "ethereum_block": block,
+            "members": [{**n.to_json(), "name": names.get(n.validator_key), "member": n.member_until == 0}
+                        for n in nodes]}
+    rows = [f"cluster {cluster_id} in Registry {registry.address} at Ethereum block {block}",
+            f"{'node':8} {'id':>3}  {'deposit':>10}  {'status':9} {'cooling-off':34} operator"]
+    for n in nodes:
+        if n.status in ("leaving", "ejected"):
+            left = n.withdrawable_block - block
+            cooling = f"until block {n.withdrawable_block} ({left} to go)" if left > 0 else \
+                f"over since block {n.withdrawable_block}"
+        else:
+            cooling = "-"
+        rows.append(f"{names.get(n.validator_key, '?'):8} {n.node_id:>3}  {n.deposit_wei / 10**18:>6.2f} ETH  "
+                    f"{n.status:9} {cooling:34} {n.operator}")
     _emit(args, data, "\n".join(rows))
     return 0
 
@@ -473,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser("cluster", help="the cluster as the Ethereum contract sees it")
     cluster_actions = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     members = cluster_actions.add_parser("members", help="member nodes with their deposits and cooling-off state")
-    members.add_argument("--home", type=Path, required=True, help="a devnet's folder")
+    members.add_argument("--home", type=Path, help="a devnet's folder")
+    _add_contract_flags(members, "or any cluster, in the Registry on an Ethereum chain")
     _add_json(members)
     members.set_defaults(func=cmd_cluster_members)
 

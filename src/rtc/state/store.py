@@ -49,6 +49,7 @@ __all__ = [
     "BlockOverlay",
     "CallBuffer",
     "CommitHeightError",
+    "FrozenState",
     "StaleOverlayError",
     "StateCorruptionError",
     "StateError",
@@ -456,6 +457,16 @@ class StateStore:
                 return
             yield key, value
 
+    def frozen(self) -> "FrozenState":
+        """The committed state as it is now, readable from another thread while later blocks
+        commit (an LMDB read transaction of its own): what a snapshot is written from."""
+        txn = self._env.begin()
+        height, root = txn.get(_META_HEIGHT, db=self._meta), txn.get(_META_ROOT, db=self._meta)
+        if height is None or root is None:
+            txn.abort()
+            raise StateError("nothing committed yet")
+        return FrozenState(txn, self._leaves, int.from_bytes(height, "big"), root)
+
     # -- writing -----------------------------------------------------------
 
     def begin(self) -> BlockOverlay:
@@ -611,6 +622,32 @@ def _decode_long(stored_key_head: bytes, stored: bytes) -> tuple[bytes, bytes]:
     if tail_end > len(stored):
         raise StateCorruptionError("truncated long-key entry")
     return stored_key_head + stored[4:tail_end], stored[tail_end:]
+
+
+class FrozenState:
+    """One committed height's key/value pairs; close it soon, since LMDB keeps its pages until then."""
+
+    def __init__(self, txn: lmdb.Transaction, leaves: Any, height: int, root: bytes) -> None:
+        self._txn = txn
+        self._leaves = leaves
+        self.height = height
+        self.root = root
+
+    def pairs(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every pair in ascending key order."""
+        cursor = self._txn.cursor(db=self._leaves)
+        if not cursor.set_range(_KEY_PREFIX):
+            return
+        yield from _decoded_entries(cursor)
+
+    def close(self) -> None:
+        self._txn.abort()
+
+    def __enter__(self) -> "FrozenState":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _decoded_entries(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
