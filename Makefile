@@ -9,10 +9,11 @@ COMETBFT := $(TOOLS)/bin/cometbft
 COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION).installed
 GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 ANVIL := tools/node_modules/.bin/anvil
+BOOTSTRAP := $(TOOLS)/bin/rtc-bootstrap
 
 .PHONY: setup demo test bench clean examples proto contracts
 
-setup: $(VENV)/.installed $(COMETBFT_STAMP) $(ANVIL) proto examples contracts
+setup: $(VENV)/.installed $(COMETBFT_STAMP) $(BOOTSTRAP) $(ANVIL) proto examples contracts
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -27,6 +28,12 @@ $(COMETBFT_STAMP):
 	@$(GO_FLAGS) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
 	@$(COMETBFT) version
 	@touch $@
+
+# Writes CometBFT's state at a height whose app state was restored from Swarm (tools/bootstrap).
+$(BOOTSTRAP): tools/bootstrap/main.go tools/bootstrap/go.mod tools/bootstrap/go.sum
+	@echo "==> rtc-bootstrap (go build against cometbft $(COMETBFT_VERSION))"
+	@mkdir -p $(TOOLS)/bin
+	@cd tools/bootstrap && go build -o $(CURDIR)/$(BOOTSTRAP) .
 
 $(ANVIL): tools/package.json tools/package-lock.json
 	@echo "==> anvil (npm package @foundry-rs/anvil, pinned in tools/package-lock.json)"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .history import add_history_parsers, add_restore_parser
 from .operator import add_operator_parsers
 from .output import add_json as _add_json
 from .output import emit as _emit
@@ -514,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO")
     run.set_defaults(func=cmd_node_run)
     add_operator_parsers(node_actions)
+    add_restore_parser(node_actions)
+    add_history_parsers(commands)
+    from .swarm import add_swarm_parsers  # rtc swarm hash|put|get
+
+    add_swarm_parsers(commands)
     return parser
 
 

@@ -39,6 +39,12 @@ def cometbft_binary() -> Path:
                      f"run `make setup` (it builds cometbft {COMETBFT_VERSION} into .tools/bin)")
 
 
+def bootstrap_binary() -> Path:
+    """tools/bootstrap built by `make setup`: CometBFT's state at a height restored offline."""
+    return find_tool("rtc-bootstrap", "RTC_BOOTSTRAP", project_root() / ".tools" / "bin" / "rtc-bootstrap",
+                     "run `make setup` (it builds tools/bootstrap into .tools/bin)")
+
+
 def init_home(home: Path, moniker: str) -> None:
     subprocess.run(
         [str(cometbft_binary()), "init", "--home", str(home)],

@@ -36,6 +36,7 @@ from .ethereum import (
 MANIFEST = "devnet.json"
 DEFAULT_BASE_PORT = 26600
 PORTS_PER_NODE = 10
+DEFAULT_SNAPSHOT_EVERY = 20  # blocks; a devnet snapshots often so restores can be watched
 
 
 class DevnetError(RuntimeError):
@@ -92,8 +93,11 @@ def _alive(pid: int, home: str) -> bool:
 
 class Devnet:
     def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str,
-                 ethereum: EthereumInfo | None = None) -> None:
+                 ethereum: EthereumInfo | None = None, swarm: dict[str, Any] | None = None) -> None:
         self.home = home
+        # where the nodes upload their history: {"store": folder or Bee URL, "batch", "snapshot_every"}
+        self.swarm = swarm if swarm is not None else {"store": str(home / "swarm"), "batch": None,
+                                                       "snapshot_every": DEFAULT_SNAPSHOT_EVERY}
         self.chain_id = chain_id
         self.nodes = nodes
         self.code_hash = code_hash
@@ -114,6 +118,9 @@ class Devnet:
         progress: Callable[[str], None] = lambda _: None,
         settings: ClusterSettings | None = None,
         eth_rpc: str | None = None,
+        swarm: str | None = None,
+        swarm_batch: str | None = None,
+        snapshot_every: int = 0,
     ) -> "Devnet":
         """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis."""
         home = home.resolve()
@@ -143,7 +150,9 @@ class Devnet:
             cometbft.init_home(node_home, name)
             p2p, rpc, abci = _node_ports(base_port, i)
             infos.append(NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home)))
-        devnet = cls(home, chain_id, infos, backend.code_hash.hex())
+        devnet = cls(home, chain_id, infos, backend.code_hash.hex(), swarm={
+            "store": swarm or str(home / "swarm"), "batch": swarm_batch,
+            "snapshot_every": snapshot_every or DEFAULT_SNAPSHOT_EVERY})
         devnet.save()
         devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, progress)
         devnet.save()
@@ -177,7 +186,9 @@ class Devnet:
     def _configure(self, info: NodeInfo, peers: list[NodeInfo]) -> None:
         """The node's rtc.json and the CometBFT config values a loopback cluster needs."""
         NodeConfig(abci=f"tcp://127.0.0.1:{info.abci_port}", backend="../app.wasm",
-                   eth_rpc=self.ethereum.url if self.ethereum else None).save(Path(info.home))
+                   eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
+                   swarm=self.swarm["store"], swarm_batch=self.swarm["batch"],
+                   snapshot_every=self.swarm["snapshot_every"]).save(Path(info.home))
         cometbft.set_config(Path(info.home), {
             "": {"proxy_app": f"tcp://127.0.0.1:{info.abci_port}", "log_level": "error"},
             "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}"},
@@ -226,7 +237,7 @@ class Devnet:
 
     def save(self) -> None:
         data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes],
-                "ethereum": self.ethereum.to_json() if self.ethereum else None}
+                "ethereum": self.ethereum.to_json() if self.ethereum else None, "swarm": self.swarm}
         (self.home / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
@@ -237,7 +248,8 @@ class Devnet:
             raise DevnetError(f"no devnet in {home}; create one with `rtc devnet up --home {home} --app X.wasm`")
         data = json.loads(path.read_text())
         ethereum = EthereumInfo(**data["ethereum"]) if data.get("ethereum") else None
-        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum)
+        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum,
+                   data.get("swarm"))
 
     @classmethod
     def remove(cls, home: Path) -> None:

@@ -65,11 +65,12 @@ class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
     def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings,
-                 watcher: EthereumWatcher | None = None) -> None:
+                 watcher: EthereumWatcher | None = None, snapshots: Any = None) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.watcher = watcher  # this node's view of Ethereum; only proposing and voting use it
+        self.snapshots = snapshots  # rtc.history.Snapshots: state snapshots every N blocks, for Swarm
         self._settings_json = canonical_json(settings.to_json())
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
@@ -338,6 +339,8 @@ class ClusterApp(Application):
             raise RuntimeError("Commit without a finalized block")
         self.store.commit(self._pending, self._pending_height)
         self._pending, self._genesis = None, None
+        if self.snapshots is not None and self.snapshots.due(self._pending_height):
+            self.snapshots.take(self.store)
         return abci_pb.ResponseCommit()
 
     # -- reads -----------------------------------------------------------------------

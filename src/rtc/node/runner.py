@@ -10,6 +10,9 @@ import logging
 from pathlib import Path
 
 from rtc.abci import run_server
+from rtc.history import HistoryUploader, Snapshots
+from rtc.history.uploader import CURSOR_NAME
+from rtc.history.config import history_signer, open_swarm, read_chain_id
 from rtc.membership import EthereumWatcher
 from rtc.state import StateStore
 from rtc.vm import Backend
@@ -48,16 +51,37 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
         else:
             log.warning("the cluster follows Registry %s but rtc.json names no eth_rpc endpoint: this node "
                         "will neither propose nor vote for membership changes", settings.ethereum.registry)
-    return ClusterApp(store, backend, settings, watcher), config
+    snapshots = Snapshots(home / config.state_dir / "snapshots", config.snapshot_every) if config.swarm else None
+    return ClusterApp(store, backend, settings, watcher, snapshots), config
+
+
+def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> HistoryUploader | None:
+    """The background uploader of this node's block history, when rtc.json names a Swarm store."""
+    if not config.swarm:
+        return None
+    if not config.rpc:
+        raise SystemExit(f"{home / 'rtc.json'} names a Swarm store but no \"rpc\" (this node's CometBFT RPC "
+                         "address), which history is read from")
+    swarm = open_swarm(config.swarm, config.swarm_batch, home)
+    chain_id = read_chain_id(home)
+    log.info("uploading block history to %s (feed owner %s)", config.swarm, history_signer(home).owner.hex())
+    return HistoryUploader(config.rpc, swarm, history_signer(home), chain_id, home / config.state_dir / CURSOR_NAME,
+                           app.snapshots)
 
 
 def run_node(home: Path, eth_rpc: str | None = None) -> int:
     app, config = build_app(home, eth_rpc)
+    uploader = history_uploader(home, config, app)
     if app.watcher is not None:
         app.watcher.start()
+    if uploader is not None:
+        uploader.start()
     try:
         return run_server(app, config.abci)
     finally:
         if app.watcher is not None:
             app.watcher.stop()
+        if uploader is not None:
+            uploader.stop()
+            uploader.swarm.close()
         app.store.close()

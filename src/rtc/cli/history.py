@@ -1,0 +1,202 @@
+"""`rtc history show|verify` and `rtc node restore --from-swarm`: a node's block history in Swarm."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .output import add_json, emit, progress
+
+HISTORY_HELP = """\
+which history: --home is a devnet folder (its node --node, default 0) or one node's home;
+the node's rtc.json names its Swarm (an embedded store folder or a Bee URL), its
+config/history_key signs its feed, and its genesis names the chain. --owner reads the
+feed of another node (its 20-byte address, printed by `rtc history show`).
+
+examples:
+  rtc history show --home /tmp/rtc                 the newest record of node0
+  rtc history show --home /tmp/rtc --height 12 -J
+  rtc history verify --home /tmp/rtc --from 1 --to 40
+"""
+
+
+class HistoryTarget:
+    """A node home, its Swarm, the feed to read and the chain, resolved from --home/--node/--owner."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from rtc.history.config import history_signer, open_swarm, read_chain_id
+        from rtc.node.config import NodeConfig
+
+        home = args.home.expanduser().resolve()
+        if (home / "devnet.json").exists():
+            from rtc.devnet import Devnet
+
+            home = Path(Devnet.load(home).node(args.node).home)
+        self.home = home
+        config = NodeConfig.load(home)
+        if not config.swarm:
+            raise ValueError(f"{home / 'rtc.json'} names no Swarm store, so this node keeps no history")
+        self.swarm = open_swarm(config.swarm, config.swarm_batch, home)
+        self.chain_id = read_chain_id(home)
+        self.owner = bytes.fromhex(args.owner.removeprefix("0x")) if args.owner else history_signer(home).owner
+
+    def reader(self) -> Any:
+        from rtc.history.reader import HistoryReader
+
+        return HistoryReader(self.swarm, self.owner, self.chain_id)
+
+    def genesis_validators_hash(self) -> bytes:
+        from rtc.client.verify import TrustedValidators
+
+        return TrustedValidators.from_genesis_file(self.home / "config" / "genesis.json").validators_hash
+
+
+def cmd_history_show(args: argparse.Namespace) -> int:
+    target = HistoryTarget(args)
+    reader = target.reader()
+    head = reader.head()
+    height = args.height or head.height
+    located = reader.record_at(height)
+    data = {"feed_owner": target.owner.hex(), "chain_id": target.chain_id, "newest_height": head.height,
+            "newest_snapshot": head.snapshot, "reference": located.reference.hex(), "record": located.record.summary()}
+    summary = located.record.summary()
+    lines = [f"record {height} of chain {target.chain_id} (feed owner 0x{target.owner.hex()}), "
+             f"newest uploaded: {head.height}",
+             f"  reference   {located.reference.hex()}",
+             f"  block hash  {summary['block_hash']}",
+             f"  app_hash    {summary['app_hash']} (state after block {height})",
+             f"  txs         {summary['txs']}, signed by {summary['signatures']} of {summary['validators']} validators",
+             f"  previous    {summary['previous'] or '-'}",
+             f"  snapshot    {json.dumps(head.snapshot) if head.snapshot else 'none yet'}"]
+    emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_history_verify(args: argparse.Namespace) -> int:
+    from rtc.history import RecordError
+
+    target = HistoryTarget(args)
+    reader = target.reader()
+    newest = reader.head().height
+    last = min(args.to or newest, newest)
+    first = args.from_height
+    if not 1 <= first <= last:
+        raise ValueError(f"--from {first} --to {last}: the history holds heights 1..{newest}")
+    progress(f"fetching records {first}..{last} from {target.swarm!r}")
+    records = reader.walk_back(reader.record_at(last), first)
+    trusted = None if args.no_anchor else (
+        bytes.fromhex(args.trust_hash) if args.trust_hash else target.genesis_validators_hash())
+    lines = []
+    try:
+        for line in reader.verify(records, trusted):
+            lines.append(f"  ✓ {line}")
+    except RecordError as exc:
+        emit(args, {"ok": False, "verified": len(lines), "error": str(exc)}, "\n".join(lines + [f"  ✗ {exc}"]))
+        return 1
+    anchor = "no anchor (internal consistency only)" if trusted is None else f"validator set {trusted.hex()[:16]}…"
+    lines.append(f"records {first}..{last} verified, trust anchored in the {anchor}; "
+                 f"record {last}'s app_hash is committed by block {last + 1}")
+    emit(args, {"ok": True, "from": first, "to": last, "verified": len(records)}, "\n".join(lines))
+    return 0
+
+
+def cmd_node_restore(args: argparse.Namespace) -> int:
+    from rtc.history.restore import restore_state
+
+    if not args.from_swarm:
+        raise ValueError("say where to restore from: --from-swarm")
+    target = HistoryTarget(args)
+    restored = restore_state(target.home, target.swarm, target.owner, target.chain_id,
+                             target.genesis_validators_hash() if args.anchor_genesis else None, progress)
+    data = restored.to_json()
+    text = (f"state restored to height {restored.height} (snapshot {restored.snapshot_height} + "
+            f"{restored.replayed} blocks replayed), app_hash {restored.app_hash.hex()[:16]}…, "
+            f"{restored.seconds:.1f}s")
+    if not (target.home / "data" / "blockstore.db").exists():
+        progress("CometBFT's data folder is empty too: bootstrapping its state at the restored height")
+        bootstrap_cometbft(target.home, restored.height, restored.block_hash, restored.app_hash,
+                           args.rpc_servers or _devnet_rpcs(args))
+        text += f"\nCometBFT bootstrapped at height {restored.height}; start the node and it block-syncs onward"
+        data["cometbft_bootstrapped"] = True
+    emit(args, data, text)
+    return 0
+
+
+def _devnet_rpcs(args: argparse.Namespace) -> str:
+    home = args.home.expanduser().resolve()
+    if not (home / "devnet.json").exists():
+        raise ValueError("CometBFT's state must be bootstrapped from peers: pass --rpc-servers URL,URL")
+    from rtc.devnet import Devnet
+
+    devnet = Devnet.load(home)
+    others = [n.rpc for i, n in enumerate(devnet.nodes) if i != args.node and devnet.running(i)]
+    if len(others) < 2:
+        raise ValueError("bootstrapping CometBFT needs two running peers to check the light blocks against")
+    return ",".join(others[:2])
+
+
+def bootstrap_cometbft(home: Path, height: int, block_hash: bytes, app_hash: bytes, rpc_servers: str) -> None:
+    """CometBFT's state and commit at `height`, fetched from the peers by CometBFT's light client,
+    which trusts only the block hash of the verified Swarm record of that height."""
+    import httpx
+
+    from rtc.devnet import cometbft
+
+    cometbft.set_config(home, {"statesync": {"rpc_servers": rpc_servers, "trust_height": height,
+                                             "trust_hash": block_hash.hex().upper(), "trust_period": "168h0m0s"}})
+    # The light client also needs blocks height+1 and height+2 (the next validator sets and the commit).
+    deadline = time.monotonic() + 60
+    for url in rpc_servers.split(","):
+        while int(httpx.get(f"{url}/status", timeout=5).json()["result"]["sync_info"]["latest_block_height"]) < height + 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not reach height {height + 2}; is the cluster producing blocks?")
+            time.sleep(0.2)
+    result = subprocess.run([str(cometbft.bootstrap_binary()), "--home", str(home), "--height", str(height),
+                             "--app-hash", app_hash.hex()], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"rtc-bootstrap failed: {(result.stderr or result.stdout).strip()[-500:]}")
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", type=Path, required=True, help="a devnet folder or a node home")
+    parser.add_argument("--node", type=int, default=0, metavar="INDEX", help="which devnet node (default 0)")
+    parser.add_argument("--owner", metavar="HEX", help="read another node's feed: its 20-byte owner address")
+    add_json(parser)
+
+
+def add_history_parsers(commands: Any) -> None:
+    history = commands.add_parser("history", help="a node's block history in Swarm: show and verify records",
+                                  description="A node's block history in Swarm: one record per block, chained, "
+                                              "with state snapshots; a feed names the newest.",
+                                  epilog=HISTORY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="one record (default: the newest) and the newest snapshot")
+    _add_target(show)
+    show.add_argument("--height", type=int, help="the block whose record to show")
+    show.set_defaults(func=cmd_history_show)
+    verify = actions.add_parser("verify", help="check records A..B: contents, links, signatures, app_hashes")
+    _add_target(verify)
+    verify.add_argument("--from", dest="from_height", type=int, default=1, metavar="A")
+    verify.add_argument("--to", type=int, metavar="B", help="default: the newest record")
+    verify.add_argument("--trust-hash", metavar="HEX", help="the validator set trusted at A (default: the genesis file's)")
+    verify.add_argument("--no-anchor", action="store_true", help="check only that the records are consistent")
+    verify.set_defaults(func=cmd_history_verify)
+
+
+def add_restore_parser(node_actions: Any) -> None:
+    restore = node_actions.add_parser(
+        "restore", help="rebuild a wiped node's state from Swarm: snapshot plus replayed records",
+        description="Rebuild a node's state from its history in Swarm alone: the newest snapshot, then every later "
+                    "block replayed, each checked against the signed headers. If CometBFT's data folder is empty "
+                    "too, its state is bootstrapped at the restored height (light client against two peers).")
+    _add_target(restore)
+    restore.add_argument("--from-swarm", action="store_true", help="restore from the node's Swarm history")
+    restore.add_argument("--rpc-servers", metavar="URL,URL", help="two peers' RPC for bootstrapping CometBFT "
+                         "(default: a devnet's other running nodes)")
+    restore.add_argument("--anchor-genesis", action="store_true",
+                         help="require the snapshot's records to be signed by the genesis validator set")
+    restore.set_defaults(func=cmd_node_restore)

@@ -1,0 +1,39 @@
+"""Where a node's history goes: its Swarm (embedded store or Bee), its feed key, its chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from rtc.swarm import BeeSwarm, FeedSigner, LocalSwarm, Swarm
+
+FEED_KEY_NAME = "history_key"  # in the node's config/: the secp256k1 key its history feed is signed with
+
+
+def open_swarm(spec: str, postage_batch: str | None = None, base: Path | None = None) -> Swarm:
+    """A Bee node for an http(s) URL (uploads need a postage batch), else the embedded store in that folder."""
+    if spec.startswith(("http://", "https://")):
+        if not postage_batch:
+            raise ValueError(f"uploading to the Bee node {spec} needs a postage batch id (swarm_batch in rtc.json)")
+        return BeeSwarm(spec, postage_batch)
+    path = Path(spec)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return LocalSwarm.open(path)
+
+
+def history_signer(home: Path) -> FeedSigner:
+    """The node's feed key, made on first use and kept readable by its owner only."""
+    path = home / "config" / FEED_KEY_NAME
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    return FeedSigner(bytes.fromhex(path.read_text().strip()))
+
+
+def read_chain_id(home: Path) -> str:
+    return str(json.loads((home / "config" / "genesis.json").read_text())["chain_id"])

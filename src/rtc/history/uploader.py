@@ -1,0 +1,242 @@
+"""Every committed block's record to Swarm, in height order, without slowing consensus.
+
+The uploader is a thread in the node process. It reads finished blocks from this node's
+own CometBFT RPC (the block store is the durable queue: nothing is held in memory, and
+a restart resumes from a cursor file), uploads record H once block H+1 exists, then a
+small *head* document naming record H and the newest snapshot, and points the node's
+sequential feed at index H-1 to that head. It never skips a height: when Swarm or the
+RPC fails it waits and retries the same height.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from eth_utils import keccak
+
+from rtc.state import StateStore
+from rtc.swarm import FeedSigner, Swarm, SwarmError
+
+from .record import BlockRecord
+from .snapshot import Manifest, upload_snapshot, write_snapshot
+
+log = logging.getLogger("rtc.history")
+
+HEAD_FORMAT = "rtc-head/1"
+CURSOR_NAME = "history-cursor.json"  # in the node's state folder
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def history_topic(chain_id: str) -> bytes:
+    """The feed topic every node of a cluster publishes its history head under."""
+    return keccak(b"rtc/history/v1/" + chain_id.encode())
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a node's feed points to: the newest record it uploaded and the newest snapshot."""
+
+    chain_id: str
+    height: int
+    record: bytes
+    snapshot: dict[str, Any] | None  # {"height": S, "manifest": hex reference}
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"format": HEAD_FORMAT, "chain_id": self.chain_id, "height": self.height,
+                             "record": self.record.hex(), "snapshot": self.snapshot}, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Head":
+        try:
+            raw = orjson.loads(data)
+            if raw.get("format") != HEAD_FORMAT:
+                raise ValueError(f"not a history head of format {HEAD_FORMAT}")
+            return cls(str(raw["chain_id"]), int(raw["height"]), bytes.fromhex(raw["record"]), raw.get("snapshot"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed history head: {exc}") from None
+
+
+class CometRPC:
+    """The few read calls the uploader needs from the node's own CometBFT."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.http = httpx.Client(base_url=url, timeout=timeout)
+
+    def get(self, method: str, **params: Any) -> dict[str, Any]:
+        answer = self.http.get(f"/{method}", params=params).json()
+        if "error" in answer:
+            raise httpx.HTTPError(f"{method}: {answer['error'].get('data') or answer['error']}")
+        return answer["result"]
+
+    def latest_height(self) -> int:
+        return int(self.get("status")["sync_info"]["latest_block_height"])
+
+    def record(self, height: int, previous: bytes | None) -> BlockRecord:
+        signed = self.get("commit", height=height)
+        if not signed.get("canonical"):
+            raise httpx.HTTPError(f"the commit of block {height} is not canonical yet")
+        validators = self.get("validators", height=height, per_page=100)["validators"]
+        block = self.get("block", height=height)["block"]
+        results = self.get("block_results", height=height)
+        txs = [base64.b64decode(tx) for tx in block["data"]["txs"] or []]
+        return BlockRecord(
+            chain_id=signed["signed_header"]["header"]["chain_id"], height=height,
+            header=signed["signed_header"]["header"], commit=signed["signed_header"]["commit"],
+            validators=validators, txs=txs,
+            results=[{"code": int(r.get("code", 0)), "data": r.get("data") or "", "gas_wanted": int(r.get("gas_wanted", 0)),
+                      "gas_used": int(r.get("gas_used", 0))} for r in results.get("txs_results") or []],
+            app_hash=base64.b64decode(results.get("app_hash") or ""),  # []byte in this RPC answer: base64
+            previous=previous,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Cursor:
+    """The next height to upload and the last record's reference, kept durably in a small file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        data = json.loads(path.read_text()) if path.exists() else {}
+        self.next_height: int = int(data.get("next_height", 1))
+        self.previous: bytes | None = bytes.fromhex(data["previous"]) if data.get("previous") else None
+        self.snapshot: dict[str, Any] | None = data.get("snapshot")
+
+    def advance(self, height: int, reference: bytes, snapshot: dict[str, Any] | None) -> None:
+        self.next_height, self.previous, self.snapshot = height + 1, reference, snapshot
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps({"next_height": self.next_height, "previous": reference.hex(),
+                                       "snapshot": snapshot}, sort_keys=True))
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, self.path)
+
+
+class Snapshots:
+    """Snapshot files this node wrote (by the app at commit), waiting to be uploaded."""
+
+    def __init__(self, directory: Path, every: int) -> None:
+        self.directory = directory
+        self.every = every
+        self.pending: set[int] = set()  # being written now
+        self.lock = threading.Lock()
+
+    def due(self, height: int) -> bool:
+        return self.every > 0 and height % self.every == 0
+
+    def writing(self, height: int) -> bool:
+        with self.lock:
+            return height in self.pending
+
+    def take(self, store: StateStore) -> None:
+        """Called right after a due block commits: the pairs are written in a thread, from a
+        read view frozen at this height, while later blocks go on committing."""
+        frozen = store.frozen()
+        with self.lock:
+            self.pending.add(frozen.height)
+
+        def write() -> None:
+            try:
+                write_snapshot(frozen, self.directory)
+            except OSError as exc:
+                log.error("snapshot of height %d not written: %s", frozen.height, exc)
+            finally:
+                frozen.close()
+                with self.lock:
+                    self.pending.discard(frozen.height)
+
+        threading.Thread(target=write, name=f"snapshot-{frozen.height}", daemon=True).start()
+
+    def file(self, height: int) -> Path:
+        return self.directory / f"{height}.snap"
+
+    def prune(self, keep: int = 2) -> None:
+        files = sorted(self.directory.glob("*.snap"), key=lambda p: int(p.stem))
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
+
+
+class HistoryUploader:
+    def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
+                 snapshots: Snapshots | None = None, poll_seconds: float = 0.3) -> None:
+        self.rpc = CometRPC(rpc_url)
+        self.swarm = swarm
+        self.signer = signer
+        self.chain_id = chain_id
+        self.topic = history_topic(chain_id)
+        self.cursor = Cursor(cursor_path)
+        self.snapshots = snapshots
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+        self.warned = False
+
+    def start(self) -> "HistoryUploader":
+        self._thread = threading.Thread(target=self._run, name="history-uploader", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.rpc.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                uploaded = self.step()
+                if self.warned:
+                    log.info("history uploads resumed; next height %d", self.cursor.next_height)
+                self.failures, self.warned = 0, False
+                if not uploaded:
+                    self._stop.wait(self.poll_seconds)
+            except (SwarmError, httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+                starting = isinstance(exc, httpx.ConnectError) and self.failures < 20  # CometBFT's RPC not up yet
+                if not self.warned and not starting:
+                    log.warning("history upload of height %d waits: %s; retrying, no block is skipped",
+                                self.cursor.next_height, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                    self.warned = True
+                self._stop.wait(RETRY_SECONDS[min(self.failures, len(RETRY_SECONDS) - 1)])
+                self.failures += 1
+
+    def step(self) -> int:
+        """Upload every height whose next block exists; returns how many were uploaded."""
+        latest = self.rpc.latest_height()
+        done = 0
+        while self.cursor.next_height < latest and not self._stop.is_set():
+            if not self.upload(self.cursor.next_height):
+                break
+            done += 1
+        return done
+
+    def upload(self, height: int) -> bool:
+        """Record, snapshot (when one was taken after this block), head, feed; then the cursor moves."""
+        snapshot = self.cursor.snapshot
+        if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.writing(height):
+            return False  # the app is still writing it; come back
+        record = self.rpc.record(height, self.cursor.previous)
+        if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.file(height).exists():
+            manifest, _ = upload_snapshot(self.snapshots.file(height), height, record.app_hash, self.swarm)
+            snapshot = {"height": height, "manifest": manifest.hex()}
+            self.snapshots.prune()
+        reference = self.swarm.upload(record.encode())
+        head = Head(self.chain_id, height, reference, snapshot)
+        self.swarm.update_feed(self.signer, self.topic, height - 1, self.swarm.upload(head.encode()))
+        self.cursor.advance(height, reference, snapshot)
+        return True
+
+
+def load_manifest(swarm: Swarm, reference: bytes) -> Manifest:
+    return Manifest.decode(swarm.download(reference))
