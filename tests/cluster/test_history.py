@@ -14,7 +14,8 @@ import pytest
 from rtc.cli.main import main
 from rtc.devnet import Devnet
 from rtc.history.config import history_signer, open_swarm
-from rtc.history.reader import HistoryReader
+from rtc.history import RecordError
+from rtc.history.reader import HistoryReader, block_in_history
 
 from .conftest import assert_all_agree, start_cluster
 
@@ -68,6 +69,11 @@ def test_every_block_is_recorded_identically_by_every_node_and_verifies(cluster:
     assert len(references) == 1  # the same bytes from every node: Swarm keeps one copy
     code, report = rtc("history", "verify", "--home", str(cluster.home), "--from", "1", "--to", str(target))
     assert code == 0 and report["ok"] and report["verified"] == target
+    code, receipt = rtc("call", "--home", str(cluster.home), "--verify", "update_high", "symbol=H", "value=9")
+    assert code == 0 and receipt["history"]["in_swarm"], receipt.get("history")
+    assert any("is in Swarm" in check for check in receipt["checks"])
+    with pytest.raises(RecordError, match="not the block the signatures cover"):
+        block_in_history(reader_of(cluster, 1), 5, 6, b"\x00" * 32)
     code, shown = rtc("history", "show", "--home", str(cluster.home), "--node", "2", "--height", "5")
     assert code == 0 and shown["record"]["height"] == 5 and shown["newest_snapshot"]["height"] % cluster.swarm["snapshot_every"] == 0
 
@@ -90,3 +96,48 @@ def test_a_node_whose_data_is_deleted_is_restored_from_swarm_alone(cluster: Devn
     assert restored.get("cometbft_bootstrapped")
     cluster.start_node(3)
     assert_all_agree(cluster)
+
+
+def test_uploads_wait_while_swarm_is_unavailable_and_resume_without_a_gap(tmp_path: Path) -> None:
+    import time
+
+    from rtc.swarm import LocalSwarm
+    from tests.conftest import component_path
+    from tests.swarm.fake_bee import FakeBee
+
+    from .conftest import _PORTS
+
+    with LocalSwarm.open(tmp_path / "bee-store") as store, FakeBee(store) as bee:
+        devnet = Devnet.create(tmp_path / "devnet", 1, component_path("sum"), base_port=next(_PORTS),
+                               swarm=bee.url, swarm_batch="ab" * 32, snapshot_every=5)
+        try:
+            devnet.start(timeout=90)
+            reader = HistoryReader(store, history_signer(Path(devnet.nodes[0].home)).owner, devnet.chain_id)
+
+            def uploaded() -> int:
+                try:
+                    return reader.head().height
+                except Exception:  # noqa: BLE001 - nothing yet
+                    return 0
+
+            end = time.monotonic() + 60
+            while uploaded() < 3 and time.monotonic() < end:
+                time.sleep(0.2)
+            bee.fail = True  # every request now gets 503
+            down_at = max(s.height or 0 for s in devnet.status())
+            devnet.wait_for_height(down_at + 8, timeout=60)  # consensus does not wait for Swarm
+            stalled = uploaded()
+            assert stalled <= down_at + 1
+            bee.fail = False
+            target = down_at + 8
+            end = time.monotonic() + 60
+            while uploaded() < target and time.monotonic() < end:
+                time.sleep(0.2)
+            assert uploaded() >= target
+            records = reader.walk_back(reader.record_at(target), 1)
+            assert [located.record.height for located in records] == list(range(1, target + 1))
+            assert len(list(reader.verify(records, None))) == target
+            log = (devnet.home / "logs" / "node0-app.log").read_text()
+            assert "waits" in log and "resumed" in log
+        finally:
+            devnet.stop()

@@ -235,8 +235,9 @@ async def _receipt(client: Any, args: argparse.Namespace, session: bytes, counte
         print("rtc: trusting the validator set in the genesis this node serves; pin it with --trust-hash, "
               "or check the signers in the Registry with --eth-rpc, --registry and --cluster-id", file=sys.stderr)
         trusted = await TrustedValidators.from_genesis(client)
+    history = _devnet_history(devnet)
     return await verified_result(client, session, counter, trusted, timeout=args.timeout, contract=contract,
-                                 chain_id=chain_id)
+                                 chain_id=chain_id, history=history)
 
 
 def _add_contract_flags(parser: argparse.ArgumentParser,
@@ -249,9 +250,25 @@ def _add_contract_flags(parser: argparse.ArgumentParser,
     group.add_argument("--cluster-id", type=int, metavar="N", help="the cluster this node belongs to")
 
 
+def _devnet_history(devnet: Any) -> Any:
+    """A devnet node's history reader (records are the same bytes from every node), or None."""
+    if devnet is None or not devnet.swarm.get("store"):
+        return None
+    from rtc.history.config import history_signer, open_swarm
+    from rtc.history.reader import HistoryReader
+
+    home = Path(devnet.nodes[0].home)
+    if not (home / "config" / "history_key").exists():
+        return None
+    swarm = open_swarm(devnet.swarm["store"], devnet.swarm.get("batch"))
+    return HistoryReader(swarm, history_signer(home).owner, devnet.chain_id)
+
+
 def _receipt_text(receipt: Any) -> str:
     lines = ["verified:"] + [f"  ✓ {check}" for check in receipt.checks]
     lines += [f"  {line}" for line in receipt.member_lines()]
+    if receipt.history is not None and not receipt.history.in_swarm:
+        lines.append(f"  history: block {receipt.history.height} is not in Swarm yet ({receipt.history.note})")
     lines.append(f"  (checked in {receipt.verify_ms:.1f} ms)")
     return "\n".join(lines)
 

@@ -74,6 +74,7 @@ class Receipt:
     checks: list[str] = field(default_factory=list)
     verify_ms: float = 0.0
     membership: MembershipReport | None = None  # set when the Registry check ran
+    history: Any = None  # rtc.history.reader.HistoryStatus, when Swarm was asked
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -81,6 +82,8 @@ class Receipt:
             "app_hash": self.app_hash, "signers": self.signers, "signed_power": self.signed_power,
             "total_power": self.total_power, "checks": self.checks, "verify_ms": round(self.verify_ms, 2),
         }
+        if self.history is not None:
+            data["history"] = self.history.to_json()
         if self.membership is not None:  # absent, not empty, when the contract was not asked
             data["members"] = [s.to_json() for s in self.membership.counted]
             data["contract"] = self.membership.to_json()
@@ -97,7 +100,7 @@ class Receipt:
 
 async def verified_result(node: NodeClient, session: bytes, counter: int, trusted: TrustedValidators | None,
                           timeout: float = 30.0, contract: ContractCheck | None = None,
-                          chain_id: str | None = None) -> Receipt:
+                          chain_id: str | None = None, history: Any = None) -> Receipt:
     """Fetch the result of (session, counter) with its proof and check it against a signed header.
 
     Trust comes from `trusted` (the header's validator set must be that one), from
@@ -107,6 +110,9 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
     contract check is what makes it trusted. The chain id is then `chain_id` or, if not
     given, the one the node reports; pass it when you know it, since the node's claim is
     checked only in that the staked members must have signed for that chain.
+
+    `history` (an `rtc.history.reader.HistoryReader`): also report whether the record of
+    the block that wrote the result is in Swarm, linked up to the verified block.
     """
     if trusted is None and contract is None:
         raise ValueError("nothing to verify against: pass `trusted` (a validator set) or `contract` (a ContractCheck)")
@@ -168,7 +174,18 @@ async def verified_result(node: NodeClient, session: bytes, counter: int, truste
     record = json.loads(value)
     if record.get("status") not in FINAL:
         raise VerificationError("not_final", f"call {counter} is {record.get('status')}: no final result to verify yet")
+    status = None
+    if history is not None:
+        from rtc.history.reader import block_in_history
+
+        written = int(record.get("height", state_height))
+        status = await asyncio.to_thread(block_in_history, history, written, state_height,
+                                         verified.header.last_block_id.hash)
+        if status.in_swarm:
+            checks.append(f"the record of block {written} is in Swarm ({status.record.hex()[:12]}…) and links, "
+                          f"record by record, to block {state_height}, which header {state_height + 1} names")
     return Receipt(
+        history=status,
         result=CallResult.from_record(session.hex(), counter, record),
         state_height=state_height,
         header_height=state_height + 1,

@@ -9,6 +9,7 @@ commit must carry more than 2/3 of its validator set's power.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -103,3 +104,46 @@ class HistoryReader:
             yield (f"record {record.height} ({located.reference.hex()[:12]}…): {len(record.txs)} txs, "
                    f"{verified.signed_power}/{verified.total_power} power signed"
                    + (", links to the previous record" if index else ""))
+
+
+@dataclass(frozen=True)
+class HistoryStatus:
+    """Whether the block that wrote a result is in Swarm, linked into the verified chain."""
+
+    in_swarm: bool
+    height: int  # the block that wrote the result
+    newest_uploaded: int
+    record: bytes | None = None  # its record's Swarm reference
+    note: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"in_swarm": self.in_swarm, "height": self.height, "newest_uploaded": self.newest_uploaded,
+                "record": self.record.hex() if self.record else None, "note": self.note}
+
+
+def block_in_history(reader: HistoryReader, written: int, verified_height: int, verified_block_hash: bytes,
+                     max_walk: int = 256, wait_seconds: float = 3.0) -> HistoryStatus:
+    """Find the record of block `written` through the records from a block the client verified
+    (`verified_height`, whose hash it holds) back to the one before `written`, checking every link.
+
+    Record H is uploaded once block H+1 exists, so a fresh result is given `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    newest = reader.head().height
+    while newest < verified_height and time.monotonic() < deadline:
+        time.sleep(0.2)
+        newest = reader.head().height
+    if newest < verified_height:
+        return HistoryStatus(False, written, newest, note=f"uploaded up to block {newest} so far")
+    if verified_height - written > max_walk:
+        return HistoryStatus(False, written, newest, note=f"more than {max_walk} blocks before the verified one")
+    top = reader.record_at(verified_height)
+    if top.record.block_hash != verified_block_hash:
+        raise RecordError(f"the record of block {verified_height} in Swarm is not the block the signatures cover")
+    chain = reader.walk_back(top, max(1, written - 1))
+    for earlier, later in zip(chain, chain[1:]):
+        check_contents(later.record)
+        check_link(earlier.record, later.record, earlier.reference)
+    found = next(located for located in chain if located.record.height == written)
+    return HistoryStatus(True, written, newest, found.reference,
+                         "its record is in Swarm and links to the previous block's record" if written > 1 else
+                         "its record is in Swarm (the first block)")

@@ -58,7 +58,7 @@ class LocalSwarm(Swarm):
         self._path = path
         self._chunks = env.open_db(b"chunks")
         self._meta = env.open_db(b"meta")
-        self._grow_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
         with env.begin(write=True) as txn:
             stored = txn.get(_META_FORMAT, db=self._meta)
@@ -146,7 +146,7 @@ class LocalSwarm(Swarm):
             self._write([(address, bytes(data))])
             return
         fresh = parse_soc(address, data)
-        with self._grow_lock:  # check-then-write without another writer in between
+        with self._write_lock:  # check-then-write without another writer in between
             existing = self._get_raw(address)
             stored = _valid_soc_or_none(address, existing)
             if stored is not None:
@@ -234,7 +234,7 @@ class LocalSwarm(Swarm):
                 if locked:
                     self._env.set_mapsize(self._env.info()["map_size"] * 2)
                 else:
-                    with self._grow_lock:
+                    with self._write_lock:
                         self._env.set_mapsize(self._env.info()["map_size"] * 2)
 
     def close(self) -> None:
