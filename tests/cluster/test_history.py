@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from rtc.cli.main import main
@@ -141,3 +142,14 @@ def test_uploads_wait_while_swarm_is_unavailable_and_resume_without_a_gap(tmp_pa
             assert "waits" in log and "resumed" in log
         finally:
             devnet.stop()
+
+
+def test_a_new_node_state_syncs_from_the_snapshots_the_others_serve(cluster: Devnet) -> None:
+    every = cluster.swarm["snapshot_every"]
+    cluster.wait_for_height(3 * every + 2, timeout=180)
+    info = cluster.add_node(timeout=120, state_sync=True)
+    log = (cluster.home / "logs" / f"{info.name}-app.log").read_text()
+    assert "restored at height" in log and "by state sync" in log
+    base = httpx.get(f"{info.rpc}/status", timeout=5).json()["result"]["sync_info"]["earliest_block_height"]
+    assert int(base) > 1  # it did not replay the chain from the first block
+    assert_all_agree(cluster)

@@ -109,7 +109,7 @@ def cmd_devnet_add_node(args: argparse.Namespace) -> int:
     from rtc.devnet import Devnet
 
     devnet = Devnet.load(args.home)
-    info = devnet.add_node(progress=_progress, timeout=args.timeout)
+    info = devnet.add_node(progress=_progress, timeout=args.timeout, state_sync=args.state_sync)
     _progress(f"{info.name} registered; it becomes a validator with the next Ethereum sync "
               f"(watch `rtc devnet status --home {devnet.home}`)")
     _emit(args, {"name": info.name, "rpc": info.rpc, "home": info.home}, f"{info.name}  {info.rpc}")
@@ -459,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
         "voting power appear in `rtc devnet status`."))
     add_node.add_argument("--home", type=Path, required=True)
     add_node.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to catch up")
+    add_node.add_argument("--state-sync", action="store_true", help="start from a state snapshot the other nodes "
+                          "serve (the same ones that are in Swarm) instead of replaying every block")
     _add_json(add_node)
     add_node.set_defaults(func=cmd_devnet_add_node)
 

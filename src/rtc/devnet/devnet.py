@@ -183,6 +183,17 @@ class Devnet:
         info.anvil_pid = anvil.process.pid if anvil.process else 0
         return info
 
+    def _configure_state_sync(self, home: Path) -> None:
+        """Trust a recent block of this devnet's own running nodes, and let their light blocks be checked."""
+        running = [n for i, n in enumerate(self.nodes) if self.running(i)]
+        if len(running) < 2:
+            raise DevnetError("state sync needs two running nodes to serve light blocks")
+        latest = httpx.get(f"{running[0].rpc}/commit", timeout=5).json()["result"]["signed_header"]
+        cometbft.set_config(home, {"statesync": {
+            "enable": True, "rpc_servers": f"{running[0].rpc},{running[1].rpc}",
+            "trust_height": int(latest["header"]["height"]), "trust_hash": latest["commit"]["block_id"]["hash"],
+            "trust_period": "168h0m0s"}})
+
     def _configure(self, info: NodeInfo, peers: list[NodeInfo]) -> None:
         """The node's rtc.json and the CometBFT config values a loopback cluster needs."""
         NodeConfig(abci=f"tcp://127.0.0.1:{info.abci_port}", backend="../app.wasm",
@@ -202,8 +213,10 @@ class Devnet:
             "instrumentation": {"prometheus": False},
         })
 
-    def add_node(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0) -> NodeInfo:
-        """One more node: it syncs the chain from the others, then registers with a deposit and
+    def add_node(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0,
+                 state_sync: bool = False) -> NodeInfo:
+        """One more node: it syncs the chain from the others (every block, or with `state_sync` a
+        snapshot the others serve, then the blocks after it), then registers with a deposit and
         joins the cluster in the contract, and the next Ethereum sync makes it a validator."""
         if self.ethereum is None:
             raise DevnetError("this devnet has no Ethereum side, so its validator set cannot grow")
@@ -222,6 +235,8 @@ class Devnet:
         p2p, rpc, abci = _node_ports(base_port, index)
         info = NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home))
         self._configure(info, self.nodes)
+        if state_sync:
+            self._configure_state_sync(Path(node_home))
         self.nodes.append(info)
         self.save()
         self.start_node(index, progress)

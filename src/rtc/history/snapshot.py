@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,20 +88,22 @@ def upload_snapshot(path: Path, height: int, app_hash: bytes, swarm: Swarm) -> t
     for part in read_parts(path):
         parts.append(swarm.upload(part))
         size += len(part)
-    entries = sum(1 for _ in _pairs(read_parts(path)))
+    entries = count_entries(path)
     manifest = Manifest(height, app_hash, entries, size, tuple(parts))
     return swarm.upload(manifest.encode()), manifest
 
 
-def _pairs(parts: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    """Decode the pair stream across part boundaries; refuses a truncated or padded stream."""
-    buffer = bytearray()
-    for part in parts:
+class PairDecoder:
+    """Decodes the pair stream as parts arrive, across part boundaries (for Swarm and state sync alike)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, part: bytes) -> Iterator[tuple[bytes, bytes]]:
+        buffer = self.buffer
         buffer += part
         offset = 0
-        while True:
-            if len(buffer) - offset < 4:
-                break
+        while len(buffer) - offset >= 4:
             (key_len,) = LENGTH.unpack_from(buffer, offset)
             if len(buffer) - offset < 8 + key_len:
                 break
@@ -112,8 +114,56 @@ def _pairs(parts: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
             yield bytes(buffer[offset + 4: offset + 4 + key_len]), bytes(buffer[offset + 8 + key_len: end])
             offset = end
         del buffer[:offset]
-    if buffer:
-        raise SnapshotError(f"the snapshot ends inside a key/value pair ({len(buffer)} bytes left over)")
+
+    def finish(self) -> None:
+        if self.buffer:
+            raise SnapshotError(f"the snapshot ends inside a key/value pair ({len(self.buffer)} bytes left over)")
+
+
+class StateBuilder:
+    """Builds a state at the snapshot's height from its pairs and accepts it only if the root matches."""
+
+    def __init__(self, manifest: Manifest, store: StateStore) -> None:
+        if store.height is not None:
+            raise SnapshotError(f"{store.path} already holds state at height {store.height}; "
+                                "restore into an empty folder")
+        self.manifest = manifest
+        self.store = store
+        self.overlay = self.store.begin()
+        self.decoder = PairDecoder()
+        self.count = 0
+        self.previous: bytes | None = None
+
+    def add(self, part: bytes) -> None:
+        for key, value in self.decoder.feed(part):
+            if self.previous is not None and key <= self.previous:
+                raise SnapshotError("the snapshot's keys are not in strictly ascending order")
+            self.overlay.set(key, value)
+            self.previous = key
+            self.count += 1
+
+    def finish(self) -> StateStore:
+        """Commit the rebuilt state at the snapshot's height; on any mismatch, nothing is committed."""
+        self.decoder.finish()
+        if self.count != self.manifest.entries:
+            raise SnapshotError(f"the snapshot holds {self.count} pairs, its manifest says {self.manifest.entries}")
+        root = self.overlay.root()
+        if root != self.manifest.app_hash:
+            raise SnapshotError(f"the snapshot rebuilds state root {root.hex()[:16]}…, "
+                                f"not the app_hash {self.manifest.app_hash.hex()[:16]}… it claims")
+        self.store.commit(self.overlay, self.manifest.height)
+        return self.store
+
+    def abandon(self) -> None:
+        self.overlay.discard()
+
+
+def count_entries(path: Path) -> int:
+    decoder, count = PairDecoder(), 0
+    for part in read_parts(path):
+        count += sum(1 for _ in decoder.feed(part))
+    decoder.finish()
+    return count
 
 
 def restore_snapshot(swarm: Swarm, manifest: Manifest, state_dir: Path) -> StateStore:
@@ -121,25 +171,11 @@ def restore_snapshot(swarm: Swarm, manifest: Manifest, state_dir: Path) -> State
     chunk by Swarm and as a whole by the Merkle root, which must be the manifest's app_hash
     (the caller checks that app_hash against a signed header)."""
     store = StateStore.open(state_dir)
-    if store.height is not None:
+    try:
+        builder = StateBuilder(manifest, store)
+        for reference in manifest.parts:
+            builder.add(swarm.download(reference))
+        return builder.finish()
+    except BaseException:
         store.close()
-        raise SnapshotError(f"{state_dir} already holds state at height {store.height}; restore into an empty folder")
-    overlay = store.begin()
-    count, previous = 0, None
-    for key, value in _pairs(swarm.download(ref) for ref in manifest.parts):
-        if previous is not None and key <= previous:
-            store.close()
-            raise SnapshotError("the snapshot's keys are not in strictly ascending order")
-        overlay.set(key, value)
-        previous = key
-        count += 1
-    if count != manifest.entries:
-        store.close()
-        raise SnapshotError(f"the snapshot holds {count} pairs, its manifest says {manifest.entries}")
-    root = overlay.root()
-    if root != manifest.app_hash:
-        store.close()
-        raise SnapshotError(f"the snapshot rebuilds state root {root.hex()[:16]}…, "
-                            f"not the app_hash {manifest.app_hash.hex()[:16]}… it claims")
-    store.commit(overlay, manifest.height)
-    return store
+        raise

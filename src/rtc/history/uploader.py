@@ -160,10 +160,23 @@ class Snapshots:
     def file(self, height: int) -> Path:
         return self.directory / f"{height}.snap"
 
+    def manifest_file(self, height: int) -> Path:
+        return self.directory / f"{height}.manifest"
+
+    def served(self) -> list[tuple[int, bytes]]:
+        """(height, manifest bytes) of the snapshots uploaded and still on disk, newest first."""
+        found = []
+        for manifest in self.directory.glob("*.manifest"):
+            height = int(manifest.stem)
+            if self.file(height).exists():
+                found.append((height, manifest.read_bytes()))
+        return sorted(found, reverse=True)
+
     def prune(self, keep: int = 2) -> None:
         files = sorted(self.directory.glob("*.snap"), key=lambda p: int(p.stem))
         for old in files[:-keep]:
             old.unlink(missing_ok=True)
+            self.manifest_file(int(old.stem)).unlink(missing_ok=True)
 
 
 class HistoryUploader:
@@ -228,8 +241,9 @@ class HistoryUploader:
             return False  # the app is still writing it; come back
         record = self.rpc.record(height, self.cursor.previous)
         if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.file(height).exists():
-            manifest, _ = upload_snapshot(self.snapshots.file(height), height, record.app_hash, self.swarm)
-            snapshot = {"height": height, "manifest": manifest.hex()}
+            reference, manifest = upload_snapshot(self.snapshots.file(height), height, record.app_hash, self.swarm)
+            self.snapshots.manifest_file(height).write_bytes(manifest.encode())  # for state sync to serve
+            snapshot = {"height": height, "manifest": reference.hex()}
             self.snapshots.prune()
         reference = self.swarm.upload(record.encode())
         head = Head(self.chain_id, height, reference, snapshot)

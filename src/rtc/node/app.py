@@ -71,6 +71,7 @@ class ClusterApp(Application):
         self.settings = settings
         self.watcher = watcher  # this node's view of Ethereum; only proposing and voting use it
         self.snapshots = snapshots  # rtc.history.Snapshots: state snapshots every N blocks, for Swarm
+        self._state_sync: Any = None  # rtc.history.statesync.StateSync, made on first use
         self._settings_json = canonical_json(settings.to_json())
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
@@ -342,6 +343,31 @@ class ClusterApp(Application):
         if self.snapshots is not None and self.snapshots.due(self._pending_height):
             self.snapshots.take(self.store)
         return abci_pb.ResponseCommit()
+
+    # -- state sync: the snapshots that are in Swarm, served to and restored from peers --
+
+    def _sync(self) -> Any:
+        if self._state_sync is None:
+            from rtc.history.statesync import StateSync
+
+            self._state_sync = StateSync(self.snapshots)
+        return self._state_sync
+
+    def list_snapshots(self, req: abci_pb.RequestListSnapshots) -> abci_pb.ResponseListSnapshots:
+        return abci_pb.ResponseListSnapshots(snapshots=self._sync().list())
+
+    def load_snapshot_chunk(self, req: abci_pb.RequestLoadSnapshotChunk) -> abci_pb.ResponseLoadSnapshotChunk:
+        return abci_pb.ResponseLoadSnapshotChunk(chunk=self._sync().load(req.height, req.format, req.chunk))
+
+    def offer_snapshot(self, req: abci_pb.RequestOfferSnapshot) -> abci_pb.ResponseOfferSnapshot:
+        return abci_pb.ResponseOfferSnapshot(result=self._sync().offer(req.snapshot, req.app_hash, self.store))
+
+    def apply_snapshot_chunk(self, req: abci_pb.RequestApplySnapshotChunk) -> abci_pb.ResponseApplySnapshotChunk:
+        response = self._sync().apply(req.index, req.chunk, req.sender)
+        if self.store.height is not None:  # the last part landed: this node now has the cluster's state
+            self.chain_id = (self.store.get(CHAIN_ID_KEY) or b"").decode()
+            self._check_committed_identity()
+        return response
 
     # -- reads -----------------------------------------------------------------------
 
