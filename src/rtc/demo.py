@@ -19,6 +19,8 @@ from nacl.signing import SigningKey
 
 from rtc.client import CallRejected, ContractCheck, NodeClient, Session, verified_result
 from rtc.devnet import Devnet
+from rtc.history.config import history_signer, open_swarm
+from rtc.history.reader import HistoryReader
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "build" / "demo"
@@ -54,8 +56,9 @@ async def drive(devnet: Devnet) -> None:
     say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
     say("\n-- the client verifies the last result itself, trusting only the Registry contract on Ethereum --")
     contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    history = node_history(devnet)
     receipt = await verified_result(nodes[1], session.key_bytes, len(quotes) - 1, None, contract=contract,
-                                    chain_id=devnet.chain_id)
+                                    chain_id=devnet.chain_id, history=history)
     say(f"  counter {len(quotes) - 1} -> {receipt.result.value}, proven at height {receipt.state_height}:")
     for check in receipt.checks:
         say(f"    ✓ {check}")
@@ -75,6 +78,25 @@ async def drive(devnet: Devnet) -> None:
         say("\n-- the backend answers with an error value; it is recorded in the block like any result --")
         result = await client.call({"function": "update_high", "symbol": "", "value": 1.0})
         say(f"  update_high('', 1.0) -> {result.value} at height {result.height}")
+
+
+def node_history(devnet: Devnet) -> HistoryReader:
+    home = Path(devnet.nodes[0].home)
+    return HistoryReader(open_swarm(devnet.swarm["store"]), history_signer(home).owner, devnet.chain_id)
+
+
+def show_history(devnet: Devnet) -> None:
+    say("\n-- every block's record is in Swarm, chained and signed; snapshots for restoring a node --")
+    reader = node_history(devnet)
+    head = reader.head()
+    records = reader.walk_back(reader.record_at(head.height), 1)
+    checked = sum(1 for _ in reader.verify(records, None))
+    say(f"  node0's feed: records 1..{head.height} ({checked} checked: contents, links, commit signatures)")
+    if head.snapshot:
+        manifest = reader.manifest(bytes.fromhex(head.snapshot["manifest"]))
+        say(f"  newest snapshot: height {manifest.height}, {manifest.entries} keys, app_hash "
+            f"{manifest.app_hash.hex()[:16]}…")
+    say(f"  (Bee would store record {head.height} at {head.record.hex()})")
 
 
 def show_a_node_joining(devnet: Devnet) -> None:
@@ -112,6 +134,7 @@ def main() -> int:
                 f"operator {member.operator[:10]}…")
         asyncio.run(drive(devnet))
         show_a_node_joining(devnet)
+        show_history(devnet)
         say("\n-- every node agrees on the state --")
         target = max(s.height or 0 for s in devnet.status()) + 1
         devnet.wait_for_height(target)

@@ -216,6 +216,11 @@ class HistoryUploader:
                 if not uploaded:
                     self._stop.wait(self.poll_seconds)
             except (SwarmError, httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+                if "lowest height is" in str(exc):
+                    log.warning("this node's block store starts after height %d (it was state-synced or pruned), "
+                                "so it cannot publish a history feed of its own; the other nodes' feeds hold "
+                                "the cluster's history", self.cursor.next_height)
+                    return
                 starting = isinstance(exc, httpx.ConnectError) and self.failures < 20  # CometBFT's RPC not up yet
                 if not self.warned and not starting:
                     log.warning("history upload of height %d waits: %s; retrying, no block is skipped",
