@@ -60,6 +60,14 @@ def test_feed_updates_then_latest(bee_swarm: BeeSwarm) -> None:
     signer, topic = fresh_feed()
     assert bee_swarm.latest_feed(signer.owner, topic) is None
     references = [bee_swarm.upload(os.urandom(100 + i)) for i in range(4)]
+    with pytest.raises(NotFound):
+        bee_swarm.feed_at(signer.owner, topic, 0)
+    try:
+        bee_swarm.update_feed(signer, topic, 0, references[0])
+    except SwarmError as exc:
+        if "dev mode" in str(exc):  # `bee dev` answers POST /soc with 501: only full and light nodes take SOCs
+            pytest.skip(f"this Bee node cannot store single-owner chunks: {exc}")
+        raise
     for index, reference in enumerate(references):
         bee_swarm.update_feed(signer, topic, index, reference)
         assert bee_swarm.latest_feed(signer.owner, topic) == (index, reference)

@@ -35,8 +35,9 @@ class Swarm(Protocol):
         """Write the sequential feed update number `index` of (signer.owner, topic) pointing at `reference`.
 
         `timestamp` (seconds, stored in Bee's update format) defaults to 0 so the same
-        update always makes the same chunk: callers stay deterministic, re-sending an update
-        is harmless, and Bee's lookups (which skip updates stamped after "now") still see it.
+        update always makes the same chunk: callers stay deterministic and re-sending an
+        update is harmless.  Bee 2.x lookups ignore it; older ones skip only updates stamped
+        after "now", which 0 never is.
         """
         ...
 

@@ -13,8 +13,13 @@ Endpoints used (Bee API):
   ``Swarm-Feed-Index`` header is used, as a hint where the newest update is; the update
   itself is then fetched as a chunk and checked, and the next index probed.
 
-Connection failures, timeouts, 5xx and 429 raise SwarmUnavailable (retry later); 404 raises
-NotFound; Bee refusing a SOC signature raises ChunkInvalid; other refusals SwarmError.
+Connection failures, timeouts, 5xx (but 501) and 429 raise SwarmUnavailable (retry later); 404
+raises NotFound; Bee refusing a SOC signature raises ChunkInvalid; other refusals SwarmError
+(501 among them: a ``bee dev`` node answers it to ``POST /soc``, which always uploads directly).
+
+Feed updates are written in Bee's legacy update format (``timestamp || reference`` wrapped in
+the SOC), which Bee 2.x still resolves in ``GET /feeds``; Bee 2.x's own writer wraps the
+content itself instead.
 """
 
 from __future__ import annotations
@@ -180,6 +185,8 @@ class BeeSwarm(Swarm):
         message = f"Bee at {self.url}: {method} {path} answered {status} {_message(response)}"
         if status == 404:
             raise NotFound(message)
+        if status == 501:  # permanent, e.g. a dev node refusing SOC uploads: retrying cannot help
+            raise SwarmError(message)
         if status >= 500 or status == 429:
             raise SwarmUnavailable(message)
         if status in refused_as_invalid:
