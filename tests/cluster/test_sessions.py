@@ -142,7 +142,6 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
             session.node = node
             await node.broadcast(txs[0])
             assert [(await session.result(k)).value for k in range(3)] == [{"ok": 0.0}, {"ok": 1.0}, {"ok": 2.0}]
-            await node.broadcast(txs[4])  # waits for 3
 
     asyncio.run(during())
     cluster.start_node(3)
@@ -152,6 +151,7 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
     async def after() -> None:
         async with NodeClient(cluster.nodes[3].rpc) as node:
             session.node = node
+            await node.broadcast(txs[4])  # waits for 3 (sent now: a slow restart must not outlast the gap deadline)
             await node.broadcast(txs[3])  # through the restarted node: releases 4
             assert (await session.result(4)).value == {"ok": 4.0}
 
