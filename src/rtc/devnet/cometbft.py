@@ -110,3 +110,22 @@ def set_config(home: Path, sections: dict[str, dict[str, Any]]) -> None:
     if missing:
         raise KeyError(f"config.toml of {home} has no such keys: {missing}")
     path.write_text("\n".join(lines) + "\n")
+
+
+def loopback_config(proxy_app: str, p2p_port: int, rpc_port: int, peers: list[str]) -> dict[str, dict[str, Any]]:
+    """The config.toml values of one node of a cluster on loopback (`peers`: "id@host:port").
+
+    Shared by our devnet and the benchmark's kvstore cluster, so both run with the same timers.
+    """
+    return {
+        "": {"proxy_app": proxy_app, "log_level": "error"},
+        "rpc": {"laddr": f"tcp://127.0.0.1:{rpc_port}"},
+        "p2p": {
+            "laddr": f"tcp://127.0.0.1:{p2p_port}",
+            "persistent_peers": ",".join(peers),
+            "addr_book_strict": False,
+            "allow_duplicate_ip": True,
+        },
+        "consensus": dict(TIMERS),
+        "instrumentation": {"prometheus": False},
+    }

@@ -200,18 +200,9 @@ class Devnet:
                    eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
                    swarm=self.swarm["store"], swarm_batch=self.swarm["batch"],
                    snapshot_every=self.swarm["snapshot_every"]).save(Path(info.home))
-        cometbft.set_config(Path(info.home), {
-            "": {"proxy_app": f"tcp://127.0.0.1:{info.abci_port}", "log_level": "error"},
-            "rpc": {"laddr": f"tcp://127.0.0.1:{info.rpc_port}"},
-            "p2p": {
-                "laddr": f"tcp://127.0.0.1:{info.p2p_port}",
-                "persistent_peers": ",".join(f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers),
-                "addr_book_strict": False,
-                "allow_duplicate_ip": True,
-            },
-            "consensus": dict(cometbft.TIMERS),
-            "instrumentation": {"prometheus": False},
-        })
+        cometbft.set_config(Path(info.home), cometbft.loopback_config(
+            f"tcp://127.0.0.1:{info.abci_port}", info.p2p_port, info.rpc_port,
+            [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
 
     def add_node(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0,
                  state_sync: bool = False) -> NodeInfo:

@@ -12,8 +12,9 @@ from rtc.swarm import BeeSwarm, FeedSigner, LocalSwarm, Swarm
 FEED_KEY_NAME = "history_key"  # in the node's config/: the secp256k1 key its history feed is signed with
 
 
-def open_swarm(spec: str, postage_batch: str | None = None, base: Path | None = None) -> Swarm:
-    """A Bee node for an http(s) URL (uploads need a postage batch), else the embedded store in that folder."""
+def open_swarm(spec: str, postage_batch: str | None = None, base: Path | None = None, synced: bool = True) -> Swarm:
+    """A Bee node for an http(s) URL (uploads need a postage batch), else the embedded store in that
+    folder (`synced=False`: durable only at `flush()`, see LocalSwarm.open)."""
     if spec.startswith(("http://", "https://")):
         if not postage_batch:
             raise ValueError(f"uploading to the Bee node {spec} needs a postage batch id (swarm_batch in rtc.json)")
@@ -21,7 +22,7 @@ def open_swarm(spec: str, postage_batch: str | None = None, base: Path | None = 
     path = Path(spec)
     if not path.is_absolute() and base is not None:
         path = base / path
-    return LocalSwarm.open(path)
+    return LocalSwarm.open(path, synced=synced)
 
 
 def history_signer(home: Path) -> FeedSigner:

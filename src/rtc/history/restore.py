@@ -90,5 +90,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, trusted
         state_dir.rmdir()  # checked empty above
     building.rename(state_dir)
     # The node's own uploads go on after the restored height (its feed already holds the rest).
-    Cursor(state_dir / CURSOR_NAME).advance(restored.height, records[-1].reference, head.snapshot)
+    cursor = Cursor(state_dir / CURSOR_NAME)
+    cursor.advance(restored.height, records[-1].reference, head.snapshot)
+    cursor.save()
     return restored

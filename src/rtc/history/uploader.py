@@ -33,6 +33,7 @@ log = logging.getLogger("rtc.history")
 
 HEAD_FORMAT = "rtc-head/1"
 CURSOR_NAME = "history-cursor.json"  # in the node's state folder
+SAVE_EVERY = 64  # blocks uploaded between two flushes of Swarm and the cursor
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -113,10 +114,15 @@ class Cursor:
         self.snapshot: dict[str, Any] | None = data.get("snapshot")
 
     def advance(self, height: int, reference: bytes, snapshot: dict[str, Any] | None) -> None:
+        """Move in memory; `save` makes it durable (re-uploading after a crash is harmless)."""
         self.next_height, self.previous, self.snapshot = height + 1, reference, snapshot
+
+    def save(self) -> None:
+        if self.previous is None:
+            return
         partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps({"next_height": self.next_height, "previous": reference.hex(),
-                                       "snapshot": snapshot}, sort_keys=True))
+        partial.write_text(json.dumps({"next_height": self.next_height, "previous": self.previous.hex(),
+                                       "snapshot": self.snapshot}, sort_keys=True))
         with open(partial, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, self.path)
@@ -230,14 +236,28 @@ class HistoryUploader:
                 self.failures += 1
 
     def step(self) -> int:
-        """Upload every height whose next block exists; returns how many were uploaded."""
+        """Upload every height whose next block exists; returns how many were uploaded.
+
+        Swarm is flushed and the cursor saved once per batch, not per block: a crash
+        re-uploads at most one batch, which is harmless (chunks are content-addressed and a
+        feed update is the same chunk when repeated)."""
         latest = self.rpc.latest_height()
         done = 0
-        while self.cursor.next_height < latest and not self._stop.is_set():
-            if not self.upload(self.cursor.next_height):
-                break
-            done += 1
+        try:
+            while self.cursor.next_height < latest and not self._stop.is_set():
+                if not self.upload(self.cursor.next_height):
+                    break
+                done += 1
+                if done % SAVE_EVERY == 0:
+                    self._save()
+        finally:
+            if done % SAVE_EVERY:
+                self._save()
         return done
+
+    def _save(self) -> None:
+        self.swarm.flush()
+        self.cursor.save()
 
     def upload(self, height: int) -> bool:
         """Record, snapshot (when one was taken after this block), head, feed; then the cursor moves."""

@@ -62,7 +62,7 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     if not config.rpc:
         raise SystemExit(f"{home / 'rtc.json'} names a Swarm store but no \"rpc\" (this node's CometBFT RPC "
                          "address), which history is read from")
-    swarm = open_swarm(config.swarm, config.swarm_batch, home)
+    swarm = open_swarm(config.swarm, config.swarm_batch, home, synced=False)  # the uploader flushes
     chain_id = read_chain_id(home)
     log.info("uploading block history to %s (feed owner %s)", config.swarm, history_signer(home).owner.hex())
     return HistoryUploader(config.rpc, swarm, history_signer(home), chain_id, home / config.state_dir / CURSOR_NAME,

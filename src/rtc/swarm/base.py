@@ -49,6 +49,10 @@ class Swarm(Protocol):
         """(index, reference) of the newest update, or None when the feed has none."""
         ...
 
+    def flush(self) -> None:
+        """Make everything written so far durable (a store that writes durably does nothing)."""
+        ...
+
     def close(self) -> None:
         """Release the store or connection."""
         ...

@@ -193,6 +193,9 @@ class BeeSwarm(Swarm):
             raise ChunkInvalid(message)
         raise SwarmError(message)
 
+    def flush(self) -> None:
+        """Bee has stored every chunk it acknowledged; nothing is held back here."""
+
     def close(self) -> None:
         self._client.close()
 

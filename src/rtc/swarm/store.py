@@ -69,13 +69,17 @@ class LocalSwarm(Swarm):
                                  f"this version reads {_FORMAT_VERSION}")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE) -> LocalSwarm:
-        """Open (creating if needed) the store in directory `path`."""
+    def open(cls, path: str | os.PathLike[str], *, map_size: int = DEFAULT_MAP_SIZE, synced: bool = True) -> LocalSwarm:
+        """Open (creating if needed) the store in directory `path`.
+
+        With `synced=False` a write survives the process but reaches the disk only at the
+        next `flush()`: for a writer that flushes once per batch (the history uploader)
+        instead of once per chunk batch."""
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         is_new = not (directory / "data.mdb").exists()
         options: dict[str, Any] = {"lib_version": 0} if is_new else {}  # as rtc.state: new stores use LMDB 0.9
-        env = lmdb.open(str(directory), map_size=map_size, max_dbs=2, sync=True, metasync=True, **options)
+        env = lmdb.open(str(directory), map_size=map_size, max_dbs=2, sync=synced, metasync=synced, **options)
         try:
             env.reader_check()  # drop reader slots left by killed processes
             return cls(env, directory)
@@ -236,6 +240,10 @@ class LocalSwarm(Swarm):
                 else:
                     with self._write_lock:
                         self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def flush(self) -> None:
+        self._check_open()
+        self._env.sync(True)
 
     def close(self) -> None:
         """Release the LMDB environment."""
