@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 COMETBFT_VERSION := v0.39.4
 COMETBFT := $(TOOLS)/bin/cometbft
-COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION).installed
+COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION)-patched.installed
 GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 ANVIL := tools/node_modules/.bin/anvil
 BOOTSTRAP := $(TOOLS)/bin/rtc-bootstrap
@@ -22,11 +22,21 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-$(COMETBFT_STAMP):
-	@echo "==> CometBFT $(COMETBFT_VERSION) (go install; the first build takes a few minutes)"
-	@mkdir -p $(TOOLS)/bin
-	@$(GO_FLAGS) go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
+# The pinned module from Go's proxy with one patch (tools/cometbft/*.patch: the ABCI socket
+# client's flush timer, which upstream sets to 20 ns and so spins under load), built with go build.
+COMETBFT_PATCHES := $(wildcard tools/cometbft/*.patch)
+COMETBFT_SRC := $(TOOLS)/src/cometbft-$(COMETBFT_VERSION)
+
+$(COMETBFT_STAMP): $(COMETBFT_PATCHES)
+	@echo "==> CometBFT $(COMETBFT_VERSION) (pinned module, $(words $(COMETBFT_PATCHES)) patch; the first build takes a few minutes)"
+	@mkdir -p $(TOOLS)/bin $(TOOLS)/src
+	@rm -rf $(COMETBFT_SRC)
+	@cp -r "$$(go mod download -json github.com/cometbft/cometbft@$(COMETBFT_VERSION) | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" $(COMETBFT_SRC)
+	@chmod -R u+w $(COMETBFT_SRC)
+	@for p in $(COMETBFT_PATCHES); do patch --quiet -d $(COMETBFT_SRC) -p1 < $$p; done
+	@cd $(COMETBFT_SRC) && go build -o $(CURDIR)/$(COMETBFT) ./cmd/cometbft
 	@$(COMETBFT) version
+	@rm -f $(TOOLS)/cometbft-*.installed
 	@touch $@
 
 # Writes CometBFT's state at a height whose app state was restored from Swarm (tools/bootstrap).

@@ -227,6 +227,29 @@ def test_idle_sessions_expire_and_closed_sessions_refuse() -> None:
         sessions.deliver(call(2, session=other), 3, backend)
 
 
+def test_a_busy_session_expires_only_after_its_last_call_and_moves_its_index_rarely() -> None:
+    kv, backend = DictKV(), Backend()
+    sessions = Sessions(kv, SessionRules(idle_expiry_blocks=100))
+    key = bytes(ALICE.verify_key) + SESSION
+    index_writes = 0
+    set_before = kv.set
+
+    def counting_set(k: bytes, v: bytes) -> None:
+        nonlocal index_writes
+        index_writes += k.startswith(b"d/")
+        set_before(k, v)
+
+    kv.set = counting_set  # type: ignore[method-assign]
+    for height in range(1, 151):  # a call every block
+        sessions.deliver(call(height - 1), height, backend)
+        sessions.end_block(height)
+    assert index_writes <= 3  # not one per call
+    sessions.end_block(249)
+    assert sessions.record(key)["status"] == "open"  # last call at 150: idle until 250
+    sessions.end_block(250)
+    assert sessions.record(key)["status"] == "expired"
+
+
 def test_sessions_of_different_clients_are_independent() -> None:
     kv, backend = DictKV(), Backend()
     sessions = Sessions(kv)

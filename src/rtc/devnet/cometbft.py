@@ -127,5 +127,6 @@ def loopback_config(proxy_app: str, p2p_port: int, rpc_port: int, peers: list[st
             "allow_duplicate_ip": True,
         },
         "consensus": dict(TIMERS),
+        "mempool": {"recheck": False},
         "instrumentation": {"prometheus": False},
     }

@@ -29,7 +29,7 @@ log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
 PROOF_OP_TYPE = "rtc:smt"
-VERIFIED_CACHE_SIZE = 100_000
+CHECKED_CACHE_SIZE = 50_000  # a full mempool (5,000) many times over
 RESYNC_EVERY_ETH_BLOCKS = 32  # re-sync an unchanged membership this often, so clients see it is current
 REFUSAL_CODES = {
     "duplicate": Code.DUPLICATE,
@@ -76,10 +76,10 @@ class ClusterApp(Application):
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
         self._genesis: Any = None  # InitChain's writes, committed with the first block
-        # Hashes of transactions whose signature this node already checked (in CheckTx), so
-        # FinalizeBlock verifies each signature once per node. Only skips a passed check;
-        # digests only, so a flood of signed junk costs 32 bytes an entry.
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # Transactions this node already decoded, verified and type-checked (in CheckTx), by
+        # digest, so PrepareProposal and FinalizeBlock check each signature and call once per
+        # node. Only passed checks are kept; what they hold follows from the bytes alone.
+        self._checked: OrderedDict[bytes, tuple[Envelope, PreparedCall | None]] = OrderedDict()
         chain_id = store.get(CHAIN_ID_KEY)
         self.chain_id = chain_id.decode() if chain_id else ""
         if store.height:
@@ -140,10 +140,7 @@ class ClusterApp(Application):
                 code=Code.NOT_FROM_CLIENTS, codespace="rtc",
                 log="Ethereum-sync transactions are added by block proposers, not sent by clients")
         try:
-            if req.type == abci_pb.RECHECK:
-                envelope = self._envelope(req.tx)
-            else:
-                envelope, _ = self._prepare(req.tx)
+            envelope, _ = self._prepare(req.tx)
             Sessions(self.store, self.settings.sessions).check(envelope)
         except TxError as exc:
             return abci_pb.ResponseCheckTx(code=exc.code, log=str(exc), codespace="rtc")
@@ -151,25 +148,27 @@ class ClusterApp(Application):
             return abci_pb.ResponseCheckTx(code=REFUSAL_CODES[exc.code], log=str(exc), codespace="rtc")
         return abci_pb.ResponseCheckTx(code=Code.OK)
 
-    def _envelope(self, tx: bytes) -> Envelope:
-        """Decode and verify a transaction's envelope, once per node."""
+    def _prepare(self, tx: bytes) -> tuple[Envelope, PreparedCall | None]:
+        """Decode, verify and type-check a transaction: its envelope and (for a call) the call."""
+        digest = tx_hash(tx)
+        checked = self._checked.get(digest)
+        if checked is not None:
+            return checked
         if len(tx) > self.settings.max_tx_bytes:
             raise TxError(Code.MALFORMED, f"transaction of {len(tx)} bytes exceeds the limit of {self.settings.max_tx_bytes} bytes")
         try:
             envelope = decode(tx)
         except EnvelopeError as exc:
             raise TxError(Code.MALFORMED, str(exc)) from None
-        digest = tx_hash(tx)
-        if digest in self._verified:
-            return envelope
         try:
             envelope.verify(self.chain_id)
         except EnvelopeError as exc:
             raise TxError(Code.BAD_SIGNATURE, str(exc)) from None
-        self._verified[digest] = None
-        if len(self._verified) > VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
-        return envelope
+        checked = envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
+        self._checked[digest] = checked
+        if len(self._checked) > CHECKED_CACHE_SIZE:
+            self._checked.popitem(last=False)
+        return checked
 
     def _call_of(self, envelope: Envelope) -> PreparedCall:
         try:
@@ -185,10 +184,6 @@ class ClusterApp(Application):
                 Code.READ_ONLY, f"'{call['function']}' is a read-only query; run it with `rtc query`, not as a transaction"
             )
         return prepared
-
-    def _prepare(self, tx: bytes) -> tuple[Envelope, PreparedCall | None]:
-        envelope = self._envelope(tx)
-        return envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
 
     def prepare_proposal(self, req: abci_pb.RequestPrepareProposal) -> abci_pb.ResponsePrepareProposal:
         """Propose only well-formed, signed calls, up to the byte limit: invalid ones would only waste a block.
@@ -296,8 +291,10 @@ class ClusterApp(Application):
 
     def _deliver(self, tx: bytes, sessions: Sessions, overlay: Any, block: BlockInfo) -> abci_pb.ExecTxResult:
         try:
-            envelope, _ = self._prepare(tx)
-            written = sessions.deliver(envelope, block.height, lambda env: self._run(env, overlay, block))
+            envelope, prepared = self._prepare(tx)
+            written = sessions.deliver(
+                envelope, block.height,
+                lambda ready: self._run(ready, prepared if ready is envelope else None, overlay, block))
         except TxError as exc:
             return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace="rtc")
         except Refused as exc:
@@ -313,10 +310,12 @@ class ClusterApp(Application):
             events=[_result_event(envelope.session_key, counter, record) for counter, record in written],
         )
 
-    def _run(self, envelope: Envelope, overlay: Any, block: BlockInfo) -> dict[str, Any]:
-        """Execute one call whose turn has come; its writes apply only if it succeeds."""
+    def _run(self, envelope: Envelope, prepared: PreparedCall | None, overlay: Any, block: BlockInfo) -> dict[str, Any]:
+        """Execute one call whose turn has come (`prepared`, or a queued one checked again);
+        its writes apply only if it succeeds."""
         try:
-            prepared = self._call_of(envelope)
+            if prepared is None:
+                prepared = self._call_of(envelope)
         except TxError as exc:  # checked when it was queued; kept for safety
             return {"status": "error", "error": str(exc), "fuel": 0}
         outcome = self.backend.execute(prepared, BackendState(overlay), block, caller=envelope.client)

@@ -157,7 +157,13 @@ class Sessions:
         else:
             written += self._run_chain(envelope, record, height, run)
         record["last_height"] = height
-        record["idle_deadline"] = height + self.rules.idle_expiry_blocks if record["status"] == "open" else None
+        # "idle_deadline" is where the session sits in the deadline index. It is set once and
+        # moved by end_block when it comes due (to last_height + idle_expiry_blocks), so a busy
+        # session costs no index update per call, yet expires at exactly the same height.
+        if record["status"] != "open":
+            record["idle_deadline"] = None
+        elif record["idle_deadline"] is None:
+            record["idle_deadline"] = height + self.rules.idle_expiry_blocks
         self._save(key, record, old_deadlines)
         return written
 
@@ -218,6 +224,11 @@ class Sessions:
                 record["reason"] = (f"counter {record['next']} did not arrive within {self.rules.gap_timeout_blocks} blocks")
                 written += [(key, k, r) for k, r in self._skip_waiting(key, record, height)]
             elif record["idle_deadline"] is not None and record["idle_deadline"] <= height:
+                active_until = record["last_height"] + self.rules.idle_expiry_blocks
+                if active_until > height:  # used since it was indexed: move it, not expire it
+                    record["idle_deadline"] = active_until
+                    self._save(key, record, old_deadlines)
+                    continue
                 record["status"] = "expired"
                 record["reason"] = f"no activity for {self.rules.idle_expiry_blocks} blocks"
                 written += [(key, k, r) for k, r in self._skip_waiting(key, record, height)]
@@ -239,6 +250,6 @@ class Sessions:
             if deadline is not None and deadline not in new_deadlines:
                 self.kv.delete(_deadline_key(deadline, key))
         for deadline in new_deadlines:
-            if deadline is not None:
+            if deadline is not None and deadline not in old_deadlines:
                 self.kv.set(_deadline_key(deadline, key), b"")
         self.kv.set(SESSION_PREFIX + key, _json(record))
