@@ -1,27 +1,59 @@
-"""`make bench`: measured figures, written to bench/results/latest.json.
+"""`make bench`: our cluster beside CometBFT's kvstore, same timers, same load, same run.
 
-For now: per-call VM overhead (fresh instance per call) and commit latency of single
-calls on a local 4-node devnet. The full suite beside CometBFT's kvstore is issue 6.
+For each cluster size (1, 4 and 7 nodes by default) both systems are started in turn and
+driven by the same load generator (bench/loadgen.py):
+
+  light load      20 tx/s for 10 s: commit latency p50/p99
+  saturation      a window of 2,000 transactions in flight: sustained tx/s
+  50% and 90%     a fixed rate at that share of the system's own saturation: latency
+  query           read one key with its Merkle proof over RPC, one at a time
+
+plus the per-call VM overhead (a fresh instance per call) measured in-process. Writes
+bench/results/latest.json, latest.md (the table the README shows) and latest.png.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from rtc.client import NodeClient  # noqa: E402
+from kvstore import KvstoreCluster  # noqa: E402
+from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noqa: E402
+from report import write_reports  # noqa: E402
+
 from rtc.devnet import Devnet  # noqa: E402
+from rtc.devnet import cometbft  # noqa: E402
 from rtc.vm import Backend, BlockInfo  # noqa: E402
 
 WASM = ROOT / "build" / "wasm"
+WORK = ROOT / "build" / "bench"
+RESULTS = ROOT / "bench" / "results"
+
+LIGHT_RATE, LIGHT_SECONDS = 20, 10
+SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP = 2000, 12, 3
+LOADED_SECONDS = 10
+QUERIES = 300
+
+
+def say(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+# -- the VM alone --------------------------------------------------------------------
 
 
 class MemoryState:
@@ -35,16 +67,11 @@ class MemoryState:
         return []
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def vm_overhead(component: str, call: dict, n: int = 5000) -> dict:
+def vm_overhead(component: str, call: dict[str, Any], n: int = 5000) -> dict[str, Any]:
     backend = Backend.from_file(WASM / f"{component}.wasm")
     prepared = backend.prepare(call)
     state, block = MemoryState(), BlockInfo(1, 0)
-    for _ in range(200):
+    for _ in range(300):
         backend.execute(prepared, state, block)
     samples = []
     for _ in range(n):
@@ -52,74 +79,155 @@ def vm_overhead(component: str, call: dict, n: int = 5000) -> dict:
         outcome = backend.execute(prepared, state, block)
         samples.append((time.perf_counter() - start) * 1e6)
         assert outcome.ok, outcome.error
+    samples.sort()
     return {"call": call, "p50_us": round(percentile(samples, 0.5), 1), "p99_us": round(percentile(samples, 0.99), 1),
             "mean_us": round(statistics.fmean(samples), 1), "calls": n}
 
 
-async def verification_cost(devnet: Devnet, n: int = 200) -> dict:
-    """What a client spends to verify one result: Merkle proof plus the commit's signatures."""
-    from nacl.signing import SigningKey
+# -- one system at one size ----------------------------------------------------------
 
-    from rtc.client import Session
-    from rtc.client.lightclient import verify_commit
-    from rtc.client.verify import TrustedValidators, verified_result
-    from rtc.state import Proof, check_proof
 
-    async with NodeClient(devnet.nodes[0].rpc) as client:
-        trusted = await TrustedValidators.from_genesis(client)
-        session = Session(client, SigningKey.generate())
-        await session.call_and_wait({"function": "update_high", "symbol": "VERIFY", "value": 1.0})
-        receipt = await verified_result(client, session.key_bytes, 0, trusted)
-        response = await client.abci_query(f"/result/{session.key_bytes.hex()}/0", prove=True)
-        commit = await client.rpc("commit", height=str(receipt.header_height))
-        validators = await client.rpc("validators", height=str(receipt.header_height))
-    import base64
+async def drive(rpc_urls: list[str], source: Any, capacity_hint: int) -> dict[str, Any]:
+    """The four load phases against a running cluster; `source` builds its transactions."""
+    figures: dict[str, Any] = {}
+    async with LoadGenerator(rpc_urls) as load:
+        await load.fixed_rate(source.take(source.sessions), rate=500)  # every session opened
+        figures["light"] = (await load.fixed_rate(source.take(LIGHT_RATE * LIGHT_SECONDS), LIGHT_RATE)).summary()
+        say(f"   light load: p50 {figures['light']['latency_p50_ms']} ms, p99 {figures['light']['latency_p99_ms']} ms")
+        budget = capacity_hint * (SATURATION_SECONDS + SATURATION_WARMUP + 2)
+        saturated = await load.saturate(source.take(budget), SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP)
+        source.give_back(saturated.unsent)
+        figures["saturation"] = saturated.summary()
+        peak = saturated.throughput_tps
+        say(f"   saturation: {peak:.0f} tx/s ({figures['saturation']['txs_per_block']} tx per block)")
+        for share in (50, 90):
+            rate = max(1.0, peak * share / 100)
+            phase: PhaseResult = await load.fixed_rate(source.take(int(rate * LOADED_SECONDS)), rate)
+            figures[f"load_{share}"] = phase.summary()
+            say(f"   {share}% load ({rate:.0f} tx/s): p50 {phase.summary()['latency_p50_ms']} ms, "
+                f"p99 {phase.summary()['latency_p99_ms']} ms")
+    return figures
 
-    proof = Proof.from_bytes(base64.b64decode(response["proofOps"]["ops"][0]["data"]))
+
+def query_latency(rpc_url: str, path: str, data: str = "") -> dict[str, Any]:
+    """Read one key with its proof over CometBFT's RPC, one request at a time, as a client would."""
+    params = {"path": json.dumps(path), "prove": "true"}
+    if data:
+        params["data"] = data
     samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        verified = verify_commit(trusted.chain_id, commit["signed_header"], validators, trusted.validators_hash)
-        check_proof(verified.app_hash, proof)
-        samples.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3),
-            "validators": 4, "includes": "commit signatures (ed25519), header hash, validator set hash, Merkle proof",
-            "end_to_end_ms_with_rpc": round(receipt.verify_ms, 2)}
+    with httpx.Client(base_url=rpc_url, timeout=10) as client:
+        for i in range(QUERIES + 20):
+            start = time.perf_counter()
+            response = client.get("/abci_query", params=params).json()["result"]["response"]
+            elapsed = (time.perf_counter() - start) * 1000
+            if response.get("code", 0) or not response.get("value"):
+                raise RuntimeError(f"query {path} {data} failed: {response}")
+            if i >= 20:
+                samples.append(elapsed)
+    samples.sort()
+    proof = bool(response.get("proofOps"))
+    return {"p50_ms": round(percentile(samples, 0.5), 2), "p99_ms": round(percentile(samples, 0.99), 2),
+            "queries": QUERIES, "with_proof": proof}
 
 
-async def commit_latency(devnet: Devnet, n: int = 100) -> dict:
-    samples = []
-    async with NodeClient(devnet.nodes[0].rpc) as client:
-        for i in range(n):
-            result = await client.call({"function": "update_high", "symbol": "BENCH", "value": float(i)})
-            assert result.ok
-            samples.append(result.latency_ms)
-    return {"p50_ms": round(percentile(samples, 0.5), 1), "p99_ms": round(percentile(samples, 0.99), 1),
-            "mean_ms": round(statistics.fmean(samples), 1), "calls": n, "load": "one call at a time"}
+def failed_in_blocks(rpc_url: str, heights: list[int]) -> int:
+    """Transactions a block holds whose result is not OK (ours must all run)."""
+    failed = 0
+    with httpx.Client(base_url=rpc_url, timeout=10) as client:
+        for h in range(heights[0], heights[1] + 1):
+            results = client.get("/block_results", params={"height": h}).json()["result"]["txs_results"] or []
+            failed += sum(1 for r in results if r.get("code", 0))
+    return failed
 
 
-def main() -> int:
-    report: dict = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}}
-    print("==> VM overhead per call (fresh instance)", flush=True)
+def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
+    home = WORK / f"rtc-{nodes}"
+    Devnet.remove(home)
+    devnet = Devnet.create(home, nodes, WASM / "stock.wasm", base_port=base_port, chain_id="rtc-bench")
+    try:
+        devnet.start()
+        urls = [n.rpc for n in devnet.nodes]
+        source = RtcTxs(devnet.chain_id)
+        figures = asyncio.run(drive(urls, source, capacity_hint=2500))
+        for phase in ("saturation", "load_50", "load_90", "light"):
+            if figures[phase]["blocks"]:
+                figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
+        figures["query"] = query_latency(urls[0], "/state/" + b"high/B0".hex())
+    finally:
+        devnet.stop()
+    return figures
+
+
+def bench_kvstore(nodes: int, base_port: int) -> dict[str, Any]:
+    cluster = KvstoreCluster(WORK / f"kvstore-{nodes}", nodes, base_port)
+    cluster.create()
+    try:
+        cluster.start()
+        source = KvTxs(size=len(RtcTxs("rtc-bench", sessions=1).take(1)[0][0]))
+        figures = asyncio.run(drive(cluster.rpc_urls, source, capacity_hint=8000))
+        first_key = source.key_of(0)
+        figures["query"] = query_latency(cluster.rpc_urls[0], "", data="0x" + first_key.hex())
+    finally:
+        cluster.stop()
+    return figures
+
+
+def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | None]:
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
+
+    out: dict[str, float | None] = {"throughput": ratio(ours["saturation"]["throughput_tps"],
+                                                        theirs["saturation"]["throughput_tps"])}
+    for phase in ("light", "load_50", "load_90"):
+        for q in ("p50", "p99"):
+            out[f"{phase}_latency_{q}"] = ratio(ours[phase][f"latency_{q}_ms"], theirs[phase][f"latency_{q}_ms"])
+    out["query_p50"] = ratio(ours["query"]["p50_ms"], theirs["query"]["p50_ms"])
+    out["query_p99"] = ratio(ours["query"]["p99_ms"], theirs["query"]["p99_ms"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", default="1,4,7", help="cluster sizes, comma-separated (default 1,4,7; 16 fits "
+                                                          "only on a machine with more cores)")
+    parser.add_argument("--base-port", type=int, default=31000)
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.nodes.split(",")]
+    began = time.monotonic()
+    version = subprocess.run([str(cometbft.cometbft_binary()), "version"], capture_output=True, text=True).stdout.strip()
+    report: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+                    "platform": platform.platform()},
+        "cometbft": version, "timers": cometbft.TIMERS,
+        "load": {"light_rate_tps": LIGHT_RATE, "light_seconds": LIGHT_SECONDS,
+                 "saturation_window": SATURATION_WINDOW, "saturation_seconds": SATURATION_SECONDS,
+                 "loaded_seconds": LOADED_SECONDS, "queries": QUERIES, "sessions": 256,
+                 "rtc_call": "update_high on the stock example: reads and writes one key",
+                 "kvstore_tx": "key=value of the same size as ours"},
+    }
+    say("VM overhead per call (fresh instance)")
     report["vm_overhead"] = {
         "sum_no_state": vm_overhead("sum", {"function": "sum", "x": 5, "y": 3}),
         "update_high_two_state_accesses": vm_overhead("stock", {"function": "update_high", "symbol": "AAPL", "value": 1.0}),
     }
-    print(json.dumps(report["vm_overhead"], indent=2))
-    home = ROOT / "build" / "bench-devnet"
-    Devnet.remove(home)
-    print("==> commit latency on a 4-node devnet", flush=True)
-    devnet = Devnet.create(home, 4, WASM / "stock.wasm", base_port=28600)
-    try:
-        devnet.start()
-        report["commit_latency_4_nodes"] = asyncio.run(commit_latency(devnet))
-        report["client_verification"] = asyncio.run(verification_cost(devnet))
-    finally:
-        devnet.stop()
-    print(json.dumps({k: report[k] for k in ("commit_latency_4_nodes", "client_verification")}, indent=2))
-    out = ROOT / "bench" / "results" / "latest.json"
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(f"==> wrote {out.relative_to(ROOT)}")
+    say(f"   update_high: p50 {report['vm_overhead']['update_high_two_state_accesses']['p50_us']} µs")
+    report["clusters"] = {}
+    for n in sizes:
+        entry: dict[str, Any] = {}
+        say(f"{n} node(s): CometBFT kvstore")
+        entry["kvstore"] = bench_kvstore(n, args.base_port)
+        say(f"{n} node(s): our cluster")
+        entry["rtc"] = bench_rtc(n, args.base_port)
+        entry["ratio"] = ratios(entry["rtc"], entry["kvstore"])
+        report["clusters"][str(n)] = entry
+    report["elapsed_s"] = round(time.monotonic() - began, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    written = write_reports(report, RESULTS, ROOT / "README.md")
+    for line in written:
+        say(line)
+    missed = [t for t in report["targets"] if t["met"] is False]
+    say(f"targets: {len(report['targets']) - len(missed)} of {len(report['targets'])} met"
+        + (f"; missed: {', '.join(t['name'] for t in missed)}" if missed else ""))
     return 0
 
 

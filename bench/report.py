@@ -1,0 +1,119 @@
+"""The bench report: targets checked, then JSON, a Markdown table (also put into the
+README between its bench markers) and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+TARGET_NODES = "4"
+
+
+def _targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """docs/DESIGN §10 / issue 6 targets for 4 nodes on one 2-core machine."""
+    vm = report["vm_overhead"]["update_high_two_state_accesses"]["p50_us"]
+    rows: list[tuple[str, float | None, str, float]] = [("vm_overhead_us", vm, "<=", 100.0),
+                                                        ("vm_overhead_stretch_us", vm, "<=", 50.0)]
+    cluster = report["clusters"].get(TARGET_NODES)
+    if cluster:
+        ours = cluster["rtc"]
+        rows += [
+            ("throughput_tps", ours["saturation"]["throughput_tps"], ">=", 1000.0),
+            ("throughput_ratio_to_kvstore", cluster["ratio"]["throughput"], ">=", 0.7),
+            ("light_latency_p50_ms", ours["light"]["latency_p50_ms"], "<=", 150.0),
+            ("light_latency_p99_ms", ours["light"]["latency_p99_ms"], "<=", 400.0),
+            ("query_with_proof_p50_ms", ours["query"]["p50_ms"], "<=", 5.0),
+        ]
+    out = []
+    for name, value, op, bound in rows:
+        met = None if value is None else (value <= bound if op == "<=" else value >= bound)
+        out.append({"name": name, "value": value, "target": f"{op} {bound:g}", "met": met})
+    return out
+
+
+def _pair(phase: dict[str, Any]) -> str:
+    return f"{phase['latency_p50_ms']} / {phase['latency_p99_ms']}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "| nodes | system | tx/s at saturation | latency light load p50 / p99 ms | at 50% | at 90% | query with proof p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, cluster in report["clusters"].items():
+        for system, label in (("rtc", "ours"), ("kvstore", "kvstore")):
+            f = cluster[system]
+            proof = "" if f["query"]["with_proof"] else " (no proof)"
+            lines.append(f"| {n} | {label} | {f['saturation']['throughput_tps']:.0f} | {_pair(f['light'])} | "
+                         f"{_pair(f['load_50'])} | {_pair(f['load_90'])} | "
+                         f"{f['query']['p50_ms']} / {f['query']['p99_ms']}{proof} |")
+        r = cluster["ratio"]
+        lines.append(f"| {n} | ratio | {r['throughput']} | {r['light_latency_p50']} / {r['light_latency_p99']} | "
+                     f"{r['load_50_latency_p50']} / {r['load_50_latency_p99']} | "
+                     f"{r['load_90_latency_p50']} / {r['load_90_latency_p99']} | {r['query_p50']} / {r['query_p99']} |")
+    vm = report["vm_overhead"]
+    lines += [
+        "",
+        f"VM overhead per call, fresh instance: `update_high` (two state accesses) p50 "
+        f"{vm['update_high_two_state_accesses']['p50_us']} µs, `sum` p50 {vm['sum_no_state']['p50_us']} µs "
+        "(kvstore has no VM).",
+        "",
+        "| target (4 nodes) | value | target | met |",
+        "|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        lines.append(f"| {t['name']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'no'} |")
+    machine = report["machine"]
+    lines += ["", f"{machine['cpus']} cores, Python {machine['python']}, {report['cometbft'] or 'CometBFT'}; "
+              f"the whole run took {report['elapsed_s']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(report["clusters"])
+    systems = (("rtc", "ours", "#1f77b4"), ("kvstore", "CometBFT kvstore", "#999999"))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.38
+    for k, (system, label, color) in enumerate(systems):
+        xs = [i + (k - 0.5) * width for i in range(len(sizes))]
+        left.bar(xs, [report["clusters"][n][system]["saturation"]["throughput_tps"] for n in sizes],
+                 width, label=label, color=color)
+        for phase, marker in (("light", "o"), ("load_50", "s"), ("load_90", "^")):
+            right.plot(sizes, [report["clusters"][n][system][phase]["latency_p50_ms"] for n in sizes],
+                       marker=marker, color=color, label=f"{label}, {phase.replace('load_', '')}{'%' if phase != 'light' else ''}")
+    left.set_xticks(range(len(sizes)), [f"{n} node{'s' if n != '1' else ''}" for n in sizes])
+    left.set_ylabel("tx/s at saturation")
+    left.set_title("Sustained throughput")
+    left.legend()
+    right.set_xlabel("nodes")
+    right.set_ylabel("commit latency p50 (ms)")
+    right.set_title("Latency at light load, 50% and 90% of saturation")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(report: dict[str, Any], results: Path, readme: Path) -> list[str]:
+    report["targets"] = _targets(report)
+    json_path = results / "latest.json"
+    json_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    table = markdown(report)
+    (results / "latest.md").write_text(table)
+    plot(report, results / "latest.png")
+    written = [f"wrote {p}" for p in (json_path, results / "latest.md", results / "latest.png")]
+    text = readme.read_text()
+    if README_START in text and README_END in text:
+        head, _, rest = text.partition(README_START)
+        _, _, tail = rest.partition(README_END)
+        readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}")
+        written.append(f"updated the table in {readme.name}")
+    return written
