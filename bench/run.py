@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import cpu  # noqa: E402
+import nodeprofile  # noqa: E402
 from kvstore import KvstoreCluster  # noqa: E402
 from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noqa: E402
 from report import write_reports  # noqa: E402
@@ -47,6 +49,10 @@ LIGHT_RATE, LIGHT_SECONDS = 20, 10
 SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP = 2000, 12, 3
 LOADED_SECONDS = 10
 QUERIES = 300
+# State snapshots for Swarm every this many blocks, as a node in service would take them (the
+# devnet's default of 20 is for watching restores; each snapshot hashes the whole state).
+SNAPSHOT_EVERY = 500
+PROFILED_NODES = 4  # node0 of this cluster size is profiled under 50% load
 
 
 def say(text: str) -> None:
@@ -87,17 +93,21 @@ def vm_overhead(component: str, call: dict[str, Any], n: int = 5000) -> dict[str
 # -- one system at one size ----------------------------------------------------------
 
 
-async def drive(rpc_urls: list[str], source: Any, capacity_hint: int) -> dict[str, Any]:
-    """The four load phases against a running cluster; `source` builds its transactions."""
+async def drive(rpc_urls: list[str], source: Any, capacity_hint: int, profile_pid: int = 0) -> dict[str, Any]:
+    """The four load phases against a running cluster; `source` builds its transactions.
+    With `profile_pid`, that process is then profiled (py-spy) through one more 50% phase."""
     figures: dict[str, Any] = {}
     async with LoadGenerator(rpc_urls) as load:
         await load.fixed_rate(source.take(source.sessions), rate=500)  # every session opened
         figures["light"] = (await load.fixed_rate(source.take(LIGHT_RATE * LIGHT_SECONDS), LIGHT_RATE)).summary()
         say(f"   light load: p50 {figures['light']['latency_p50_ms']} ms, p99 {figures['light']['latency_p99_ms']} ms")
         budget = capacity_hint * (SATURATION_SECONDS + SATURATION_WARMUP + 2)
-        saturated = await load.saturate(source.take(budget), SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP)
+        txs = source.take(budget)
+        before, started = cpu.snapshot(), time.perf_counter()
+        saturated = await load.saturate(txs, SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP)
         source.give_back(saturated.unsent)
         figures["saturation"] = saturated.summary()
+        figures["saturation"]["cpu_cores"] = cpu.cores_used(before, cpu.snapshot(), time.perf_counter() - started)
         peak = saturated.throughput_tps
         say(f"   saturation: {peak:.0f} tx/s ({figures['saturation']['txs_per_block']} tx per block)")
         for share in (50, 90):
@@ -106,6 +116,12 @@ async def drive(rpc_urls: list[str], source: Any, capacity_hint: int) -> dict[st
             figures[f"load_{share}"] = phase.summary()
             say(f"   {share}% load ({rate:.0f} tx/s): p50 {phase.summary()['latency_p50_ms']} ms, "
                 f"p99 {phase.summary()['latency_p99_ms']} ms")
+        if profile_pid:  # a phase of its own: sampling slows the node, so no figure above is taken under it
+            rate = max(1.0, peak / 2)
+            profiler = nodeprofile.start(profile_pid, LOADED_SECONDS - 2)
+            await load.fixed_rate(source.take(int(rate * LOADED_SECONDS)), rate)
+            figures["profile"] = {"load_tps": round(rate), **nodeprofile.finish(profiler, RESULTS / "profile-node0.txt")}
+            say(f"   profiled node0 at {rate:.0f} tx/s: bench/results/profile-node0.txt")
     return figures
 
 
@@ -143,12 +159,14 @@ def failed_in_blocks(rpc_url: str, heights: list[int]) -> int:
 def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
     home = WORK / f"rtc-{nodes}"
     Devnet.remove(home)
-    devnet = Devnet.create(home, nodes, WASM / "stock.wasm", base_port=base_port, chain_id="rtc-bench")
+    devnet = Devnet.create(home, nodes, WASM / "stock.wasm", base_port=base_port, chain_id="rtc-bench",
+                           snapshot_every=SNAPSHOT_EVERY)
     try:
         devnet.start()
         urls = [n.rpc for n in devnet.nodes]
         source = RtcTxs(devnet.chain_id)
-        figures = asyncio.run(drive(urls, source, capacity_hint=2500))
+        figures = asyncio.run(drive(urls, source, capacity_hint=2500,
+                                    profile_pid=devnet.nodes[0].app_pid if nodes == PROFILED_NODES else 0))
         for phase in ("saturation", "load_50", "load_90", "light"):
             if figures[phase]["blocks"]:
                 figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
@@ -194,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.nodes.split(",")]
     began = time.monotonic()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([str(cometbft.cometbft_binary()), "version"], capture_output=True, text=True).stdout.strip()
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
@@ -203,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                  "saturation_window": SATURATION_WINDOW, "saturation_seconds": SATURATION_SECONDS,
                  "loaded_seconds": LOADED_SECONDS, "queries": QUERIES, "sessions": 256,
                  "rtc_call": "update_high on the stock example: reads and writes one key",
-                 "kvstore_tx": "key=value of the same size as ours"},
+                 "kvstore_tx": "key=value of the same size as ours", "rtc_snapshot_every_blocks": SNAPSHOT_EVERY},
     }
     say("VM overhead per call (fresh instance)")
     report["vm_overhead"] = {
@@ -221,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         entry["ratio"] = ratios(entry["rtc"], entry["kvstore"])
         report["clusters"][str(n)] = entry
     report["elapsed_s"] = round(time.monotonic() - began, 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     written = write_reports(report, RESULTS, ROOT / "README.md")
     for line in written:
         say(line)

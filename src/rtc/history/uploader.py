@@ -73,7 +73,7 @@ class CometRPC:
         self.http = httpx.Client(base_url=url, timeout=timeout)
 
     def get(self, method: str, **params: Any) -> dict[str, Any]:
-        answer = self.http.get(f"/{method}", params=params).json()
+        answer = orjson.loads(self.http.get(f"/{method}", params=params).content)
         if "error" in answer:
             raise httpx.HTTPError(f"{method}: {answer['error'].get('data') or answer['error']}")
         return answer["result"]
@@ -81,23 +81,57 @@ class CometRPC:
     def latest_height(self) -> int:
         return int(self.get("status")["sync_info"]["latest_block_height"])
 
-    def record(self, height: int, previous: bytes | None) -> BlockRecord:
+    def record(self, height: int, previous: bytes | None, executed: ExecutedBlock | None = None) -> BlockRecord:
+        """The block's record; its transactions and results from `executed` (what this node's
+        app just ran) when given, else from CometBFT's block store."""
         signed = self.get("commit", height=height)
         if not signed.get("canonical"):
             raise httpx.HTTPError(f"the commit of block {height} is not canonical yet")
         validators = self.get("validators", height=height, per_page=100)["validators"]
-        block = self.get("block", height=height)["block"]
-        results = self.get("block_results", height=height)
-        txs = [base64.b64decode(tx) for tx in block["data"]["txs"] or []]
+        if executed is None:
+            block = self.get("block", height=height)["block"]
+            results = self.get("block_results", height=height)
+            executed = ExecutedBlock(
+                txs=[base64.b64decode(tx) for tx in block["data"]["txs"] or []],
+                results=[{"code": int(r.get("code", 0)), "data": r.get("data") or "",
+                          "gas_wanted": int(r.get("gas_wanted", 0)), "gas_used": int(r.get("gas_used", 0))}
+                         for r in results.get("txs_results") or []],
+                app_hash=base64.b64decode(results.get("app_hash") or ""))  # []byte in this RPC answer: base64
         return BlockRecord(
             chain_id=signed["signed_header"]["header"]["chain_id"], height=height,
             header=signed["signed_header"]["header"], commit=signed["signed_header"]["commit"],
-            validators=validators, txs=txs,
-            results=[{"code": int(r.get("code", 0)), "data": r.get("data") or "", "gas_wanted": int(r.get("gas_wanted", 0)),
-                      "gas_used": int(r.get("gas_used", 0))} for r in results.get("txs_results") or []],
-            app_hash=base64.b64decode(results.get("app_hash") or ""),  # []byte in this RPC answer: base64
+            validators=validators, txs=executed.txs, results=executed.results, app_hash=executed.app_hash,
             previous=previous,
         )
+
+
+@dataclass(frozen=True)
+class ExecutedBlock:
+    """A committed block's transactions and results as its record holds them (results as
+    CometBFT's RPC shows them: data in base64)."""
+
+    txs: list[bytes]
+    results: list[dict[str, Any]]
+    app_hash: bytes
+
+
+class ExecutedBlocks:
+    """The app's hand-off to the uploader in the same process: what each block it committed
+    held and gave, so the uploader need not fetch and parse the block and its results back
+    from CometBFT. Bounded: a lagging uploader falls back to CometBFT's block store."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.keep = keep
+        self._blocks: dict[int, ExecutedBlock] = {}
+
+    def add(self, height: int, txs: list[bytes], results: list[Any], app_hash: bytes) -> None:
+        self._blocks[height] = ExecutedBlock(txs, [
+            {"code": r.code, "data": base64.b64encode(r.data).decode(), "gas_wanted": r.gas_wanted,
+             "gas_used": r.gas_used} for r in results], app_hash)
+        self._blocks.pop(height - self.keep, None)
+
+    def take(self, height: int) -> ExecutedBlock | None:
+        return self._blocks.pop(height, None)
 
     def close(self) -> None:
         self.http.close()
@@ -187,7 +221,8 @@ class Snapshots:
 
 class HistoryUploader:
     def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
-                 snapshots: Snapshots | None = None, poll_seconds: float = 0.3) -> None:
+                 snapshots: Snapshots | None = None, poll_seconds: float = 0.3,
+                 executed: ExecutedBlocks | None = None) -> None:
         self.rpc = CometRPC(rpc_url)
         self.swarm = swarm
         self.signer = signer
@@ -195,6 +230,7 @@ class HistoryUploader:
         self.topic = history_topic(chain_id)
         self.cursor = Cursor(cursor_path)
         self.snapshots = snapshots
+        self.executed = executed
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -264,7 +300,8 @@ class HistoryUploader:
         snapshot = self.cursor.snapshot
         if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.writing(height):
             return False  # the app is still writing it; come back
-        record = self.rpc.record(height, self.cursor.previous)
+        executed = self.executed.take(height) if self.executed is not None else None
+        record = self.rpc.record(height, self.cursor.previous, executed)
         if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.file(height).exists():
             reference, manifest = upload_snapshot(self.snapshots.file(height), height, record.app_hash, self.swarm)
             self.snapshots.manifest_file(height).write_bytes(manifest.encode())  # for state sync to serve

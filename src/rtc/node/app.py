@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -75,6 +75,9 @@ class ClusterApp(Application):
         self._settings_json = canonical_json(settings.to_json())
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
+        self._pending_block: tuple[list[bytes], list[abci_pb.ExecTxResult], bytes] = ([], [], b"")
+        # Told of every committed block (height, txs, results, app_hash): the history uploader's feed.
+        self.on_commit: Callable[[int, list[bytes], list[abci_pb.ExecTxResult], bytes], None] | None = None
         self._genesis: Any = None  # InitChain's writes, committed with the first block
         # Transactions this node already decoded, verified and type-checked (in CheckTx), by
         # digest, so PrepareProposal and FinalizeBlock check each signature and call once per
@@ -260,9 +263,11 @@ class ClusterApp(Application):
                 results.append(self._deliver(tx, sessions, overlay, block))
         ended = sessions.end_block(req.height)
         events = [_result_event(key, counter, record) for key, counter, record in ended]
+        app_hash = overlay.root()
         self._pending, self._pending_height = overlay, req.height
+        self._pending_block = (list(req.txs), results, app_hash)
         return abci_pb.ResponseFinalizeBlock(
-            tx_results=results, events=events, app_hash=overlay.root(),
+            tx_results=results, events=events, app_hash=app_hash,
             validator_updates=[abci_pb.ValidatorUpdate(pub_key=keys_pb2.PublicKey(ed25519=key), power=power)
                                for key, power in updates],
         )
@@ -339,6 +344,8 @@ class ClusterApp(Application):
             raise RuntimeError("Commit without a finalized block")
         self.store.commit(self._pending, self._pending_height)
         self._pending, self._genesis = None, None
+        if self.on_commit is not None:
+            self.on_commit(self._pending_height, *self._pending_block)
         if self.snapshots is not None and self.snapshots.due(self._pending_height):
             self.snapshots.take(self.store)
         return abci_pb.ResponseCommit()

@@ -25,7 +25,7 @@ class NodeConfig:
     rpc: str | None = None  # this node's CometBFT RPC, which the history uploader reads blocks from
     swarm: str | None = None  # history store: a folder (embedded store) or a Bee API URL; None: no history
     swarm_batch: str | None = None  # postage batch id, for a Bee node
-    snapshot_every: int = 50  # blocks between state snapshots (0: none)
+    snapshot_every: int = 1000  # blocks between state snapshots (0: none); each hashes the whole state
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rtc.abci import run_server
 from rtc.history import HistoryUploader, Snapshots
-from rtc.history.uploader import CURSOR_NAME
+from rtc.history.uploader import CURSOR_NAME, ExecutedBlocks
 from rtc.history.config import history_signer, open_swarm, read_chain_id
 from rtc.membership import EthereumWatcher
 from rtc.state import StateStore
@@ -65,8 +65,10 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     swarm = open_swarm(config.swarm, config.swarm_batch, home, synced=False)  # the uploader flushes
     chain_id = read_chain_id(home)
     log.info("uploading block history to %s (feed owner %s)", config.swarm, history_signer(home).owner.hex())
+    executed = ExecutedBlocks()
+    app.on_commit = executed.add
     return HistoryUploader(config.rpc, swarm, history_signer(home), chain_id, home / config.state_dir / CURSOR_NAME,
-                           app.snapshots)
+                           app.snapshots, executed=executed)
 
 
 def run_node(home: Path, eth_rpc: str | None = None) -> int:
