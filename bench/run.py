@@ -46,7 +46,7 @@ WORK = ROOT / "build" / "bench"
 RESULTS = ROOT / "bench" / "results"
 
 LIGHT_RATE, LIGHT_SECONDS = 20, 10
-SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP = 2000, 12, 3
+SATURATION_WINDOW, SATURATION_SECONDS, SATURATION_WARMUP = 2000, 20, 5
 LOADED_SECONDS = 10
 QUERIES = 300
 # State snapshots for Swarm every this many blocks, as a node in service would take them (the

@@ -1,4 +1,10 @@
-"""Shared fixtures: the components `make setup` builds from source under build/wasm."""
+"""Shared fixtures: the components `make setup` builds from source under build/wasm.
+
+Ports: tests that start servers use fixed ports below 32768, where Linux's range for
+outgoing connections begins (a port there can be taken by any client socket): cluster
+devnets from 27000 in steps of 200, single servers and the light-client devnet in
+30000-30999 (one hundred per file, noted where they are set).
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from report import README_END, README_START, write_reports  # noqa: E402
 
 from rtc.sessions.envelope import decode  # noqa: E402
 
-BASE_PORT = 33800
+BASE_PORT = 30800
 
 
 @pytest.fixture(scope="module")

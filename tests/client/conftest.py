@@ -18,7 +18,7 @@ from tests.conftest import component_path
 
 VECTORS = Path(__file__).parent / "vectors" / "cometbft_v0.39.4.json"
 # This package's own port range, away from the cluster tests' 27000+.
-DEVNET_PORT = int(os.environ.get("RTC_LIGHTCLIENT_TEST_PORT", "33000"))
+DEVNET_PORT = int(os.environ.get("RTC_LIGHTCLIENT_TEST_PORT", "30000"))
 DEVNET_HEIGHTS = 8  # blocks the devnet must reach before the tests read from it
 
 

@@ -21,8 +21,8 @@ from rtc.ethereum.registry import Registry
 
 ETHER = 10**18
 COOLING_OFF = 50
-ANVIL_PORT = 33510  # this file's ports: 33500-33599
-DEAD_PORT = 33599  # nothing listens here
+ANVIL_PORT = 30510  # this file's ports: 30500-30599
+DEAD_PORT = 30599  # nothing listens here
 
 
 @pytest.fixture(scope="module")

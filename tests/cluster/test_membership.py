@@ -146,7 +146,7 @@ def test_a_devnet_on_an_existing_chain_leaves_that_chain_running(tmp_path: Path)
 
     from .conftest import _PORTS
 
-    with Anvil(33690, block_time=1.0, log_path=tmp_path / "anvil.log") as anvil:
+    with Anvil(30690, block_time=1.0, log_path=tmp_path / "anvil.log") as anvil:
         devnet = Devnet.create(tmp_path / "devnet", 1, component_path("sum"), base_port=next(_PORTS), eth_rpc=anvil.url)
         try:
             devnet.start(timeout=90)

@@ -16,7 +16,7 @@ def rpc(url: str, method: str, *params: object) -> object:
 
 
 def test_anvil_starts_with_funded_dev_accounts_and_stops(tmp_path) -> None:
-    with Anvil(36545, log_path=tmp_path / "anvil.log") as chain:
+    with Anvil(30745, log_path=tmp_path / "anvil.log") as chain:
         assert int(rpc(chain.url, "eth_chainId"), 16) == 31337
         accounts = rpc(chain.url, "eth_accounts")
         assert len(accounts) == 20

@@ -18,8 +18,8 @@ from rtc.ethereum.registry import Registry
 
 ETHER = 10**18
 COOLING_OFF = 5
-ANVIL_PORT = 33411
-UNUSED_PORT = 33498  # nothing listens here
+ANVIL_PORT = 30411
+UNUSED_PORT = 30498  # nothing listens here
 
 
 class Chain:

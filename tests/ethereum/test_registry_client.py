@@ -13,7 +13,7 @@ ETHER = 10**18
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    with Anvil(36547, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
+    with Anvil(30747, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
         yield Web3(Web3.HTTPProvider(anvil.url))
 
 

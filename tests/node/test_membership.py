@@ -28,7 +28,7 @@ from rtc.vm import Backend
 from tests.conftest import component_path
 
 ETHER = 10**18
-PORT = 33650
+PORT = 30650
 KEYS = [bytes([i]) * 32 for i in range(1, 6)]
 CONFIRMATIONS = 2
 ACCEPT, REJECT = abci_pb.ResponseProcessProposal.ACCEPT, abci_pb.ResponseProcessProposal.REJECT
