@@ -77,7 +77,7 @@ def test_every_block_is_recorded_identically_by_every_node_and_verifies(cluster:
     rpc = CometRPC(cluster.nodes[1].rpc)
     for located in chain:
         assert rpc.record(located.record.height, located.record.previous).encode() == located.record.encode()
-    rpc.http.close()
+    rpc.close()
     reader.swarm.close()
     code, report = rtc("history", "verify", "--home", str(cluster.home), "--from", "1", "--to", str(target))
     assert code == 0 and report["ok"] and report["verified"] == target

@@ -104,6 +104,9 @@ class CometRPC:
             previous=previous,
         )
 
+    def close(self) -> None:
+        self.http.close()
+
 
 @dataclass(frozen=True)
 class ExecutedBlock:
@@ -132,9 +135,6 @@ class ExecutedBlocks:
 
     def take(self, height: int) -> ExecutedBlock | None:
         return self._blocks.pop(height, None)
-
-    def close(self) -> None:
-        self.http.close()
 
 
 class Cursor:

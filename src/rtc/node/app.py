@@ -29,7 +29,7 @@ log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
 PROOF_OP_TYPE = "rtc:smt"
-CHECKED_CACHE_SIZE = 50_000  # a full mempool (5,000) many times over
+CHECKED_CACHE_SIZE = 20_000  # four full mempools (5,000 each); an entry is about 1.5 KB
 RESYNC_EVERY_ETH_BLOCKS = 32  # re-sync an unchanged membership this often, so clients see it is current
 REFUSAL_CODES = {
     "duplicate": Code.DUPLICATE,
