@@ -8,6 +8,7 @@ in a buffer the caller applies only when the call returned normally.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import re
 from ctypes import byref
@@ -460,7 +461,10 @@ def _is_queries(name: str) -> bool:
     return base == "queries" or base.endswith("/queries")
 
 
+@functools.lru_cache(maxsize=None)
 def _engine(limits: Limits) -> wasmtime.Engine:
+    """One engine per set of limits in a process, so its instance pool (reserved address
+    space) is shared by every backend loaded with those limits."""
     config = wasmtime.Config()
     config.wasm_component_model = True
     config.consume_fuel = True
@@ -473,8 +477,9 @@ def _engine(limits: Limits) -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-# Instances alive at once in one engine. Calls run one at a time (a node executes its block
-# in order), so a handful suffices; the margin is for stores that live a little longer.
+# Instances alive at once in one engine. A node runs its calls one at a time, so a handful
+# suffices; the margin is for stores that live a little longer and for processes (tests,
+# tools) that hold several backends.
 POOLED_COMPONENTS = 16
 
 
