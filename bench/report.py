@@ -67,7 +67,7 @@ def markdown(report: dict[str, Any]) -> str:
     for t in report["targets"]:
         lines.append(f"| {t['name']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'no'} |")
     machine = report["machine"]
-    lines += ["", f"{machine['cpus']} cores, Python {machine['python']}, {report['cometbft'] or 'CometBFT'}; "
+    lines += ["", f"{machine['cpus']} cores, Python {machine['python']}, CometBFT {report['cometbft']} (tools/cometbft patch); "
               f"the whole run took {report['elapsed_s']:.0f} s."]
     return "\n".join(lines) + "\n"
 
