@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import platform
 import statistics
@@ -146,6 +147,37 @@ def query_latency(rpc_url: str, path: str, data: str = "") -> dict[str, Any]:
             "queries": QUERIES, "with_proof": proof}
 
 
+async def client_verification(rpc_url: str, n: int = 200) -> dict[str, Any]:
+    """What a client spends to verify one result itself: the commit's signatures, header and
+    validator-set hashes, and the Merkle proof (the signed header fetched once)."""
+    from nacl.signing import SigningKey
+
+    from rtc.client import NodeClient, Session
+    from rtc.client.lightclient import verify_commit
+    from rtc.client.verify import TrustedValidators, verified_result
+    from rtc.state import Proof, check_proof
+
+    async with NodeClient(rpc_url) as client:
+        trusted = await TrustedValidators.from_genesis(client)
+        session = Session(client, SigningKey.generate())
+        await session.call_and_wait({"function": "update_high", "symbol": "VERIFY", "value": 1.0})
+        receipt = await verified_result(client, session.key_bytes, 0, trusted)
+        response = await client.abci_query(f"/result/{session.key_bytes.hex()}/0", prove=True)
+        commit = await client.rpc("commit", height=str(receipt.header_height))
+        validators = await client.rpc("validators", height=str(receipt.header_height))
+    proof = Proof.from_bytes(base64.b64decode(response["proofOps"]["ops"][0]["data"]))
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        verified = verify_commit(trusted.chain_id, commit["signed_header"], validators, trusted.validators_hash)
+        check_proof(verified.app_hash, proof)
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3),
+            "validators": len(validators["validators"]),
+            "end_to_end_ms_with_rpc": round(receipt.verify_ms, 2)}
+
+
 def failed_in_blocks(rpc_url: str, heights: list[int]) -> int:
     """Transactions a block holds whose result is not OK (ours must all run)."""
     failed = 0
@@ -171,6 +203,7 @@ def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
             if figures[phase]["blocks"]:
                 figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
         figures["query"] = query_latency(urls[0], "/state/" + b"high/B0".hex())
+        figures["client_verification"] = asyncio.run(client_verification(urls[0]))
     finally:
         devnet.stop()
     return figures

@@ -73,6 +73,7 @@ def test_report_checks_targets_and_rewrites_the_readme_table(tmp_path: Path) -> 
                 "load_90": phase(tps * 0.9, 500, 900), "query": {"p50_ms": 1.0, "p99_ms": 2.0, "with_proof": proof}}
 
     ours, theirs = system(1200, 90, True), system(4000, 80, False)
+    ours["client_verification"] = {"p50_ms": 0.5, "p99_ms": 0.9, "validators": 4, "end_to_end_ms_with_rpc": 6.0}
     report = {
         "machine": {"cpus": 2, "python": "3.11"}, "cometbft": "0.39.4", "elapsed_s": 1.0,
         "vm_overhead": {"update_high_two_state_accesses": {"p50_us": 120.0}, "sum_no_state": {"p50_us": 20.0}},
@@ -90,5 +91,6 @@ def test_report_checks_targets_and_rewrites_the_readme_table(tmp_path: Path) -> 
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| 4 | ours | 1200 |" in text and "(no proof)" in text
+    assert "A client checking a result itself (4 validators): p50 0.5 ms" in text
     assert json.loads((tmp_path / "latest.json").read_text())["targets"]
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
