@@ -252,9 +252,7 @@ class HistoryUploader:
         while not self._stop.is_set():
             try:
                 uploaded = self.step()
-                if self.warned:
-                    log.info("history uploads resumed; next height %d", self.cursor.next_height)
-                self.failures, self.warned = 0, False
+                self._recovered()
                 if not uploaded:
                     self._stop.wait(self.poll_seconds)
             except (SwarmError, httpx.HTTPError, OSError, KeyError, ValueError) as exc:
@@ -284,12 +282,19 @@ class HistoryUploader:
                 if not self.upload(self.cursor.next_height):
                     break
                 done += 1
+                self._recovered()
                 if done % SAVE_EVERY == 0:
                     self._save()
         finally:
             if done % SAVE_EVERY:
                 self._save()
         return done
+
+    def _recovered(self) -> None:
+        """Say so at the first success after a wait (not when a long catch-up ends)."""
+        if self.warned:
+            log.info("history uploads resumed; next height %d", self.cursor.next_height)
+        self.failures, self.warned = 0, False
 
     def _save(self) -> None:
         self.swarm.flush()
