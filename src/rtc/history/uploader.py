@@ -125,16 +125,22 @@ class ExecutedBlocks:
 
     def __init__(self, keep: int = 256) -> None:
         self.keep = keep
-        self._blocks: dict[int, ExecutedBlock] = {}
+        self._blocks: dict[int, tuple[list[bytes], list[Any], bytes]] = {}
 
     def add(self, height: int, txs: list[bytes], results: list[Any], app_hash: bytes) -> None:
-        self._blocks[height] = ExecutedBlock(txs, [
-            {"code": r.code, "data": base64.b64encode(r.data).decode(), "gas_wanted": r.gas_wanted,
-             "gas_used": r.gas_used} for r in results], app_hash)
+        """Called by the app at Commit: kept as given, so consensus pays for nothing more."""
+        self._blocks[height] = (txs, results, app_hash)
         self._blocks.pop(height - self.keep, None)
 
     def take(self, height: int) -> ExecutedBlock | None:
-        return self._blocks.pop(height, None)
+        """The block, its results in the record's form (converted here, in the uploader's thread)."""
+        block = self._blocks.pop(height, None)
+        if block is None:
+            return None
+        txs, results, app_hash = block
+        return ExecutedBlock(txs, [
+            {"code": r.code, "data": base64.b64encode(r.data).decode(), "gas_wanted": r.gas_wanted,
+             "gas_used": r.gas_used} for r in results], app_hash)
 
 
 class Cursor:
