@@ -141,14 +141,15 @@ class LoadGenerator:
     """Open with `async with LoadGenerator(rpc_urls)`, then run phases one after another."""
 
     def __init__(self, rpc_urls: list[str], connections_per_node: int = 0) -> None:
-        self.rpc_urls = rpc_urls
         per_node = connections_per_node or max(8, 64 // len(rpc_urls))
         self.ws_urls = [url.replace("http", "ws", 1) + "/websocket" for url in rpc_urls for _ in range(per_node)]
         self._workers: list[Any] = []
-        self._queues: list[asyncio.Queue[tuple[int, bytes] | None]] = []
+        self._queues: list[asyncio.Queue[int]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._events: Any = None
-        # the phase in progress: tx (base64) -> index, and per index: submit and commit times
+        # the phase in progress: each tx in base64 (as sent, and as blocks list it), its index,
+        # and per index the submit and commit times
+        self._encoded: list[str] = []
         self._index: dict[str, int] = {}
         self._submit: list[float] = []
         self._commit: list[float] = []
@@ -222,7 +223,8 @@ class LoadGenerator:
     # -- internals -------------------------------------------------------------------
 
     def _begin(self, txs: list[tuple[bytes, int]]) -> None:
-        self._index = {base64.b64encode(tx).decode(): i for i, (tx, _) in enumerate(txs)}
+        self._encoded = [base64.b64encode(tx).decode() for tx, _ in txs]
+        self._index = {encoded: i for i, encoded in enumerate(self._encoded)}
         self._submit = [0.0] * len(txs)
         self._commit = [0.0] * len(txs)
         self._result = PhaseResult(sent=0)
@@ -230,19 +232,15 @@ class LoadGenerator:
         self._settled = 0  # committed or rejected
 
     def _enqueue(self, i: int, item: tuple[bytes, int]) -> None:
-        tx, session = item
-        self._queues[session % len(self._queues)].put_nowait((i, tx))
+        self._queues[item[1] % len(self._queues)].put_nowait(i)
 
-    async def _send_loop(self, ws: Any, queue: asyncio.Queue[tuple[int, bytes] | None]) -> None:
+    async def _send_loop(self, ws: Any, queue: asyncio.Queue[int]) -> None:
+        """One connection's requests, one at a time (CometBFT answers them in order); cancelled at exit."""
         while True:
-            item = await queue.get()
-            if item is None:
-                return
-            i, tx = item
-            request = b'{"jsonrpc":"2.0","id":1,"method":"broadcast_tx_sync","params":{"tx":"' + \
-                base64.b64encode(tx) + b'"}}'
+            i = await queue.get()
+            request = '{"jsonrpc":"2.0","id":1,"method":"broadcast_tx_sync","params":{"tx":"' + self._encoded[i] + '"}}'
             self._submit[i] = time.perf_counter()
-            await ws.send(request, text=True)
+            await ws.send(request)
             reply = orjson.loads(await ws.recv())
             result = self._result
             result.sent += 1
