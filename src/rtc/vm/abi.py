@@ -4,6 +4,7 @@ wasmtime-py's generic path re-reads every type through C and guesses variant sha
 from Python classes on each call; here the static WIT type drives a direct walk over
 `wasmtime_component_val_t`, which is both faster and unambiguous. Values handed to
 `lower` were already checked by `marshal.check`, so lowering cannot fail half-way.
+The C calls themselves go through capi.py, the one module that uses wasmtime's private API.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 import ctypes
 import math
 import struct
-from ctypes import byref
 from typing import Any
 
-from wasmtime import _ffi as ffi
-
+from . import capi
+from .capi import Val
 from .types import EnumT, FlagsT, ListT, OptionT, Prim, RecordT, ResultT, TupleT, VariantT, WitType, snake
 from .marshal import nullable
-
-Val = ffi.wasmtime_component_val_t
 
 K_BOOL, K_S8, K_U8, K_S16, K_U16, K_S32, K_U32, K_S64, K_U64 = range(9)
 K_F32, K_F64, K_CHAR, K_STRING, K_LIST, K_RECORD, K_TUPLE = range(9, 16)
@@ -36,15 +34,14 @@ _PRIM_FIELD = {
 }
 
 
-def _name(text: str) -> ffi.wasm_byte_vec_t:
-    return ffi.bytes_to_capi(text.encode("utf-8"))
+_name = capi.new_name  # an owned UTF-8 byte vector: strings, field names, cases
 
 
-def _boxed(ty: WitType, value: Any) -> Any:
+def _boxed(ty: WitType, value: Any) -> capi.ValBox:
     """A heap-allocated value, as option/result/variant payloads need."""
     tmp = Val()
     lower(ty, value, tmp)
-    return ffi.wasmtime_component_val_new(byref(tmp))
+    return capi.box_val(tmp)
 
 
 def lower(ty: WitType, value: Any, out: Any) -> None:
@@ -61,7 +58,7 @@ def lower(ty: WitType, value: Any, out: Any) -> None:
     elif isinstance(ty, ListT):
         out.kind = K_LIST
         element = ty.element
-        ffi.wasmtime_component_vallist_new_uninit(byref(out.of.list), len(value))
+        capi.alloc_list(out.of.list, len(value))
         data = out.of.list.data
         if element == Prim("u8"):
             _fill_bytes(data, value)
@@ -70,14 +67,14 @@ def lower(ty: WitType, value: Any, out: Any) -> None:
                 lower(element, item, data[i])
     elif isinstance(ty, RecordT):
         out.kind = K_RECORD
-        ffi.wasmtime_component_valrecord_new_uninit(byref(out.of.record), len(ty.fields))
+        capi.alloc_record(out.of.record, len(ty.fields))
         data = out.of.record.data
         for i, ((name, field_ty), item) in enumerate(zip(ty.fields, value)):
             data[i].name = _name(name)
             lower(field_ty, item, data[i].val)
     elif isinstance(ty, TupleT):
         out.kind = K_TUPLE
-        ffi.wasmtime_component_valtuple_new_uninit(byref(out.of.tuple), len(ty.elements))
+        capi.alloc_tuple(out.of.tuple, len(ty.elements))
         data = out.of.tuple.data
         for i, (element_ty, item) in enumerate(zip(ty.elements, value)):
             lower(element_ty, item, data[i])
@@ -101,7 +98,7 @@ def lower(ty: WitType, value: Any, out: Any) -> None:
         out.of.variant.val = None if case_ty is None else _boxed(case_ty, payload)
     elif isinstance(ty, FlagsT):
         out.kind = K_FLAGS
-        ffi.wasmtime_component_valflags_new_uninit(byref(out.of.flags), len(value))
+        capi.alloc_flags(out.of.flags, len(value))
         for i, name in enumerate(value):
             out.of.flags.data[i] = _name(name)
     else:  # pragma: no cover - types are closed
@@ -208,9 +205,10 @@ def lift_bytes(val: Any) -> bytes:
 
 def lower_bytes(data: bytes, out: Any) -> None:
     out.kind = K_LIST
-    ffi.wasmtime_component_vallist_new_uninit(byref(out.of.list), len(data))
+    capi.alloc_list(out.of.list, len(data))
     _fill_bytes(out.of.list.data, data)
 
 
-def delete(val: Any) -> None:
-    ffi.wasmtime_component_val_delete(byref(val))
+def delete(val: Val) -> None:
+    """Free what a lowered argument or a lifted result owns, once the call is done with it."""
+    capi.delete_val(val)

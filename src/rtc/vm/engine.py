@@ -7,20 +7,18 @@ in a buffer the caller applies only when the call returned normally.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import re
-from ctypes import byref
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import wasmtime
-from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
-from . import abi
+from . import abi, capi
 from .marshal import ArgumentError, check_arguments
 from .types import ListT, OptionT, Prim, RecordT, TupleT, UnsupportedType, WitType, from_wasmtime, kebab, snake
 
@@ -211,7 +209,7 @@ class Backend:
         if not self.entry_points:
             raise DeployError("the component exports no functions, so it has no entry points")
         self._call: _Call | None = None
-        self.linker = self._make_linker()
+        self._host_linker = _HostLinker(self.engine, self)
 
     @classmethod
     def from_file(cls, path: str | Path, limits: Limits = Limits()) -> "Backend":
@@ -301,41 +299,40 @@ class Backend:
         entry = prepared.entry
         limits = self.limits
         call = _Call(state, block, caller, entry.read_only)
-        store = wasmtime.Store(self.engine)
-        store.set_limits(
-            memory_size=limits.memory_bytes,
-            table_elements=limits.table_elements,
-            instances=limits.instances,
-            tables=limits.instances,
-            memories=limits.instances,
-        )
         fuel = limits.query_fuel if entry.read_only else limits.fuel
-        store.set_fuel(fuel)
-        self._call = call
-        params = (abi.Val * max(1, len(entry.params)))()
+        params = (capi.Val * max(1, len(entry.params)))()
         lowered = 0
-        result = abi.Val()
+        result = capi.Val()
         has_result = entry.result is not None
+        store = wasmtime.Store(self.engine)
         try:
+            store.set_limits(
+                memory_size=limits.memory_bytes,
+                table_elements=limits.table_elements,
+                instances=limits.instances,
+                tables=limits.instances,
+                memories=limits.instances,
+            )
+            store.set_fuel(fuel)
+            self._call = call
             for (_, ty), value in zip(entry.params, prepared.args):
                 abi.lower(ty, value, params[lowered])
                 lowered += 1
             try:
-                instance = self.linker.instantiate(store, self.component)
+                instance = self._host_linker.linker.instantiate(store, self.component)
             except wasmtime.WasmtimeError as exc:
                 return self._failure(store, fuel, f"instantiation failed: {trap_reason(str(exc), call.host_error)}")
             func = instance.get_func(store, self._export_index[entry.name])
             assert func is not None
-            error = ffi.wasmtime_component_func_call(
-                byref(func._func), store._context(), params, lowered,
-                byref(result) if has_result else None, 1 if has_result else 0,
-            )
+            error = capi.call_func(func, store, params, lowered, result if has_result else None)
             if call.failure is not None:
-                if not error and has_result:
+                if error:
+                    capi.take_error_message(error)  # only freed: the host failure is what is reported
+                elif has_result:
                     abi.delete(result)
                 raise HostFailure(f"the host failed while serving {entry.name}") from call.failure
             if error:
-                message = str(wasmtime.WasmtimeError._from_ptr(error))
+                message = capi.take_error_message(error)
                 return self._failure(store, fuel, trap_reason(message, call.host_error))
             if not has_result:
                 return CallOutcome(True, None, None, fuel - store.get_fuel(), call.writes)
@@ -348,6 +345,10 @@ class Backend:
             self._call = None
             for i in range(lowered):
                 abi.delete(params[i])
+            # Deleted here rather than whenever the last reference goes (a traceback can
+            # hold this frame): the store's instance points at the host callbacks, which
+            # must not outlive this Backend (see _HostLinker).
+            store.close()
 
     @staticmethod
     def _failure(store: wasmtime.Store, fuel: int, reason: str) -> CallOutcome:
@@ -355,39 +356,25 @@ class Backend:
 
     # -- host functions ------------------------------------------------------------
 
-    def _make_linker(self) -> wc.Linker:
-        linker = wc.Linker(self.engine)
-        with linker.root() as root:
-            with root.add_instance(STATE_INTERFACE) as state:
-                _add_host_func(state, "get", self, self._host_get)
-                _add_host_func(state, "set", self, self._host_set)
-                _add_host_func(state, "remove", self, self._host_remove)
-                _add_host_func(state, "scan", self, self._host_scan)
-            with root.add_instance(CONTEXT_INTERFACE) as context:
-                _add_host_func(context, "block", self, self._host_block)
-                _add_host_func(context, "caller", self, self._host_caller)
-        return linker
-
     def _current(self) -> _Call:
         call = self._call
         if call is None:  # pragma: no cover - host functions run only inside execute()
             raise _Trap("host function called outside a call")
         return call
 
-    def _charge(self, ctx: Any, nbytes: int) -> None:
+    def _charge(self, ctx: capi.Context, nbytes: int) -> None:
         cost = self.limits.host_call_fuel + nbytes * self.limits.fuel_per_byte
-        fuel = ctypes.c_uint64()
-        ffi.wasmtime_context_get_fuel(ctx, byref(fuel))
-        if fuel.value < cost:
-            ffi.wasmtime_context_set_fuel(ctx, 0)
+        fuel = capi.get_fuel(ctx)
+        if fuel < cost:
+            capi.set_fuel(ctx, 0)
             raise _Trap("out of fuel")
-        ffi.wasmtime_context_set_fuel(ctx, fuel.value - cost)
+        capi.set_fuel(ctx, fuel - cost)
 
     def _check_key(self, key: bytes) -> None:
         if len(key) > self.limits.max_key_bytes:
             raise _Trap(f"state key of {len(key)} bytes exceeds the limit of {self.limits.max_key_bytes}")
 
-    def _host_get(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_get(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
         key = abi.lift_bytes(args[0])
         self._check_key(key)
@@ -398,11 +385,11 @@ class Backend:
         if value is None:
             out.of.option = None
         else:
-            payload = abi.Val()
+            payload = capi.Val()
             abi.lower_bytes(value, payload)
-            out.of.option = ffi.wasmtime_component_val_new(byref(payload))
+            out.of.option = capi.box_val(payload)
 
-    def _write(self, ctx: Any, key: bytes, value: bytes | None) -> None:
+    def _write(self, ctx: capi.Context, key: bytes, value: bytes | None) -> None:
         call = self._current()
         if call.read_only:
             raise _Trap("a query cannot change state")
@@ -414,13 +401,13 @@ class Backend:
         self._charge(ctx, len(key) + (len(value) if value else 0))
         call.writes[key] = value
 
-    def _host_set(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_set(self, ctx: capi.Context, args: Any, results: Any) -> None:
         self._write(ctx, abi.lift_bytes(args[0]), abi.lift_bytes(args[1]))
 
-    def _host_remove(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_remove(self, ctx: capi.Context, args: Any, results: Any) -> None:
         self._write(ctx, abi.lift_bytes(args[0]), None)
 
-    def _host_scan(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_scan(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
         start = abi.lift_bytes(args[0])
         end = abi.lift_bytes(args[1].of.option.contents) if args[1].of.option else None
@@ -429,12 +416,12 @@ class Backend:
         self._charge(ctx, sum(len(k) + len(v) for k, v in entries) + 100 * len(entries))
         abi.lower(_SCAN_RESULT, [(k, v) for k, v in entries], results[0])
 
-    def _host_block(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_block(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
         self._charge(ctx, 0)
         abi.lower(_BLOCK_INFO, (call.block.height, call.block.time_ms), results[0])
 
-    def _host_caller(self, ctx: Any, args: Any, results: Any) -> None:
+    def _host_caller(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
         self._charge(ctx, len(call.caller))
         abi.lower_bytes(call.caller, results[0])
@@ -478,8 +465,8 @@ def _engine(limits: Limits) -> wasmtime.Engine:
 
 
 # Instances alive at once in one engine. A node runs its calls one at a time, so a handful
-# suffices; the margin is for stores that live a little longer and for processes (tests,
-# tools) that hold several backends.
+# suffices (execute() deletes its store before returning); the margin is for processes
+# (tests, tools) that hold several backends.
 POOLED_COMPONENTS = 16
 
 
@@ -487,36 +474,84 @@ def _use_pooling_allocator(config: wasmtime.Config, limits: Limits) -> None:
     """Preallocated instance slots: a fresh instance per call then costs a slot reset, not
     an mmap and munmap per memory, which halves the per-call overhead. The slots are sized
     from the limits, so the pool never refuses what the limits allow."""
-    pool = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        ffi.wasmtime_pooling_allocation_config_total_component_instances_set(pool, POOLED_COMPONENTS)
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, POOLED_COMPONENTS * limits.instances)
-        ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, POOLED_COMPONENTS * limits.instances)
-        ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, POOLED_COMPONENTS * limits.instances)
-        ffi.wasmtime_pooling_allocation_config_max_core_instances_per_component_set(pool, limits.instances)
-        ffi.wasmtime_pooling_allocation_config_max_memories_per_component_set(pool, limits.instances)
-        ffi.wasmtime_pooling_allocation_config_max_tables_per_component_set(pool, limits.instances)
-        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, limits.table_elements)
-        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, POOLED_COMPONENTS)
-        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, limits.memory_bytes)
-        ffi.wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pool, POOLED_COMPONENTS)
-        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
-    finally:
-        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    capi.use_pooling_allocator(
+        config,
+        component_instances=POOLED_COMPONENTS,
+        core_instances=POOLED_COMPONENTS * limits.instances,
+        memories=POOLED_COMPONENTS * limits.instances,
+        tables=POOLED_COMPONENTS * limits.instances,
+        core_instances_per_component=limits.instances,
+        memories_per_component=limits.instances,
+        tables_per_component=limits.instances,
+        table_elements=limits.table_elements,
+        stacks=POOLED_COMPONENTS,
+        max_memory_size=limits.memory_bytes,
+        max_unused_warm_slots=POOLED_COMPONENTS,
+    )
 
 
-HostFunc = Callable[[Any, Any, Any], None]
-_KEEP_ALIVE: list[Any] = []
+# A host function: (backend, store context, C argument array, C result array).
+HostFunc = Callable[[Backend, capi.Context, Any, Any], None]
 
 
-def _add_host_func(instance: wc.LinkerInstance, name: str, owner: Backend, func: HostFunc) -> None:
-    """Register `func` through the raw C callback, skipping wasmtime-py's generic conversion."""
+class _HostLinker:
+    """A Backend's component linker together with the ctypes callbacks it points at.
 
-    @ffi.wasmtime_component_func_callback_t
-    def callback(env, ctx, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-        current = owner._call
+    Why this shape: wasmtime keeps only the bare C function pointers of the callbacks
+    (no data pointer, no finalizer, see capi.add_host_func), in the linker and in each
+    store's instance made from it. So the callbacks are owned here, next to the linker,
+    and released with it when the Backend goes, instead of in a process-wide list that
+    grew with every backend loaded. This is safe because:
+
+    - wasmtime calls a callback only while guest code runs, that is inside
+      Backend.execute(), whose frame holds the Backend and so this object;
+    - execute() closes its store before returning, so no store outlives the call;
+    - __del__ deletes the C linker while the callbacks are still alive, and they are
+      released only afterwards with this object's slots; a Python reference to the
+      Linker kept elsewhere is then closed too and cannot instantiate anything;
+    - the callbacks reach the Backend through a weak reference, so there is no
+      Backend -> linker -> callback -> Backend cycle: a Backend is freed as soon as
+      its last user lets go, without waiting for the cyclic collector.
+    """
+
+    __slots__ = ("linker", "_callbacks")
+
+    def __init__(self, engine: wasmtime.Engine, backend: Backend) -> None:
+        self._callbacks: list[capi.HostCallback] = []
+        self.linker = wc.Linker(engine)
+        owner = weakref.ref(backend)
+        with self.linker.root() as root:
+            with root.add_instance(STATE_INTERFACE) as state:
+                self._add(state, "get", owner, Backend._host_get)
+                self._add(state, "set", owner, Backend._host_set)
+                self._add(state, "remove", owner, Backend._host_remove)
+                self._add(state, "scan", owner, Backend._host_scan)
+            with root.add_instance(CONTEXT_INTERFACE) as context:
+                self._add(context, "block", owner, Backend._host_block)
+                self._add(context, "caller", owner, Backend._host_caller)
+
+    def _add(self, instance: wc.LinkerInstance, name: str, owner: weakref.ref[Backend], func: HostFunc) -> None:
+        callback = _host_callback(owner, name, func)
+        self._callbacks.append(callback)  # before wasmtime sees the pointer
+        capi.add_host_func(instance, name, callback)
+
+    def __del__(self) -> None:
+        linker = getattr(self, "linker", None)  # absent if __init__ failed early
+        if linker is not None:
+            linker.close()  # first the C linker, then (with the slots) the callbacks
+
+
+def _host_callback(owner: weakref.ref[Backend], name: str, func: HostFunc) -> capi.HostCallback:
+    """`func` as a raw C callback, skipping wasmtime-py's generic conversion; a _Trap or
+    any other exception becomes a trap of the guest."""
+
+    def callback(env: int | None, ctx: capi.Context, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+        backend = owner()
+        current = None if backend is None else backend._call
         try:
-            func(ctx, args, results)
+            if backend is None:  # pragma: no cover - execute() holds the backend while guest code runs
+                raise _Trap("the backend was released during a call")
+            func(backend, ctx, args, results)
             return 0
         except _Trap as exc:
             reason = str(exc)
@@ -526,17 +561,6 @@ def _add_host_func(instance: wc.LinkerInstance, name: str, owner: Backend, func:
             reason = f"host failure in {name}"
             if current is not None:
                 current.failure = exc
-        error = wasmtime.WasmtimeError(reason)
-        return ctypes.cast(error._consume(), ctypes.c_void_p).value
+        return capi.trap_error(reason)
 
-    @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-    def finalize(env):  # type: ignore[no-untyped-def]
-        return None
-
-    _KEEP_ALIVE.extend((callback, finalize))
-    encoded = name.encode("utf-8")
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), callback, None, finalize
-    )
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
+    return capi.HostCallback(callback)
