@@ -70,4 +70,4 @@ bench: setup
 	@$(PY) bench/run.py
 
 clean:
-	rm -rf build src/rtc/abci/_pb
+	rm -rf build src/rtc/abci/_pb src/rtc/ethereum/contracts

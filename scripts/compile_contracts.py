@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Compile the Vyper contracts (contracts/*.vy) into build/contracts/<Name>.json.
+"""Compile the Vyper contracts (contracts/*.vy) into src/rtc/ethereum/contracts/<Name>.json.
+
+The outputs are package data of `rtc` (pyproject.toml's package-data), so an SDK installed
+from a wheel finds them with importlib.resources (rtc.ethereum.registry.load_artifact). They
+are generated, like src/rtc/abci/_pb/, and git-ignored: `make setup` (re)writes them.
 
 Each output holds what a deployer needs and what tells whether it is current:
 
@@ -25,7 +29,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCES = PROJECT_ROOT / "contracts"
-DEFAULT_OUT = PROJECT_ROOT / "build" / "contracts"
+DEFAULT_OUT = PROJECT_ROOT / "src" / "rtc" / "ethereum" / "contracts"  # package data of rtc
 
 
 class CompileError(RuntimeError):
@@ -79,6 +83,7 @@ def write_atomic(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would stick to the output (package data, readable by all)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")

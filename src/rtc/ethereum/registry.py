@@ -8,7 +8,8 @@ show it as it is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +18,19 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from rtc.tools import project_root
+from .types import STATUS_NAMES, ContractRefused, NodeState
 
-ARTIFACT = project_root() / "build" / "contracts" / "Registry.json"
-STATUS_NAMES = {0: "none", 1: "active", 2: "leaving", 3: "ejected", 4: "withdrawn"}
-
-
-class ContractRefused(RuntimeError):
-    """The contract reverted; the message is its reason."""
+# Package data: scripts/compile_contracts.py (run by `make setup`) writes it into
+# src/rtc/ethereum/contracts/, and a wheel built after setup ships it.
+ARTIFACT: Traversable = resources.files("rtc.ethereum") / "contracts" / "Registry.json"
 
 
-@dataclass(frozen=True)
-class NodeState:
-    node_id: int
-    operator: str
-    validator_key: bytes
-    deposit_wei: int
-    status: str
-    cluster_id: int
-    member_since: int
-    member_until: int
-    leave_block: int
-    withdrawable_block: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "node_id": self.node_id, "operator": self.operator, "validator_key": self.validator_key.hex(),
-            "deposit_wei": self.deposit_wei, "status": self.status, "cluster_id": self.cluster_id,
-            "member_since": self.member_since, "member_until": self.member_until,
-            "leave_block": self.leave_block, "withdrawable_block": self.withdrawable_block,
-        }
-
-
-def load_artifact(path: Path = ARTIFACT) -> dict[str, Any]:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `make setup` to compile the contracts")
+def load_artifact(path: Path | Traversable = ARTIFACT) -> dict[str, Any]:
+    """The compiled Registry (abi, bytecode, ...), by default the one shipped in the package."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the compiled Registry contract {path} is missing: run `make setup` to compile the contracts "
+            "(they are generated into src/rtc/ethereum/contracts/; build a wheel only after setup)")
     return json.loads(path.read_text())
 
 
