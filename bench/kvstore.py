@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from rtc.devnet import cometbft
+from rtc.tools import cometbft_binary
 
 PORTS_PER_NODE = 10
 
@@ -39,22 +40,20 @@ class KvstoreCluster:
 
     def create(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
-        homes = [self.home / f"node{i}" for i in range(self.nodes)]
-        for i, home in enumerate(homes):
-            cometbft.init_home(home, f"node{i}")
+        homes = [cometbft.init_home(self.home / f"node{i}", f"node{i}") for i in range(self.nodes)]
         ids = [cometbft.node_id(home) for home in homes]
-        validators = [cometbft.validator_entry(home, f"node{i}") for i, home in enumerate(homes)]
+        validators = [home.validator(10, f"node{i}") for i, home in enumerate(homes)]
         cometbft.write_genesis(homes, self.chain_id, validators, {})
         for i, home in enumerate(homes):
             peers = [f"{ids[j]}@127.0.0.1:{self.ports(j)[0]}" for j in range(self.nodes) if j != i]
             p2p, rpc = self.ports(i)
-            cometbft.set_config(home, cometbft.loopback_config("kvstore", p2p, rpc, peers))
+            home.set_config(cometbft.loopback_config("kvstore", p2p, rpc, peers))
 
     def start(self, timeout: float = 60.0) -> None:
         for i in range(self.nodes):
             log = open(self.home / f"node{i}.log", "ab")
             self.processes.append(subprocess.Popen(
-                [str(cometbft.cometbft_binary()), "node", "--home", str(self.home / f"node{i}")],
+                [str(cometbft_binary()), "node", "--home", str(self.home / f"node{i}")],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
             log.close()
         deadline = time.monotonic() + timeout

@@ -26,8 +26,7 @@ import orjson
 import websockets
 from nacl.signing import SigningKey
 
-from rtc.node.txs import canonical_json
-from rtc.sessions.envelope import sign
+from rtc.protocol import canonical_json, sign
 
 TICK_S = 0.005  # the fixed-rate scheduler releases what is due this often
 

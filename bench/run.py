@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import platform
 import statistics
@@ -39,6 +38,7 @@ from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noq
 from report import write_reports  # noqa: E402
 
 from rtc.devnet import Devnet  # noqa: E402
+from rtc.tools import cometbft_binary  # noqa: E402
 from rtc.devnet import cometbft  # noqa: E402
 from rtc.vm import Backend, BlockInfo  # noqa: E402
 
@@ -147,35 +147,47 @@ def query_latency(rpc_url: str, path: str, data: str = "") -> dict[str, Any]:
             "queries": QUERIES, "with_proof": proof}
 
 
-async def client_verification(rpc_url: str, n: int = 200) -> dict[str, Any]:
+async def client_verification(rpc_url: str, genesis_file: Path, n: int = 200) -> dict[str, Any]:
     """What a client spends to verify one result itself: the commit's signatures, header and
-    validator-set hashes, and the Merkle proof (the signed header fetched once)."""
-    from nacl.signing import SigningKey
+    validator-set hashes, and the Merkle proof (the evidence fetched once, `verify` repeated)."""
+    from rtc.client import AsyncClient, TrustPolicy, verify
 
-    from rtc.client import NodeClient, Session
-    from rtc.client.lightclient import verify_commit
-    from rtc.client.verify import TrustedValidators, verified_result
-    from rtc.state import Proof, check_proof
-
-    async with NodeClient(rpc_url) as client:
-        trusted = await TrustedValidators.from_genesis(client)
-        session = Session(client, SigningKey.generate())
+    trust = TrustPolicy.from_genesis_file(genesis_file)
+    async with AsyncClient(rpc_url, trust) as client:
+        session = client.session()
         await session.call_and_wait({"function": "update_high", "symbol": "VERIFY", "value": 1.0})
-        receipt = await verified_result(client, session.key_bytes, 0, trusted)
-        response = await client.abci_query(f"/result/{session.key_bytes.hex()}/0", prove=True)
-        commit = await client.rpc("commit", height=str(receipt.header_height))
-        validators = await client.rpc("validators", height=str(receipt.header_height))
-    proof = Proof.from_bytes(base64.b64decode(response["proofOps"]["ops"][0]["data"]))
+        started = time.perf_counter()
+        receipt = await session.verified(0)
+        end_to_end_ms = (time.perf_counter() - started) * 1000
+        evidence = await client.evidence(session.session_key, 0)
     samples = []
     for _ in range(n):
         start = time.perf_counter()
-        verified = verify_commit(trusted.chain_id, commit["signed_header"], validators, trusted.validators_hash)
-        check_proof(verified.app_hash, proof)
+        verify(evidence, trust).raise_for_failure()
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
     return {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3),
-            "validators": len(validators["validators"]),
-            "end_to_end_ms_with_rpc": round(receipt.verify_ms, 2)}
+            "validators": len(evidence.validators["validators"]), "checks": [c.name for c in receipt.checks],
+            "end_to_end_ms_with_rpc": round(end_to_end_ms, 2)}
+
+
+def cli_latency(rpc_url: str, runs: int = 7) -> dict[str, Any]:
+    """`rtc call` and `rtc query` as a user runs them (a new process each time) against the running
+    cluster. A call's own commit latency, which its JSON reports, is subtracted: what is left is
+    what the command itself costs (start-up, imports, key, RPC)."""
+    rtc = str(Path(sys.executable).with_name("rtc"))
+    key = WORK / "cli-client.key"
+    call_overhead, query = [], []
+    for i in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([rtc, "call", "--node", rpc_url, "--key", str(key), "update_high", "symbol=CLI",
+                               f"value={i}", "--json"], capture_output=True, text=True, check=True)
+        call_overhead.append((time.perf_counter() - started) * 1000 - json.loads(done.stdout)["latency_ms"])
+        started = time.perf_counter()
+        subprocess.run([rtc, "query", "--node", rpc_url, "get_high", "symbol=CLI"], capture_output=True, check=True)
+        query.append((time.perf_counter() - started) * 1000)
+    return {"call_beyond_commit_p50_ms": round(statistics.median(call_overhead), 1),
+            "query_p50_ms": round(statistics.median(query), 1), "runs": runs}
 
 
 def failed_in_blocks(rpc_url: str, heights: list[int]) -> int:
@@ -203,7 +215,9 @@ def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
             if figures[phase]["blocks"]:
                 figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
         figures["query"] = query_latency(urls[0], "/state/" + b"high/B0".hex())
-        figures["client_verification"] = asyncio.run(client_verification(urls[0]))
+        figures["client_verification"] = asyncio.run(
+            client_verification(urls[0], Path(devnet.nodes[0].home) / "config" / "genesis.json"))
+        figures["cli"] = cli_latency(urls[0])
     finally:
         devnet.stop()
     return figures
@@ -246,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(n) for n in args.nodes.split(",")]
     began = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    version = subprocess.run([str(cometbft.cometbft_binary()), "version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([str(cometbft_binary()), "version"], capture_output=True, text=True).stdout.strip()
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
                     "platform": platform.platform()},

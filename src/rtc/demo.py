@@ -13,11 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
-from nacl.signing import SigningKey
-
-from rtc.client import CallRejected, ContractCheck, NodeClient, Session, verified_result
+from rtc.client import AsyncClient, CallRejected, ContractCheck, TrustPolicy
+from rtc.cometbft import RPC, NodeHome
 from rtc.devnet import Devnet
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.reader import HistoryReader
@@ -37,13 +34,15 @@ async def drive(devnet: Devnet) -> None:
     say("\n-- the seed's client: update_high(symbol, value) on a 4-node cluster --")
     for i, quote in enumerate(QUOTES):
         url = urls[i % len(urls)]  # spread calls over the nodes: any node accepts transactions
-        async with NodeClient(url) as client:
+        async with AsyncClient(url) as client:
             result = await client.call({"function": "update_high", "symbol": "AAPL", "value": quote})
         say(f"  update_high(AAPL, {quote:7.2f}) via {devnet.nodes[i % len(urls)].name} -> {result.value}"
             f"   height {result.height}, {result.latency_ms:.0f} ms, fuel {result.fuel}")
     say("\n-- a session: the client sends 6 quotes at once, shuffled over the 4 nodes --")
-    nodes = [NodeClient(url) for url in urls]
-    session = Session(nodes[0], SigningKey.generate())
+    contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    trust = TrustPolicy.registry(contract, chain_id=devnet.chain_id)
+    nodes = [AsyncClient(url, trust, node_history(devnet)) for url in urls]
+    session = nodes[0].session()
     quotes = [192.0, 195.5, 193.25, 197.0, 196.0, 199.5]
     envelopes = [await session.envelope({"function": "update_high", "symbol": "MSFT", "value": q}) for q in quotes]
     order = [3, 5, 0, 4, 1, 2]
@@ -55,34 +54,31 @@ async def drive(devnet: Devnet) -> None:
         say(f"  counter {k}: update_high(MSFT, {quotes[k]:.2f}) -> {result.value}   height {result.height}")
     say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
     say("\n-- the client verifies the last result itself, trusting only the Registry contract on Ethereum --")
-    contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
-    history = node_history(devnet)
-    receipt = await verified_result(nodes[1], session.key_bytes, len(quotes) - 1, None, contract=contract,
-                                    chain_id=devnet.chain_id, history=history)
+    receipt = await nodes[1].verified(session.session_key, len(quotes) - 1)
     say(f"  counter {len(quotes) - 1} -> {receipt.result.value}, proven at height {receipt.state_height}:")
     for check in receipt.checks:
-        say(f"    ✓ {check}")
-    for line in receipt.member_lines():
-        say(f"    {line}")
-    say(f"  (verified in {receipt.verify_ms:.1f} ms)")
+        say(f"    {'✓' if check.passed else '·'} {check.name}: {check.detail}")
+    for line in receipt.membership.lines() if receipt.membership else []:
+        say(f"      {line}")
+    say(f"  (verified in {receipt.verify_ms:.1f} ms; trust: {receipt.trust})")
     for node in nodes:
-        await node.close()
-    async with NodeClient(urls[-1]) as client:
+        await node.aclose()
+    async with AsyncClient(urls[-1]) as client:
         answer = await client.query({"function": "get_high", "symbol": "AAPL"})
-        say(f"\n  query get_high(AAPL) on {devnet.nodes[-1].name} -> {answer['value']}")
+        say(f"\n  query get_high(AAPL) on {devnet.nodes[-1].name} -> {answer.value}")
         say("\n-- a call with a wrong argument type is refused before it is ordered --")
         try:
             await client.call({"function": "update_high", "symbol": "AAPL", "value": "a lot"})
         except CallRejected as exc:
-            say(f"  refused (code {exc.code}): {exc.log}")
+            say(f"  refused ({exc.rule}): {exc.log}")
         say("\n-- the backend answers with an error value; it is recorded in the block like any result --")
         result = await client.call({"function": "update_high", "symbol": "", "value": 1.0})
         say(f"  update_high('', 1.0) -> {result.value} at height {result.height}")
 
 
 def node_history(devnet: Devnet) -> HistoryReader:
-    home = Path(devnet.nodes[0].home)
-    return HistoryReader(open_swarm(devnet.swarm["store"]), history_signer(home).owner, devnet.chain_id)
+    home = NodeHome(Path(devnet.nodes[0].home))
+    return HistoryReader(open_swarm(devnet.swarm.store), history_signer(home).owner, devnet.chain_id)
 
 
 def show_history(devnet: Devnet) -> None:
@@ -140,7 +136,8 @@ def main() -> int:
         devnet.wait_for_height(target)
         hashes = set()
         for node in devnet.nodes:
-            header = httpx.get(f"{node.rpc}/block", params={"height": target}).json()["result"]["block"]["header"]
+            with RPC(node.rpc) as rpc:
+                header = rpc.block(target)["header"]
             hashes.add(header["app_hash"])
             say(f"  {node.name}: height {target} app_hash {header['app_hash'][:24]}…")
         say("  all nodes agree" if len(hashes) == 1 else "  NODES DISAGREE")

@@ -18,7 +18,7 @@ from kvstore import KvstoreCluster  # noqa: E402
 from loadgen import KvTxs, LoadGenerator, RtcTxs  # noqa: E402
 from report import README_END, README_START, write_reports  # noqa: E402
 
-from rtc.sessions.envelope import decode  # noqa: E402
+from rtc.protocol import decode  # noqa: E402
 
 BASE_PORT = 30800
 

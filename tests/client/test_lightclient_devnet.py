@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from nacl.signing import SigningKey
 from web3 import Web3
 
-from rtc.client import NodeClient, Session, verified_result
-from rtc.client.lightclient import (
+from rtc.client import AsyncClient, Client, ContractCheck, TrustPolicy, verify
+from rtc.cometbft.lightclient import (
     BlockIDFlag,
-    VerificationError,
     header_hash,
     parse_header,
     parse_signed_header,
@@ -23,8 +18,8 @@ from rtc.client.lightclient import (
     validator_set_hash,
     verify_commit,
 )
-from rtc.client.membership import ContractCheck
 from rtc.devnet import Devnet
+from tests.helpers import rtc_process as rtc
 
 from .conftest import DEVNET_HEIGHTS, Sample, fetch_sample, rpc_result
 
@@ -70,24 +65,26 @@ def test_the_set_is_ordered_by_power_then_address(devnet_sample: Sample) -> None
 
 
 ETHER = 10**18
-RTC = [sys.executable, "-m", "rtc.cli.main"]
 
 
 async def test_a_result_verifies_against_the_registry_alone(devnet: Devnet) -> None:
     """No genesis, no pinned hash: the contract read through our own Ethereum endpoint is the root of trust."""
     eth = devnet.ethereum
     assert eth is not None, "the devnet should have registered its nodes in the Registry"
-    contract = ContractCheck.connect(eth.url, eth.registry, eth.cluster_id)
-    async with NodeClient(devnet.nodes[1].rpc) as node:
-        session = Session(node, SigningKey.generate())
+    trust = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id), devnet.chain_id)
+    elsewhere = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id + 1), devnet.chain_id)
+    async with AsyncClient(devnet.nodes[1].rpc, trust) as node:
+        session = node.session()
         result = await session.call_and_wait({"function": "sum", "x": 20, "y": 22})
-        receipt = await verified_result(node, session.key_bytes, result.counter, None, contract=contract,
-                                        chain_id=devnet.chain_id)
-        with pytest.raises(VerificationError) as refused:  # the same answer, checked against a cluster it is not
-            await verified_result(node, session.key_bytes, result.counter, None,
-                                  contract=ContractCheck.connect(eth.url, eth.registry, eth.cluster_id + 1),
-                                  chain_id=devnet.chain_id)
-    assert refused.value.kind == "membership"
+        receipt = await session.verified(result.counter)
+        evidence = await node.evidence(session.session_key, result.counter)
+    async with AsyncClient(devnet.nodes[1].rpc, elsewhere) as node:  # the same answer, for a cluster it is not
+        refused = await node.receipt(session.session_key, result.counter)
+    assert not refused.ok and refused.result is None and refused.failure.name == "registry"
+    assert refused.failure.kind == "membership" and "is the cluster id right?" in refused.failure.detail
+    assert verify(evidence, trust).ok  # the evidence re-checks offline
+    mixed = verify(evidence, elsewhere)  # facts read for one cluster never stand for another
+    assert not mixed.ok and "the facts were read for cluster" in mixed.failure.detail
     assert receipt.result.value == 42
     membership = receipt.membership
     assert membership is not None and membership.active_members == 4 and membership.validator_set_size == 4
@@ -95,19 +92,16 @@ async def test_a_result_verifies_against_the_registry_alone(devnet: Devnet) -> N
     members = receipt.to_json()["members"]
     # Every signer is listed with its facts; a slow fourth vote may leave 3 signers, still more than 2/3.
     assert len(members) == len(receipt.signers) >= 3
-    assert sorted(m["validator_address"] for m in members) == sorted(s["address"].upper() for s in receipt.signers)
+    assert sorted(m["validator_address"] for m in members) == sorted(s.address.hex().upper() for s in receipt.signers)
     for member in members:
         assert member["node_id"] in eth.node_ids and member["operator"] in eth.operators
         assert (member["status"], member["deposit_wei"], member["withdrawable_block"]) == ("active", 10 * ETHER, 0)
-    checks = receipt.checks
-    assert len(checks) == 6 and not any("trusted one" in c for c in checks)
-    assert "trusted through the Registry check below" in checks[2]
+    assert [c.name for c in receipt.checks] == ["answer", "header", "validator_set", "signatures", "registry",
+                                                "state_proof", "final"]
+    assert all(c.passed for c in receipt.checks)
+    assert "Registry check below" in receipt.check("validator_set").assumption
     assert f"members of cluster {eth.cluster_id} in Registry {membership.registry} with deposits in place " \
-           "(10.0 ETH each), more than 2/3 of the 4 active members" in checks[4]
-
-
-def rtc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RTC, *args], capture_output=True, text=True, timeout=120)
+           "(10.0 ETH each), more than 2/3 of the 4 active members" in receipt.check("registry").detail
 
 
 def test_the_cli_verifies_with_the_registry_and_shows_the_members(devnet: Devnet, tmp_path: Path) -> None:
@@ -115,47 +109,49 @@ def test_the_cli_verifies_with_the_registry_and_shows_the_members(devnet: Devnet
     assert eth is not None
     key = str(tmp_path / "client.key")
     called = rtc("call", "--home", str(devnet.home), "--key", key, "--verify", "-J", "sum", "x=1", "y=2")
-    assert called.returncode == 0, called.stderr
-    receipt = json.loads(called.stdout)
-    assert receipt["result"]["value"] == 3
+    assert called.code == 0, called.err
+    receipt = called.json
+    assert receipt["ok"] and receipt["result"]["value"] == 3
     assert receipt["contract"]["active_members"] == 4 and receipt["contract"]["cluster_id"] == eth.cluster_id
     assert len(receipt["members"]) == len(receipt["signers"]) >= 3
     assert {m["node_id"] for m in receipt["members"]} <= set(eth.node_ids)
     assert all(m["deposit_wei"] == 10 * ETHER and m["status"] == "active" for m in receipt["members"])
-    assert any("with deposits in place (10.0 ETH each)" in c for c in receipt["checks"])
+    registry_check = next(c for c in receipt["checks"] if c["name"] == "registry")
+    assert registry_check["passed"] and "with deposits in place (10.0 ETH each)" in registry_check["detail"]
     session = receipt["result"]["session"]
 
     # Text output: the members and their deposits under the checks.
     shown = rtc("result", "--home", str(devnet.home), "--session", session, "--counter", "0", "--verify")
-    assert shown.returncode == 0, shown.stderr
-    assert f"signers in Registry {Web3.to_checksum_address(eth.registry)}, cluster {eth.cluster_id}" in shown.stdout
-    assert "10.0 ETH  active" in shown.stdout and "counted: active member" in shown.stdout
+    assert shown.code == 0, shown.err
+    assert f"signers in Registry {Web3.to_checksum_address(eth.registry)}, cluster {eth.cluster_id}" in shown.out
+    assert "10.0 ETH  active" in shown.out and "counted: active member" in shown.out
 
     # Any cluster: name the endpoint, the contract and the cluster; the chain id is then the node's word.
     where = ["--eth-rpc", eth.url, "--registry", eth.registry]
     flagged = rtc("result", "--node", devnet.nodes[2].rpc, "--session", session, "--counter", "0", "--verify", "-J",
                   *where, "--cluster-id", str(eth.cluster_id))
-    assert flagged.returncode == 0, flagged.stderr
-    flagged_receipt = json.loads(flagged.stdout)
+    assert flagged.code == 0, flagged.err
+    flagged_receipt = flagged.json
     assert len(flagged_receipt["members"]) >= 3
-    assert "(the chain id the node reports)" in flagged_receipt["checks"][1]
+    header = next(c for c in flagged_receipt["checks"] if c["name"] == "header")
+    assert "the node's own report" in header["assumption"]
     wrong = rtc("result", "--node", devnet.nodes[2].rpc, "--session", session, "--counter", "0", "--verify",
                 *where, "--cluster-id", str(eth.cluster_id + 1))
-    assert wrong.returncode == 1 and "is the cluster id right?" in wrong.stderr and wrong.stdout == ""
+    assert wrong.code == 3 and "NOT verified" in wrong.out and "is the cluster id right?" in wrong.out
+    assert '"value"' not in wrong.out and "\n3\n" not in wrong.out  # the unverified value is never shown
     partial = rtc("result", "--node", devnet.nodes[2].rpc, "--session", session, "--counter", "0", "--verify", *where)
-    assert partial.returncode != 0 and "go together" in partial.stderr
+    assert partial.code != 0 and "go together" in partial.err
 
 
 def test_the_sync_sdk_verifies_with_the_contract_and_fetches_no_genesis(devnet: Devnet) -> None:
-    from rtc.client import Client
-    from rtc.client import ContractCheck as Exported
-
     eth = devnet.ethereum
-    assert eth is not None and Exported is ContractCheck
-    with Client(devnet.nodes[3].rpc, contract=ContractCheck.connect(eth.url, eth.registry, eth.cluster_id)) as client:
+    assert eth is not None
+    trust = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id))
+    with Client(devnet.nodes[3].rpc, trust) as client:
         session = client.session()
         assert session.call_and_wait({"function": "sum", "x": 4, "y": 5}).value == 9
         receipt = session.verified(0)
-        assert client._trusted is None  # the contract alone was the root of trust
+        evidence = client.evidence(session.session_key, 0)
+    assert evidence.genesis is None  # the contract alone was the root of trust
     assert receipt.membership is not None and len(receipt.to_json()["members"]) >= 3
-    assert "(the chain id the node reports)" in receipt.checks[1]
+    assert "the node's own report" in receipt.check("header").assumption

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from rtc.client.lightclient import (
+from rtc.cometbft.lightclient import (
     VerificationError,
     header_hash,
     parse_signed_header,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rtc.abci._pb.tendermint.types import types_pb2, validator_pb2
-from rtc.client.lightclient import (
+from rtc.cometbft.lightclient import (
     BlockID,
     BlockIDFlag,
     CommitSig,

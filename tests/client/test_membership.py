@@ -7,14 +7,13 @@ so no CometBFT cluster is needed; the end-to-end run is in test_lightclient_devn
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from nacl.signing import SigningKey
 from web3 import Web3
 
-from rtc.client.lightclient import VerificationError
+from rtc.cometbft.lightclient import VerificationError
 from rtc.client.membership import ContractCheck, MembershipReport
 from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
@@ -26,9 +25,8 @@ DEAD_PORT = 30599  # nothing listens here
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web3]:
-    with Anvil(ANVIL_PORT, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
-        yield Web3(Web3.HTTPProvider(anvil.url))
+def chain(anvil: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
 
 
 @dataclass

@@ -14,14 +14,12 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from rtc.client import CallRejected, NodeClient, Session
-from rtc.sessions import sign
+from rtc.client import AsyncClient, CallRejected
 from rtc.devnet import Devnet
-from rtc.node.txs import Code
+from rtc.protocol import Code, sign
 
 from .conftest import assert_all_agree
 
-pytestmark = pytest.mark.cluster
 
 
 def broadcast(devnet: Devnet, tx: bytes, node: int = 0) -> dict:
@@ -75,10 +73,10 @@ def test_bad_transactions_are_refused_in_check_tx(hostile_cluster: Devnet, tx: b
 
 def test_replayed_transaction_is_refused(hostile_cluster: Devnet) -> None:
     async def go():
-        async with NodeClient(hostile_cluster.nodes[0].rpc) as client:
-            session = Session(client, SigningKey.generate())
+        async with AsyncClient(hostile_cluster.nodes[0].rpc) as client:
+            session = client.session()
             envelope = await session.envelope({"function": "spin_n", "n": 1})
-            await client.wait_for_result(session.key_bytes, 0, tx=envelope.encode())
+            await client.wait_for_result(session.session_key, 0, tx=envelope.encode())
             return envelope.encode()
 
     tx = asyncio.run(go())
@@ -99,7 +97,7 @@ def test_replayed_transaction_is_refused(hostile_cluster: Devnet) -> None:
 )
 def test_hostile_backend_calls_fail_cleanly(hostile_cluster: Devnet, call: dict, reason: str) -> None:
     async def go():
-        async with NodeClient(hostile_cluster.nodes[1].rpc) as client:
+        async with AsyncClient(hostile_cluster.nodes[1].rpc) as client:
             return await client.call(call, timeout=60)
 
     result = asyncio.run(go())
@@ -110,14 +108,14 @@ def test_hostile_backend_calls_fail_cleanly(hostile_cluster: Devnet, call: dict,
 
 def test_failed_write_left_no_trace_and_nodes_agree(hostile_cluster: Devnet) -> None:
     async def go():
-        async with NodeClient(hostile_cluster.nodes[2].rpc) as client:
+        async with AsyncClient(hostile_cluster.nodes[2].rpc) as client:
             failed = await client.call({"function": "write_then_trap", "key": "ghost"})
             assert failed.status == "error"
-            response = await client.abci_query("/state/" + b"ghost".hex())
+            response = await client.rpc.abci_query("/state/" + b"ghost".hex())
             assert not response.get("value"), "a trapped call's write reached state"
             fine = await client.call({"function": "write_many", "n": 3})
             assert fine.ok
-            response = await client.abci_query("/state/" + b"k/0".hex())
+            response = await client.rpc.abci_query("/state/" + b"k/0".hex())
             assert base64.b64decode(response["value"]) == b"v"
 
     asyncio.run(go())
@@ -126,7 +124,7 @@ def test_failed_write_left_no_trace_and_nodes_agree(hostile_cluster: Devnet) -> 
 
 def test_oversize_result_is_an_error_not_a_crash(hostile_cluster: Devnet) -> None:
     async def go():
-        async with NodeClient(hostile_cluster.nodes[0].rpc) as client:
+        async with AsyncClient(hostile_cluster.nodes[0].rpc) as client:
             return await client.call({"function": "big_output", "n": 1_000_000}, timeout=60)
 
     result = asyncio.run(go())
@@ -135,7 +133,7 @@ def test_oversize_result_is_an_error_not_a_crash(hostile_cluster: Devnet) -> Non
 
 def test_query_function_cannot_be_sent_as_a_transaction(stock_cluster: Devnet) -> None:
     async def go():
-        async with NodeClient(stock_cluster.nodes[0].rpc) as client:
+        async with AsyncClient(stock_cluster.nodes[0].rpc) as client:
             await client.call({"function": "get_high", "symbol": "X"})
 
     with pytest.raises(CallRejected, match="read-only query"):
@@ -144,12 +142,12 @@ def test_query_function_cannot_be_sent_as_a_transaction(stock_cluster: Devnet) -
 
 def test_unknown_query_path_and_bad_query(stock_cluster: Devnet) -> None:
     async def go():
-        async with NodeClient(stock_cluster.nodes[0].rpc) as client:
+        async with AsyncClient(stock_cluster.nodes[0].rpc) as client:
             listing = await client.entry_points()
             assert {e["name"] for e in listing["entry_points"]} == {"update_high", "get_high", "symbols"}
             with pytest.raises(CallRejected, match="changes state"):
                 await client.query({"function": "update_high", "symbol": "A", "value": 1.0})
-            bad = await client.abci_query("/nope")
+            bad = await client.rpc.abci_query("/nope")
             assert bad["code"] != 0 and "unknown query path" in bad["log"]
 
     asyncio.run(go())

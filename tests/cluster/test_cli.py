@@ -3,45 +3,36 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import component_path
+from tests.helpers import CliRun, rtc_process
 
 from .conftest import _PORTS
 
-pytestmark = pytest.mark.cluster
-RTC = [sys.executable, "-m", "rtc.cli.main"]
 
-
-def rtc(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*RTC, *args], capture_output=True, text=True, timeout=180)
-    if check and result.returncode != 0:
-        raise AssertionError(f"rtc {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+def rtc(*args: str, check: bool = True) -> CliRun:
+    return rtc_process(*args, check=check)
 
 
 def test_help_teaches() -> None:
-    top = rtc("--help").stdout
+    top = rtc("--help").out
     assert "devnet" in top and "rtc call --home" in top
-    up = rtc("devnet", "up", "--help").stdout
+    up = rtc("devnet", "up", "--help").out
     assert "--nodes" in up and "--detach" in up
 
 
 def test_inspect_lists_entry_points_and_refuses_foreign_imports() -> None:
-    listing = json.loads(rtc("inspect", str(component_path("stock")), "--json-output").stdout)
+    listing = json.loads(rtc("inspect", str(component_path("stock")), "--json-output").out)
     assert {e["name"] for e in listing["entry_points"]} == {"update_high", "get_high", "symbols"}
     refused = rtc("inspect", str(component_path("bad-import")), check=False)
-    assert refused.returncode == 1 and "evil:net/socket" in refused.stderr
+    assert refused.code == 1 and "evil:net/socket" in refused.err
 
 
 def test_devnet_refuses_a_component_with_foreign_imports(tmp_path: Path) -> None:
     result = rtc("devnet", "up", "--nodes", "4", "--app", str(component_path("bad-import")),
                  "--home", str(tmp_path / "bad"), "--detach", check=False)
-    assert result.returncode == 1 and "evil:net/socket" in result.stderr
+    assert result.code == 1 and "evil:net/socket" in result.err
     assert not (tmp_path / "bad").exists()
 
 
@@ -49,24 +40,24 @@ def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
     home = str(tmp_path / "cli")
     up = rtc("devnet", "up", "--nodes", "4", "--app", str(component_path("sum")), "--home", home,
              "--detach", "--base-port", str(next(_PORTS)), "--json")
-    endpoints = json.loads(up.stdout)
+    endpoints = json.loads(up.out)
     assert len(endpoints["nodes"]) == 4
     try:
         key = str(tmp_path / "client.key")
         called = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=3")
-        assert called.stdout.startswith("8\n") and "height" in called.stdout
-        as_json = json.loads(rtc("call", "--home", home, "--key", key, "--json", '{"function": "sum", "x": -7, "y": 2}', "-J").stdout)
+        assert called.out.startswith("8\n") and "height" in called.out
+        as_json = rtc("call", "--home", home, "--key", key, '{"function": "sum", "x": -7, "y": 2}', "--json").json
         assert as_json["status"] == "ok" and as_json["value"] == -5 and as_json["height"] > 1
         via_node = rtc("call", "--node", endpoints["nodes"][2]["rpc"], "--key", key, "sum", "x=1", "y=1")
-        assert via_node.stdout.startswith("2\n")
-        fetched = json.loads(rtc("result", "--home", home, "--session", as_json["session"], "--counter", "0", "-J").stdout)
+        assert via_node.out.startswith("2\n")
+        fetched = json.loads(rtc("result", "--home", home, "--session", as_json["session"], "--counter", "0", "-J").out)
         assert fetched["value"] == -5 and fetched["height"] == as_json["height"]
         refused = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=oops", check=False)
-        assert refused.returncode == 2 and "argument 'y': expected s32, got string" in refused.stdout
-        members = json.loads(rtc("cluster", "members", "--home", home, "-J").stdout)["members"]
+        assert refused.code == 2 and "argument 'y': expected s32, got string" in refused.out
+        members = json.loads(rtc("cluster", "members", "--home", home, "-J").out)["members"]
         assert [m["name"] for m in members] == ["node0", "node1", "node2", "node3"]
         assert all(m["status"] == "active" and m["deposit_wei"] == 10 * 10**18 for m in members)
-        status = json.loads(rtc("devnet", "status", "--home", home, "--json").stdout)
+        status = json.loads(rtc("devnet", "status", "--home", home, "--json").out)
         assert [n["name"] for n in status["nodes"]] == ["node0", "node1", "node2", "node3"]
         assert all(set(n) >= {"name", "rpc", "height", "app_hash"} for n in status["nodes"])
         assert all(n["height"] >= 2 for n in status["nodes"])

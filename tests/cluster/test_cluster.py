@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import pytest
 
-from rtc.client import NodeClient
+from rtc.client import AsyncClient
 from rtc.devnet import Devnet
 
 from .conftest import assert_all_agree
 
-pytestmark = pytest.mark.cluster
 
 
 async def call(devnet: Devnet, node: int, **call):
-    async with NodeClient(devnet.nodes[node].rpc) as client:
+    async with AsyncClient(devnet.nodes[node].rpc) as client:
         return await client.call(call, timeout=30)
 
 
 async def query(devnet: Devnet, node: int, **call):
-    async with NodeClient(devnet.nodes[node].rpc) as client:
-        return (await client.query(call))["value"]
+    async with AsyncClient(devnet.nodes[node].rpc) as client:
+        return (await client.query(call)).value
 
 
 def test_calls_through_every_node_and_all_nodes_agree(stock_cluster: Devnet) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -12,12 +9,13 @@ from typing import Iterator
 import httpx
 import pytest
 
-from rtc.cli.main import main
+from rtc.cometbft import RPC, NodeHome
 from rtc.devnet import Devnet
-from rtc.history.config import history_signer, open_swarm
 from rtc.history import RecordError
-from rtc.history.reader import HistoryReader, block_in_history
-from rtc.history.uploader import CometRPC
+from rtc.history.config import history_signer, open_swarm
+from rtc.history.reader import HistoryReader
+from rtc.history.uploader import fetch_record
+from tests import helpers
 
 from .conftest import assert_all_agree, start_cluster
 
@@ -30,15 +28,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 
 def rtc(*argv: str) -> tuple[int, dict]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "-J"])
-    return code, json.loads(out.getvalue())
+    run = helpers.rtc(*argv, "-J")
+    return run.code, run.json
 
 
 def reader_of(devnet: Devnet, index: int) -> HistoryReader:
-    home = Path(devnet.nodes[index].home)
-    swarm = open_swarm(devnet.swarm["store"])
+    home = NodeHome(Path(devnet.nodes[index].home))
+    swarm = open_swarm(devnet.swarm.store)
     return HistoryReader(swarm, history_signer(home).owner, devnet.chain_id)
 
 
@@ -57,7 +53,7 @@ def test_every_block_is_recorded_identically_by_every_node_and_verifies(cluster:
         for value in (1.0, 5.0, 3.0):
             session.call({"function": "update_high", "symbol": "H", "value": value})
         assert session.result(2).value == {"ok": 5.0}
-    target = cluster.swarm["snapshot_every"] + 3
+    target = cluster.swarm.snapshot_every + 3
     cluster.wait_for_height(target + 1, timeout=120)
     deadline_heights = [uploaded_height(cluster, i) for i in range(4)]
     import time
@@ -74,24 +70,24 @@ def test_every_block_is_recorded_identically_by_every_node_and_verifies(cluster:
     reader = reader_of(cluster, 0)
     chain = reader.walk_back(reader.record_at(target), 1)
     assert sum(len(located.record.txs) for located in chain) >= 3
-    rpc = CometRPC(cluster.nodes[1].rpc)
-    for located in chain:
-        assert rpc.record(located.record.height, located.record.previous).encode() == located.record.encode()
-    rpc.close()
+    with RPC(cluster.nodes[1].rpc) as rpc:
+        for located in chain:
+            assert fetch_record(rpc, located.record.height, located.record.previous).encode() == located.record.encode()
     reader.swarm.close()
     code, report = rtc("history", "verify", "--home", str(cluster.home), "--from", "1", "--to", str(target))
     assert code == 0 and report["ok"] and report["verified"] == target
     code, receipt = rtc("call", "--home", str(cluster.home), "--verify", "update_high", "symbol=H", "value=9")
     assert code == 0 and receipt["history"]["in_swarm"], receipt.get("history")
-    assert any("is in Swarm" in check for check in receipt["checks"])
+    history_check = next(c for c in receipt["checks"] if c["name"] == "history")
+    assert history_check["passed"] and "is in Swarm" in history_check["detail"]
     with pytest.raises(RecordError, match="not the block the signatures cover"):
-        block_in_history(reader_of(cluster, 1), 5, 6, b"\x00" * 32)
+        reader_of(cluster, 1).locate(5, 6, b"\x00" * 32)
     code, shown = rtc("history", "show", "--home", str(cluster.home), "--node", "2", "--height", "5")
-    assert code == 0 and shown["record"]["height"] == 5 and shown["newest_snapshot"]["height"] % cluster.swarm["snapshot_every"] == 0
+    assert code == 0 and shown["record"]["height"] == 5 and shown["newest_snapshot"]["height"] % cluster.swarm.snapshot_every == 0
 
 
 def test_a_node_whose_data_is_deleted_is_restored_from_swarm_alone(cluster: Devnet) -> None:
-    every = cluster.swarm["snapshot_every"]
+    every = cluster.swarm.snapshot_every
     cluster.wait_for_height(2 * every + 4, timeout=180)
     cluster.stop_node(3)
     home = Path(cluster.nodes[3].home)
@@ -124,7 +120,7 @@ def test_uploads_wait_while_swarm_is_unavailable_and_resume_without_a_gap(tmp_pa
                                swarm=bee.url, swarm_batch="ab" * 32, snapshot_every=5)
         try:
             devnet.start(timeout=90)
-            reader = HistoryReader(store, history_signer(Path(devnet.nodes[0].home)).owner, devnet.chain_id)
+            reader = HistoryReader(store, history_signer(NodeHome(Path(devnet.nodes[0].home))).owner, devnet.chain_id)
 
             def uploaded() -> int:
                 try:
@@ -156,7 +152,7 @@ def test_uploads_wait_while_swarm_is_unavailable_and_resume_without_a_gap(tmp_pa
 
 
 def test_a_new_node_state_syncs_from_the_snapshots_the_others_serve(cluster: Devnet) -> None:
-    every = cluster.swarm["snapshot_every"]
+    every = cluster.swarm.snapshot_every
     cluster.wait_for_height(3 * every + 2, timeout=180)
     info = cluster.add_node(timeout=120, state_sync=True)
     log = (cluster.home / "logs" / f"{info.name}-app.log").read_text()

@@ -8,8 +8,6 @@ running and catches up afterwards, and a slashed node is dropped.
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import time
 from pathlib import Path
@@ -18,11 +16,12 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from rtc.cli.main import main
+from rtc.cometbft import NodeHome
 from rtc.devnet import Devnet
-from rtc.devnet.cometbft import validator_pubkey
 from rtc.devnet.ethereum import ETHER, MIN_DEPOSIT
-from rtc.ethereum.registry import ContractRefused, Registry
+from rtc.ethereum.registry import Registry
+from rtc.ethereum.types import ContractRefused
+from tests.helpers import rtc
 
 from .conftest import assert_all_agree, start_cluster
 
@@ -68,10 +67,9 @@ def latest_height(devnet: Devnet) -> int:
 
 def members_json(devnet: Devnet) -> list[dict]:
     """What `rtc cluster members -J` reports."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["cluster", "members", "--home", str(devnet.home), "-J"]) == 0
-    return json.loads(out.getvalue())["members"]
+    run = rtc("cluster", "members", "--home", devnet.home, "-J")
+    assert run.code == 0, run.err
+    return run.json["members"]
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
@@ -85,7 +83,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 45.0) 
 def test_a_fifth_node_joins_and_signs_a_leaving_node_stops_and_withdraws_after_cooling_off(cluster: Devnet) -> None:
     assert len(validator_keys(cluster)) == 4
     info = cluster.add_node(timeout=120)
-    new_key = validator_pubkey(Path(info.home))
+    new_key = NodeHome(Path(info.home)).validator_key()
     wait_until(lambda: new_key in validator_keys(cluster), "node4 is a validator")
     joined = latest_height(cluster)
     cluster.wait_for_height(joined + 3)
@@ -94,7 +92,7 @@ def test_a_fifth_node_joins_and_signs_a_leaving_node_stops_and_withdraws_after_c
     registry = registry_of(cluster)
     assert cluster.ethereum is not None
     operator, node_id = cluster.ethereum.operators[1], cluster.ethereum.node_ids[1]
-    leaving_key = validator_pubkey(Path(cluster.nodes[1].home))
+    leaving_key = NodeHome(Path(cluster.nodes[1].home)).validator_key()
     withdrawable = registry.request_leave(operator, node_id)
     wait_until(lambda: leaving_key not in validator_keys(cluster), "node1 is no longer a validator")
     left = latest_height(cluster)
@@ -127,7 +125,7 @@ def test_with_ethereum_down_the_cluster_runs_on_and_catches_up_dropping_a_slashe
     registry = registry_of(cluster)
     assert cluster.ethereum is not None
     owner = registry.w3.eth.accounts[0]
-    slashed = validator_pubkey(Path(cluster.nodes[2].home))
+    slashed = NodeHome(Path(cluster.nodes[2].home)).validator_key()
     assert slashed in validator_keys(cluster)
     registry.w3.eth.wait_for_transaction_receipt(registry.contract.functions.set_slasher(owner).transact({"from": owner}))
     node_id = cluster.ethereum.node_ids[2]
@@ -153,7 +151,7 @@ def test_a_devnet_on_an_existing_chain_leaves_that_chain_running(tmp_path: Path)
             assert devnet.ethereum is not None and not devnet.ethereum.managed
             registry = registry_of(devnet)
             assert [m.validator_key for m in registry.members(devnet.ethereum.cluster_id)] == \
-                [validator_pubkey(Path(devnet.nodes[0].home))]
+                [NodeHome(Path(devnet.nodes[0].home)).validator_key()]
             devnet.wait_for_height(4)
         finally:
             devnet.stop()

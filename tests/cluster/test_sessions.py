@@ -7,21 +7,20 @@ import base64
 import json
 import random
 import signal
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 from nacl.signing import SigningKey
 
-from rtc.client import CallRejected, NodeClient, Session
-from rtc.client.lightclient import VerificationError
-from rtc.client.verify import TrustedValidators, verified_result
+from rtc.client import AsyncClient, AsyncSession, CallRejected, TrustPolicy, VerificationError
+from rtc.cometbft import AsyncRPC
 from rtc.devnet import Devnet
 from rtc.node.config import ClusterSettings
 from rtc.sessions import SessionRules
 
 from .conftest import assert_all_agree, start_cluster
 
-pytestmark = pytest.mark.cluster
 RULES = SessionRules(max_buffered=16, gap_timeout_blocks=6, idle_expiry_blocks=10_000)
 
 
@@ -32,8 +31,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     devnet.stop()
 
 
-def clients(devnet: Devnet) -> list[NodeClient]:
-    return [NodeClient(node.rpc) for node in devnet.nodes]
+def clients(devnet: Devnet) -> list[AsyncClient]:
+    return [AsyncClient(node.rpc) for node in devnet.nodes]
 
 
 def test_shuffled_delivery_to_different_nodes_equals_sequential_execution(cluster: Devnet) -> None:
@@ -41,7 +40,7 @@ def test_shuffled_delivery_to_different_nodes_equals_sequential_execution(cluste
 
     async def scenario() -> None:
         nodes = clients(cluster)
-        session = Session(nodes[0], SigningKey.generate())
+        session = nodes[0].session()
         envelopes = [await session.envelope({"function": "update_high", "symbol": "AAPL", "value": q}) for q in quotes]
         order = list(range(len(quotes)))
         random.Random(3).shuffle(order)
@@ -53,9 +52,9 @@ def test_shuffled_delivery_to_different_nodes_equals_sequential_execution(cluste
             expected.append({"ok": high})
         assert [r.status for r in results] == ["ok"] * len(quotes)
         assert [r.value for r in results] == expected
-        assert (await nodes[3].query({"function": "get_high", "symbol": "AAPL"}))["value"] == 113.75
+        assert (await nodes[3].query({"function": "get_high", "symbol": "AAPL"})).value == 113.75
         for node in nodes:
-            await node.close()
+            await node.aclose()
 
     asyncio.run(scenario())
     assert_all_agree(cluster)
@@ -64,7 +63,7 @@ def test_shuffled_delivery_to_different_nodes_equals_sequential_execution(cluste
 def test_a_flood_of_early_calls_refuses_the_overflow_not_the_session(cluster: Devnet) -> None:
     async def scenario() -> None:
         nodes = clients(cluster)
-        session = Session(nodes[0], SigningKey.generate())
+        session = nodes[0].session()
         envelopes = [await session.envelope({"function": "update_high", "symbol": "FLOOD", "value": float(k)}) for k in range(20)]
         for k in range(1, 17):  # 16 early calls fill the buffer
             await nodes[k % 4].broadcast(envelopes[k].encode())
@@ -75,7 +74,7 @@ def test_a_flood_of_early_calls_refuses_the_overflow_not_the_session(cluster: De
         results = [await session.result(k) for k in range(17)]
         assert [r.status for r in results] == ["ok"] * 17 and results[16].value == {"ok": 16.0}
         for node in nodes:
-            await node.close()
+            await node.aclose()
 
     asyncio.run(scenario())
 
@@ -83,7 +82,7 @@ def test_a_flood_of_early_calls_refuses_the_overflow_not_the_session(cluster: De
 def test_a_gap_fails_the_session_with_a_provable_status_and_later_calls_say_why(cluster: Devnet) -> None:
     async def scenario() -> None:
         nodes = clients(cluster)
-        session = Session(nodes[0], SigningKey.generate())
+        session = nodes[0].session()
         first = await session.call_and_wait({"function": "update_high", "symbol": "GAP", "value": 1.0})
         assert first.ok
         missing = await session.envelope({"function": "update_high", "symbol": "GAP", "value": 2.0})
@@ -94,7 +93,7 @@ def test_a_gap_fails_the_session_with_a_provable_status_and_later_calls_say_why(
         with pytest.raises(CallRejected, match="session is failed"):
             await nodes[2].broadcast(missing.encode())
         for node in nodes:
-            await node.close()
+            await node.aclose()
 
     asyncio.run(scenario())
 
@@ -102,7 +101,7 @@ def test_a_gap_fails_the_session_with_a_provable_status_and_later_calls_say_why(
 def test_a_failed_call_rolls_back_and_skips_the_rest(cluster: Devnet) -> None:
     async def scenario() -> None:
         nodes = clients(cluster)
-        session = Session(nodes[0], SigningKey.generate())
+        session = nodes[0].session()
         calls = [{"function": "update_high", "symbol": "FAIL", "value": 5.0},
                  {"function": "update_high", "symbol": "x" * 40, "value": 6.0},  # backend error value, not a failure
                  {"function": "update_high", "symbol": "FAIL", "value": 7.0}]
@@ -113,19 +112,19 @@ def test_a_failed_call_rolls_back_and_skips_the_rest(cluster: Devnet) -> None:
         with pytest.raises(CallRejected, match="session is closed"):
             await session.call({"function": "update_high", "symbol": "FAIL", "value": 8.0})
         for node in nodes:
-            await node.close()
+            await node.aclose()
 
     asyncio.run(scenario())
 
 
 def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
-    async def before(session: Session, nodes: list[NodeClient]) -> list[bytes]:
+    async def before(session: AsyncSession, nodes: list[AsyncClient]) -> list[bytes]:
         envelopes = [await session.envelope({"function": "update_high", "symbol": "MID", "value": float(v)}) for v in range(8)]
         await nodes[0].broadcast(envelopes[2].encode())
         await nodes[3].broadcast(envelopes[1].encode())
         for _ in range(100):  # until both are queued in committed state (bounded: 10 s)
-            records = [await nodes[0].fetch_result(session.key_bytes, k) for k in (1, 2)]
-            if all(r is not None and r["status"] == "queued" for r in records):
+            records = [await nodes[0].result(session.session_key, k) for k in (1, 2)]
+            if all(r is not None and r.status == "queued" for r in records):
                 break
             await asyncio.sleep(0.1)
         else:
@@ -133,13 +132,13 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
         return [e.encode() for e in envelopes]
 
     nodes = clients(cluster)
-    session = Session(nodes[0], SigningKey.generate())
+    session = nodes[0].session()
     txs = asyncio.run(before(session, nodes))
     cluster.stop_node(3, signal.SIGKILL)
 
     async def during() -> None:
-        async with NodeClient(cluster.nodes[1].rpc) as node:
-            session.node = node
+        async with AsyncClient(cluster.nodes[1].rpc) as node:
+            session.client = node
             await node.broadcast(txs[0])
             assert [(await session.result(k)).value for k in range(3)] == [{"ok": 0.0}, {"ok": 1.0}, {"ok": 2.0}]
 
@@ -149,8 +148,8 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
     cluster.wait_for_height(height + 1, nodes=[3], timeout=90)
 
     async def after() -> None:
-        async with NodeClient(cluster.nodes[3].rpc) as node:
-            session.node = node
+        async with AsyncClient(cluster.nodes[3].rpc) as node:
+            session.client = node
             await node.broadcast(txs[4])  # waits for 3 (sent now: a slow restart must not outlast the gap deadline)
             await node.broadcast(txs[3])  # through the restarted node: releases 4
             assert (await session.result(4)).value == {"ok": 4.0}
@@ -159,7 +158,7 @@ def test_a_node_restarted_mid_session_continues_it(cluster: Devnet) -> None:
     assert_all_agree(cluster)
 
 
-class LyingNode(NodeClient):
+class LyingRPC(AsyncRPC):
     """A node that alters one part of its answers; the client must notice every time."""
 
     def __init__(self, url: str, lie: str) -> None:
@@ -179,11 +178,11 @@ class LyingNode(NodeClient):
             op["data"] = base64.b64encode(bytes(raw)).decode()
         return response
 
-    async def rpc(self, method: str, **params):
-        result = await super().rpc(method, **params)
-        if method == "commit" and self.lie == "app_hash":
+    async def commit(self, height: int | None = None) -> dict:
+        result = await super().commit(height)
+        if self.lie == "app_hash":
             result["signed_header"]["header"]["app_hash"] = "00" * 32
-        if method == "commit" and self.lie == "signatures":
+        if self.lie == "signatures":
             for sig in result["signed_header"]["commit"]["signatures"][:2]:
                 if sig.get("signature"):
                     raw = bytearray(base64.b64decode(sig["signature"]))
@@ -192,22 +191,28 @@ class LyingNode(NodeClient):
         return result
 
 
-@pytest.mark.parametrize("lie", ["value", "proof", "app_hash", "signatures"])
-def test_verified_results_catch_a_lying_node(cluster: Devnet, lie: str) -> None:
+@pytest.mark.parametrize("lie, failed", [("value", "answer"), ("proof", "state_proof"), ("app_hash", "header"),
+                                         ("signatures", "signatures")])
+def test_verified_results_catch_a_lying_node(cluster: Devnet, lie: str, failed: str) -> None:
+    trust = TrustPolicy.from_genesis_file(Path(cluster.nodes[0].home) / "config" / "genesis.json")
+
     async def scenario() -> None:
-        async with NodeClient(cluster.nodes[0].rpc) as honest:
-            trusted = await TrustedValidators.from_genesis(honest)
-            session = Session(honest, SigningKey.generate())
+        async with AsyncClient(cluster.nodes[0].rpc, trust) as honest:
+            session = honest.session()
             result = await session.call_and_wait({"function": "update_high", "symbol": "LIE", "value": 4.0})
-            receipt = await verified_result(honest, session.key_bytes, 0, trusted)
+            receipt = await session.verified(0)
             assert receipt.result.value == result.value == {"ok": 4.0}
-            assert receipt.signed_power * 3 > receipt.total_power * 2 and len(receipt.checks) == 5
-            async with LyingNode(cluster.nodes[1].rpc, lie) as liar:
+            assert receipt.signed_power * 3 > receipt.total_power * 2 and len(receipt.checks) == 6
+            async with AsyncClient(cluster.nodes[1].rpc, trust) as liar:
+                liar.rpc = LyingRPC(cluster.nodes[1].rpc, lie)
+                lied = await liar.receipt(session.session_key, 0)
+                assert not lied.ok and lied.result is None and lied.failure.name == failed, lied.checks
                 with pytest.raises(VerificationError):
-                    await verified_result(liar, session.key_bytes, 0, trusted)
-            other = TrustedValidators(trusted.chain_id, b"\x00" * 32)
-            with pytest.raises(VerificationError):
-                await verified_result(honest, session.key_bytes, 0, other)
+                    await liar.verified(session.session_key, 0)
+            other = TrustPolicy.pinned(trust.chain_id, b"\x00" * 32)
+            async with AsyncClient(cluster.nodes[0].rpc, other) as pinned_wrong:
+                refused = await pinned_wrong.receipt(session.session_key, 0)
+            assert refused.failure.name == "validator_set" and refused.result is None
 
     asyncio.run(scenario())
 
@@ -232,8 +237,8 @@ def test_the_sync_sdk_continues_a_session_after_a_client_restart(cluster: Devnet
 
 def test_a_refused_call_gives_its_counter_back(cluster: Devnet) -> None:
     async def scenario() -> None:
-        async with NodeClient(cluster.nodes[0].rpc) as node:
-            session = Session(node, SigningKey.generate())
+        async with AsyncClient(cluster.nodes[0].rpc) as node:
+            session = node.session()
             with pytest.raises(CallRejected, match="expected f64"):
                 await session.call({"function": "update_high", "symbol": "BACK", "value": "high"})
             result = await session.call_and_wait({"function": "update_high", "symbol": "BACK", "value": 2.0})
@@ -247,7 +252,7 @@ def test_two_calls_racing_for_one_counter_one_wins_the_other_is_refused_in_block
     async def scenario() -> None:
         nodes = clients(cluster)
         key, session_id = SigningKey.generate(), bytes(16)
-        first, second = Session(nodes[0], key, session_id), Session(nodes[2], key, session_id)
+        first, second = nodes[0].session(key, session_id), nodes[2].session(key, session_id)
         outcomes = await asyncio.gather(
             first.call_and_wait({"function": "update_high", "symbol": "RACE", "value": 1.0}),
             second.call_and_wait({"function": "update_high", "symbol": "RACE", "value": 2.0}),
@@ -261,6 +266,6 @@ def test_two_calls_racing_for_one_counter_one_wins_the_other_is_refused_in_block
             assert isinstance(losers[0], CallRejected)
             assert any(why in message for why in ("already used", "refused in block", "used by another transaction")), message
         for node in nodes:
-            await node.close()
+            await node.aclose()
 
     asyncio.run(scenario())

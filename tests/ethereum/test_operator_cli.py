@@ -11,10 +11,11 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from rtc.cli.main import main
-from rtc.devnet.cometbft import init_home, validator_pubkey
+from rtc.cometbft import NodeHome
+from rtc.devnet.cometbft import init_home
 from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
+from tests.helpers import rtc
 
 ETHER = 10**18
 COOLING_OFF = 5
@@ -47,13 +48,12 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory):
-    with Anvil(ANVIL_PORT, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        owner = w3.eth.accounts[0]
-        registry = Registry.deploy(w3, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
-        cluster_id = registry.create_cluster(owner, b"\x33" * 32, b"\x22" * 32, 8)
-        yield Chain(anvil.url, w3, registry, cluster_id)
+def chain(anvil: Anvil) -> Chain:
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    owner = w3.eth.accounts[0]
+    registry = Registry.deploy(w3, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
+    cluster_id = registry.create_cluster(owner, b"\x33" * 32, b"\x22" * 32, 8)
+    return Chain(anvil.url, w3, registry, cluster_id)
 
 
 def node_home(tmp_path: Path, name: str = "node0") -> Path:
@@ -62,20 +62,14 @@ def node_home(tmp_path: Path, name: str = "node0") -> Path:
     return home
 
 
-def rtc(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def node_of(chain: Chain, home: Path) -> int:
-    return int(chain.registry.contract.functions.node_of_key(validator_pubkey(home)).call())
+    return int(chain.registry.contract.functions.node_of_key(NodeHome(home).validator_key()).call())
 
 
-def test_register_with_an_unlocked_account_then_a_second_registration_is_refused(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_register_with_an_unlocked_account_then_a_second_registration_is_refused(chain: Chain, tmp_path: Path) -> None:
     home = node_home(tmp_path)
     operator = chain.account()
-    code, out, err = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--cluster-id", chain.cluster_id,
+    code, out, err = rtc("node", "register", "--home", home, *chain.flags(), "--cluster-id", chain.cluster_id,
                          "--operator", operator)
     assert code == 0, err
     node_id = node_of(chain, home)
@@ -87,18 +81,18 @@ def test_register_with_an_unlocked_account_then_a_second_registration_is_refused
     assert node_id in [m.node_id for m in chain.registry.members(chain.cluster_id)]
 
     # the same key again, by another operator: the contract's own reason, exit status 2
-    code, out, _ = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--no-join", "--operator", chain.account())
+    code, out, _ = rtc("node", "register", "--home", home, *chain.flags(), "--no-join", "--operator", chain.account())
     assert code == 2
     block = chain.w3.eth.block_number
     assert out.strip() == f"refused: validator key already registered (Ethereum is at block {block})"
     # the same operator with another key: refused as well
-    code, out, _ = rtc(capsys, "node", "register", "--home", node_home(tmp_path, "other"), *chain.flags(), "--no-join",
+    code, out, _ = rtc("node", "register", "--home", node_home(tmp_path, "other"), *chain.flags(), "--no-join",
                        "--operator", operator, "-J")
     assert code == 2
     assert json.loads(out)["refused"] == "operator already has a node"
 
 
-def test_register_signed_locally_with_settings_from_the_node_home(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_register_signed_locally_with_settings_from_the_node_home(chain: Chain, tmp_path: Path) -> None:
     """A key the endpoint does not know, so only local signing can work; endpoint, Registry and
     cluster come from rtc.json and the genesis, as on a real node."""
     home = node_home(tmp_path)
@@ -114,7 +108,7 @@ def test_register_signed_locally_with_settings_from_the_node_home(chain: Chain, 
     key_file.write_text("0x" + bytes(account.key).hex() + "\n")
     key_file.chmod(0o600)
 
-    code, out, err = rtc(capsys, "node", "register", "--home", home, "--deposit", "2.5", "--operator-key", key_file, "-J")
+    code, out, err = rtc("node", "register", "--home", home, "--deposit", "2.5", "--operator-key", key_file, "-J")
     assert code == 0, err
     data = json.loads(out)
     assert data["deposit_wei"] == 25 * ETHER // 10 and data["status"] == "active" and data["member"] is True
@@ -125,18 +119,18 @@ def test_register_signed_locally_with_settings_from_the_node_home(chain: Chain, 
     # the genesis names the chain: an endpoint on another chain is refused before anything is sent
     genesis["app_state"]["settings"]["ethereum"]["chain_id"] = 1
     genesis_path.write_text(json.dumps(genesis))
-    code, _, err = rtc(capsys, "node", "status", "--home", home)
+    code, _, err = rtc("node", "status", "--home", home)
     assert code == 1 and "is Ethereum chain 31337, but the node's genesis follows chain 1" in err
 
 
-def test_leave_then_withdraw_refused_during_cooling_off_and_paid_after(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_leave_then_withdraw_refused_during_cooling_off_and_paid_after(chain: Chain, tmp_path: Path) -> None:
     home = node_home(tmp_path)
     operator = chain.account()
-    assert rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--cluster-id", chain.cluster_id,
+    assert rtc("node", "register", "--home", home, *chain.flags(), "--cluster-id", chain.cluster_id,
                "--operator", operator)[0] == 0
     node_id = node_of(chain, home)
 
-    code, out, err = rtc(capsys, "node", "leave", "--home", home, *chain.flags(), "--operator", operator)
+    code, out, err = rtc("node", "leave", "--home", home, *chain.flags(), "--operator", operator)
     assert code == 0, err
     withdrawable = chain.registry.node(node_id).withdrawable_block
     assert withdrawable == chain.w3.eth.block_number + COOLING_OFF
@@ -144,12 +138,12 @@ def test_leave_then_withdraw_refused_during_cooling_off_and_paid_after(chain: Ch
     assert chain.registry.node(node_id).status == "leaving"
     assert node_id not in [m.node_id for m in chain.registry.members(chain.cluster_id)]
 
-    code, out, _ = rtc(capsys, "node", "status", "--home", home, *chain.flags(), "-J")
+    code, out, _ = rtc("node", "status", "--home", home, *chain.flags(), "-J")
     status = json.loads(out)
     assert code == 0 and status["status"] == "leaving" and status["withdrawable_block"] == withdrawable
     assert status["cooling_off"] is True and status["blocks_until_withdrawable"] == COOLING_OFF
 
-    code, out, _ = rtc(capsys, "node", "withdraw", "--home", home, *chain.flags(), "--operator", operator)
+    code, out, _ = rtc("node", "withdraw", "--home", home, *chain.flags(), "--operator", operator)
     block = chain.w3.eth.block_number
     assert code == 2
     assert out.strip() == f"refused: cooling-off not over: withdrawable at block {withdrawable} (Ethereum is at block {block})"
@@ -157,42 +151,42 @@ def test_leave_then_withdraw_refused_during_cooling_off_and_paid_after(chain: Ch
 
     chain.mine_to(withdrawable)
     before = chain.w3.eth.get_balance(operator)
-    code, out, err = rtc(capsys, "node", "withdraw", "--home", home, *chain.flags(), "--operator", operator)
+    code, out, err = rtc("node", "withdraw", "--home", home, *chain.flags(), "--operator", operator)
     assert code == 0, err
     assert f"paid 10 ETH to operator {operator}; node {node_id} is withdrawn" in out
     assert chain.registry.node(node_id).status == "withdrawn"
     assert chain.w3.eth.get_balance(operator) > before + 9 * ETHER
 
-    code, out, _ = rtc(capsys, "node", "leave", "--home", home, *chain.flags(), "--operator", operator)
+    code, out, _ = rtc("node", "leave", "--home", home, *chain.flags(), "--operator", operator)
     assert code == 2 and out.startswith("refused: node has withdrawn (Ethereum is at block")
 
 
-def test_status_json_and_text(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_status_json_and_text(chain: Chain, tmp_path: Path) -> None:
     home = node_home(tmp_path)
-    code, out, _ = rtc(capsys, "node", "status", "--home", home, *chain.flags(), "-J")
+    code, out, _ = rtc("node", "status", "--home", home, *chain.flags(), "-J")
     assert code == 0
-    assert json.loads(out) == {"node_id": 0, "status": "none", "validator_key": validator_pubkey(home).hex(),
+    assert json.loads(out) == {"node_id": 0, "status": "none", "validator_key": NodeHome(home).validator_key().hex(),
                                "home": str(home.resolve()), "registry": chain.registry.address,
                                "ethereum_block": chain.w3.eth.block_number}
 
     operator = chain.account()
-    assert rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--no-join", "--deposit", "1",
+    assert rtc("node", "register", "--home", home, *chain.flags(), "--no-join", "--deposit", "1",
                "--operator", operator)[0] == 0
-    code, out, _ = rtc(capsys, "node", "status", "--home", home, *chain.flags(), "-J")
+    code, out, _ = rtc("node", "status", "--home", home, *chain.flags(), "-J")
     data = json.loads(out)
     assert code == 0
     assert data["node_id"] == node_of(chain, home) and data["operator"] == operator
     assert (data["deposit_wei"], data["status"], data["cluster_id"], data["member"]) == (ETHER, "active", 0, False)
     assert (data["withdrawable_block"], data["cooling_off"], data["blocks_until_withdrawable"]) == (0, False, None)
-    assert data["validator_key"] == validator_pubkey(home).hex() and data["ethereum_block"] == chain.w3.eth.block_number
+    assert data["validator_key"] == NodeHome(home).validator_key().hex() and data["ethereum_block"] == chain.w3.eth.block_number
 
-    code, out, _ = rtc(capsys, "node", "status", "--home", home, *chain.flags())
+    code, out, _ = rtc("node", "status", "--home", home, *chain.flags())
     assert code == 0
     assert f"node {data['node_id']} in Registry {chain.registry.address}" in out
     assert "deposit        1 ETH" in out and "cluster        none (not joined)" in out
 
 
-def test_settings_from_the_devnet_manifest(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_settings_from_the_devnet_manifest(chain: Chain, tmp_path: Path) -> None:
     """A node home that `rtc devnet up` made needs no flags: the manifest names endpoint, Registry,
     cluster and the operator account of each node."""
     homes = [node_home(tmp_path, f"node{i}") for i in range(2)]
@@ -204,62 +198,61 @@ def test_settings_from_the_devnet_manifest(chain: Chain, tmp_path: Path, capsys)
                      "cluster_id": chain.cluster_id, "operators": operators, "node_ids": []},
     }
     (tmp_path / "devnet.json").write_text(json.dumps(manifest))
-    code, out, err = rtc(capsys, "node", "register", "--home", homes[1], "-J")
+    code, out, err = rtc("node", "register", "--home", homes[1], "-J")
     assert code == 0, err
     data = json.loads(out)
     assert data["operator"] == operators[1] and data["cluster_id"] == chain.cluster_id and data["member"] is True
     assert "devnet" in err
 
 
-def test_clear_errors_when_settings_are_missing_or_wrong(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_clear_errors_when_settings_are_missing_or_wrong(chain: Chain, tmp_path: Path) -> None:
     home = node_home(tmp_path)
-    code, out, err = rtc(capsys, "node", "status", "--home", home)
+    code, out, err = rtc("node", "status", "--home", home)
     assert code == 1 and out == ""
     assert err.strip() == (f"rtc: no Ethereum endpoint for {home.resolve()}: pass --eth-rpc URL "
                            f"(or set \"eth_rpc\" in {home.resolve() / 'rtc.json'})")
 
-    code, _, err = rtc(capsys, "node", "status", "--home", home, "--eth-rpc", chain.url)
+    code, _, err = rtc("node", "status", "--home", home, "--eth-rpc", chain.url)
     assert code == 1 and "no Registry address" in err and "--registry ADDRESS" in err
 
-    code, _, err = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--no-join")
+    code, _, err = rtc("node", "register", "--home", home, *chain.flags(), "--no-join")
     assert code == 1 and "no operator account" in err and "--operator-key FILE" in err and "--operator ADDRESS" in err
 
-    code, _, err = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--operator", chain.account())
+    code, _, err = rtc("node", "register", "--home", home, *chain.flags(), "--operator", chain.account())
     assert code == 1 and "no cluster to join" in err and "--cluster-id N" in err
 
-    code, _, err = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--cluster-id", 999,
+    code, _, err = rtc("node", "register", "--home", home, *chain.flags(), "--cluster-id", 999,
                        "--operator", chain.account())
     assert code == 1 and "there is no cluster 999" in err and node_of(chain, home) == 0
 
-    code, _, err = rtc(capsys, "node", "status", "--home", home, "--eth-rpc", f"http://127.0.0.1:{UNUSED_PORT}",
+    code, _, err = rtc("node", "status", "--home", home, "--eth-rpc", f"http://127.0.0.1:{UNUSED_PORT}",
                        "--registry", chain.registry.address)
     assert code == 1 and f"cannot reach the Ethereum endpoint http://127.0.0.1:{UNUSED_PORT}" in err
 
-    code, _, err = rtc(capsys, "node", "status", "--home", home, "--eth-rpc", chain.url, "--registry", "0x" + "11" * 20)
+    code, _, err = rtc("node", "status", "--home", home, "--eth-rpc", chain.url, "--registry", "0x" + "11" * 20)
     assert code == 1 and "there is no contract at" in err
 
-    code, _, err = rtc(capsys, "node", "leave", "--home", home, *chain.flags(), "--operator", chain.account())
+    code, _, err = rtc("node", "leave", "--home", home, *chain.flags(), "--operator", chain.account())
     assert code == 1 and "is not registered" in err and "rtc node register" in err
 
     bad_key = tmp_path / "bad.key"
     bad_key.write_text("not a key\n")
-    code, _, err = rtc(capsys, "node", "withdraw", "--home", home, *chain.flags(), "--operator-key", bad_key)
+    code, _, err = rtc("node", "withdraw", "--home", home, *chain.flags(), "--operator-key", bad_key)
     assert code == 1 and "does not hold a private key" in err
 
-    code, _, err = rtc(capsys, "node", "status", "--home", tmp_path / "nowhere", *chain.flags())
+    code, _, err = rtc("node", "status", "--home", tmp_path / "nowhere", *chain.flags())
     assert code == 1 and "is not a node home" in err
 
-    with pytest.raises(SystemExit):  # argparse: an amount of ether, not a word
-        main(["node", "register", "--home", str(home), "--deposit", "ten"])
-    assert "not a positive amount of ether" in capsys.readouterr().err
+    code, _, err = rtc("node", "register", "--home", home, "--deposit", "ten")  # argparse: ether, not a word
+    assert code == 2 and "not a positive amount of ether" in err
 
 
-def test_unknown_local_key_without_funds_is_a_clear_error(chain: Chain, tmp_path: Path, capsys) -> None:
+def test_unknown_local_key_without_funds_is_a_clear_error(chain: Chain, tmp_path: Path) -> None:
     home = node_home(tmp_path)
     key_file = tmp_path / "operator.key"
     key_file.write_text(bytes(Account.create().key).hex())
     key_file.chmod(0o644)
-    code, _, err = rtc(capsys, "node", "register", "--home", home, *chain.flags(), "--no-join", "--operator-key", key_file)
+    code, _, err = rtc("node", "register", "--home", home, *chain.flags(), "--no-join", "--operator-key", key_file)
     assert code == 1
     assert "other users may read the operator key" in err
     assert f"the Ethereum endpoint {chain.url} refused the request" in err and "nsufficient funds" in err

@@ -6,15 +6,16 @@ import pytest
 from web3 import Web3
 
 from rtc.ethereum import Anvil
-from rtc.ethereum.registry import ContractRefused, Registry
+from rtc.ethereum.registry import Registry
+from rtc.ethereum.types import ContractRefused
 
 ETHER = 10**18
+ANVIL_PORT = 30747
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    with Anvil(30747, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
-        yield Web3(Web3.HTTPProvider(anvil.url))
+def chain(anvil: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
 
 
 def test_operator_lifecycle_with_the_contracts_own_reasons(chain: Web3) -> None:

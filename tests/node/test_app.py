@@ -7,15 +7,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rtc.abci import abci_pb
-from rtc.node.app import ClusterApp
-from rtc.node.config import ClusterSettings, genesis_app_state
 from nacl.signing import SigningKey
 
-from rtc.node.txs import Code, canonical_json
-from rtc.sessions import sign
-from rtc.sessions.ordering import result_key
-from rtc.state import Proof, StateStore, verify_proof
+from rtc.abci import abci_pb
+from rtc.node.app import ClusterApp
+from rtc.node.config import ClusterSettings, GenesisAppState
+from rtc.protocol import Code, Proof, canonical_json, sign, verify_proof
+from rtc.protocol.keys import result_key
+from rtc.state import StateStore
 from rtc.vm import Backend, Limits
 from tests.conftest import component_path
 
@@ -26,7 +25,7 @@ def make_app(path: Path, component: str = "stock", settings: ClusterSettings = C
 
 
 def init(app: ClusterApp, settings: ClusterSettings = ClusterSettings()) -> bytes:
-    state = genesis_app_state(app.backend.code_hash, settings)
+    state = GenesisAppState(app.backend.code_hash, settings).to_json()
     return app.init_chain(abci_pb.RequestInitChain(chain_id="t", app_state_bytes=orjson.dumps(state))).app_hash
 
 
@@ -106,7 +105,7 @@ def test_a_node_refuses_state_built_by_other_code_or_settings(tmp_path: Path) ->
 
 def test_genesis_with_other_code_or_settings_is_refused(tmp_path: Path) -> None:
     app = make_app(tmp_path / "a")
-    wrong_code = genesis_app_state(b"\x00" * 32, ClusterSettings())
+    wrong_code = GenesisAppState(b"\x00" * 32, ClusterSettings()).to_json()
     with pytest.raises(RuntimeError, match="genesis names"):
         app.init_chain(abci_pb.RequestInitChain(app_state_bytes=orjson.dumps(wrong_code)))
     with pytest.raises(RuntimeError, match="other cluster settings"):

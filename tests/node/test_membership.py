@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
@@ -18,17 +17,18 @@ from rtc.abci import abci_pb
 from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
 from rtc.membership import (
-    EthereumSettings, EthereumSync, EthereumWatcher, Membership, SyncError, Unconfirmed, apply_sync, decode_sync,
+    EthereumSettings, EthereumSync, Membership, SyncError, Unconfirmed, apply_sync, decode_sync,
 )
+from rtc.membership.watcher import EthereumWatcher
 from rtc.node.app import ClusterApp
-from rtc.node.config import ClusterSettings, genesis_app_state
-from rtc.node.txs import Code
+from rtc.node.config import ClusterSettings, GenesisAppState
+from rtc.protocol import Code
 from rtc.state import StateStore
 from rtc.vm import Backend
 from tests.conftest import component_path
 
 ETHER = 10**18
-PORT = 30650
+ANVIL_PORT = 30650
 KEYS = [bytes([i]) * 32 for i in range(1, 6)]
 CONFIRMATIONS = 2
 ACCEPT, REJECT = abci_pb.ResponseProcessProposal.ACCEPT, abci_pb.ResponseProcessProposal.REJECT
@@ -54,16 +54,15 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with Anvil(PORT, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log") as anvil:
-        yield Chain(anvil)
+def chain(anvil: Anvil) -> Chain:
+    return Chain(anvil)
 
 
 def make_app(path: Path, chain: Chain, watcher: EthereumWatcher | None) -> ClusterApp:
     settings = ClusterSettings(ethereum=chain.settings)
     app = ClusterApp(StateStore.open(path), Backend.from_file(component_path("sum"), settings.limits), settings, watcher)
     request = abci_pb.RequestInitChain(
-        chain_id="t", app_state_bytes=orjson.dumps(genesis_app_state(app.backend.code_hash, settings)),
+        chain_id="t", app_state_bytes=orjson.dumps(GenesisAppState(app.backend.code_hash, settings).to_json()),
         validators=[abci_pb.ValidatorUpdate(power=10, pub_key={"ed25519": key}) for key in KEYS[:4]],
     )
     app.init_chain(request)
@@ -189,7 +188,7 @@ def test_a_cluster_without_a_contract_ignores_syncs(tmp_path: Path, chain: Chain
     settings = ClusterSettings()
     app = ClusterApp(StateStore.open(tmp_path / "a"), Backend.from_file(component_path("sum")), settings)
     app.init_chain(abci_pb.RequestInitChain(chain_id="t", app_state_bytes=orjson.dumps(
-        genesis_app_state(app.backend.code_hash, settings))))
+        GenesisAppState(app.backend.code_hash, settings).to_json())))
     sync = EthereumSync(10**6, b"\x01" * 32, (KEYS[0],))
     assert vote(app, 1, [sync.encode()]) == REJECT
     response = finalize(app, 1, [sync.encode()])

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from rtc.sessions import EnvelopeError, Kind, Refused, SessionRules, Sessions, decode, sign
+from rtc.protocol import Code, EnvelopeError, Kind, ResultRecord, decode, sign
+from rtc.sessions import Refused, SessionRules, Sessions
 
 CHAIN = "rtc-test"
 ALICE = SigningKey(b"\x01" * 32)
@@ -52,12 +53,12 @@ class Backend:
     def __init__(self) -> None:
         self.seen: list[int] = []
 
-    def __call__(self, envelope) -> dict:
+    def __call__(self, envelope) -> ResultRecord:
         n = orjson.loads(envelope.call)["n"]
         self.seen.append(n)
         if n < 0:
-            return {"status": "error", "error": "negative"}
-        return {"status": "ok", "value": n}
+            return ResultRecord.failed("negative", 1)
+        return ResultRecord.ok(n, 1)
 
 
 # -- envelope ---------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_invalid_public_key_is_an_error_not_a_crash() -> None:
 def statuses(kv: DictKV, counters: range) -> list[str | None]:
     sessions = Sessions(kv)
     key = bytes(ALICE.verify_key) + SESSION
-    return [(sessions.result(key, k) or {}).get("status") for k in counters]
+    return [None if (r := sessions.result(key, k)) is None else r.status for k in counters]
 
 
 def test_calls_in_order_run_at_once() -> None:
@@ -135,18 +136,19 @@ def test_calls_in_order_run_at_once() -> None:
         envelope = call(k, k)
         written = sessions.deliver(envelope, height=1, run=backend)
         digest = hashlib.sha256(envelope.encode()).hexdigest().upper()
-        assert written == [(k, {"status": "ok", "value": k, "height": 1, "tx": digest})]
+        assert written == [(k, ResultRecord.ok(k, 1).at(1, digest))]
+        assert orjson.loads(written[0][1].encoded) == {"status": "ok", "value": k, "fuel": 1, "height": 1, "tx": digest}
     assert backend.seen == [0, 1, 2]
 
 
 def test_early_calls_wait_then_the_whole_chain_runs_in_one_block() -> None:
     kv, backend = DictKV(), Backend()
     sessions = Sessions(kv)
-    assert sessions.deliver(call(2, 20), 5, backend)[0][1]["status"] == "queued"
-    assert sessions.deliver(call(1, 10), 6, backend)[0][1]["status"] == "queued"
+    assert sessions.deliver(call(2, 20), 5, backend)[0][1].status == "queued"
+    assert sessions.deliver(call(1, 10), 6, backend)[0][1].status == "queued"
     assert backend.seen == []
     written = sessions.deliver(call(0, 0), 7, backend)
-    assert [(k, r["status"], r["height"]) for k, r in written] == [(0, "ok", 7), (1, "ok", 7), (2, "ok", 7)]
+    assert [(k, r.status, r.height) for k, r in written] == [(0, "ok", 7), (1, "ok", 7), (2, "ok", 7)]
     assert backend.seen == [0, 10, 20]
     assert not any(key.startswith(b"q/") for key in kv.data), "the buffer must be empty"
 
@@ -158,13 +160,13 @@ def test_duplicates_and_replays_are_refused_forever() -> None:
     sessions.deliver(call(2), 1, backend)
     with pytest.raises(Refused) as info:
         sessions.deliver(call(0), 2, backend)
-    assert info.value.code == "duplicate"
+    assert info.value.code == Code.DUPLICATE
     with pytest.raises(Refused, match="already waiting"):
         sessions.deliver(call(2), 2, backend)
     sessions.end_block(10_000_000)  # the session fails (gap) and is never reopened
     with pytest.raises(Refused) as info:
         sessions.deliver(call(0), 10_000_001, backend)
-    assert info.value.code == "session-ended"
+    assert info.value.code == Code.SESSION_ENDED
 
 
 def test_a_full_buffer_refuses_one_call_not_the_session() -> None:
@@ -174,12 +176,12 @@ def test_a_full_buffer_refuses_one_call_not_the_session() -> None:
         sessions.deliver(call(k), 1, backend)
     with pytest.raises(Refused) as info:
         sessions.deliver(call(4), 1, backend)
-    assert info.value.code in ("buffer-full", "too-early")
+    assert info.value.code == Code.TOO_EARLY
     with pytest.raises(Refused, match="more than 3 ahead"):
         sessions.deliver(call(2**64 - 1), 1, backend)
     written = sessions.deliver(call(0), 2, backend)
     assert [k for k, _ in written] == [0, 1, 2, 3]
-    assert sessions.deliver(call(4), 2, backend)[0][1]["status"] == "ok"
+    assert sessions.deliver(call(4), 2, backend)[0][1].status == "ok"
 
 
 def test_a_failed_call_stops_the_session_and_later_calls_say_why() -> None:
@@ -189,12 +191,12 @@ def test_a_failed_call_stops_the_session_and_later_calls_say_why() -> None:
     sessions.deliver(call(3, 3), 1, backend)
     sessions.deliver(call(0, 0), 2, backend)
     written = sessions.deliver(call(1, -1), 3, backend)
-    assert [(k, r["status"]) for k, r in written] == [(1, "error"), (2, "skipped"), (3, "skipped")]
-    assert "call 1 failed: negative" in written[1][1]["reason"]
+    assert [(k, r.status) for k, r in written] == [(1, "error"), (2, "skipped"), (3, "skipped")]
+    assert "call 1 failed: negative" in written[1][1].reason
     assert backend.seen == [0, -1]
     with pytest.raises(Refused, match="session is failed: call 1 failed"):
         sessions.deliver(call(4), 4, backend)
-    assert sessions.record(bytes(ALICE.verify_key) + SESSION)["next"] == 4  # skipped counters are used up
+    assert sessions.record(bytes(ALICE.verify_key) + SESSION).next == 4  # skipped counters are used up
 
 
 def test_a_gap_left_open_fails_the_session_deterministically() -> None:
@@ -204,9 +206,9 @@ def test_a_gap_left_open_fails_the_session_deterministically() -> None:
     sessions.deliver(call(2), 11, backend)  # counter 1 never comes
     assert sessions.end_block(15) == []
     ended = sessions.end_block(16)
-    assert [(k, r["status"]) for _, k, r in ended] == [(2, "skipped")]
+    assert [(k, r.status) for _, k, r in ended] == [(2, "skipped")]
     record = sessions.record(bytes(ALICE.verify_key) + SESSION)
-    assert record["status"] == "failed" and "counter 1 did not arrive within 5 blocks" in record["reason"]
+    assert record.status == "failed" and "counter 1 did not arrive within 5 blocks" in record.reason
     with pytest.raises(Refused, match="session is failed"):
         sessions.deliver(call(1), 17, backend)
 
@@ -216,13 +218,13 @@ def test_idle_sessions_expire_and_closed_sessions_refuse() -> None:
     sessions = Sessions(kv, SessionRules(idle_expiry_blocks=100))
     sessions.deliver(call(0), 1, backend)
     sessions.end_block(100)
-    assert sessions.record(bytes(ALICE.verify_key) + SESSION)["status"] == "open"
+    assert sessions.record(bytes(ALICE.verify_key) + SESSION).status == "open"
     sessions.end_block(101)
-    assert sessions.record(bytes(ALICE.verify_key) + SESSION)["status"] == "expired"
+    assert sessions.record(bytes(ALICE.verify_key) + SESSION).status == "expired"
     other = b"T" * 16
     sessions.deliver(call(0, session=other), 1, backend)
     close = sign(ALICE, CHAIN, other, 1, b"", Kind.CLOSE)
-    assert sessions.deliver(close, 2, backend)[0][1]["closed"] is True
+    assert sessions.deliver(close, 2, backend)[0][1].closed is True
     with pytest.raises(Refused, match="session is closed"):
         sessions.deliver(call(2, session=other), 3, backend)
 
@@ -245,16 +247,16 @@ def test_a_busy_session_expires_only_after_its_last_call_and_moves_its_index_rar
         sessions.end_block(height)
     assert index_writes <= 3  # not one per call
     sessions.end_block(249)
-    assert sessions.record(key)["status"] == "open"  # last call at 150: idle until 250
+    assert sessions.record(key).status == "open"  # last call at 150: idle until 250
     sessions.end_block(250)
-    assert sessions.record(key)["status"] == "expired"
+    assert sessions.record(key).status == "expired"
 
 
 def test_sessions_of_different_clients_are_independent() -> None:
     kv, backend = DictKV(), Backend()
     sessions = Sessions(kv)
     sessions.deliver(call(1, 1, key=BOB), 1, backend)
-    assert sessions.deliver(call(0, 0, key=ALICE), 1, backend)[0][1]["status"] == "ok"
+    assert sessions.deliver(call(0, 0, key=ALICE), 1, backend)[0][1].status == "ok"
     assert [k for k, _ in sessions.deliver(call(0, 0, key=BOB), 2, backend)] == [0, 1]
 
 
@@ -279,7 +281,7 @@ def test_waiting_calls_end_with_the_session_before_it_could_expire() -> None:
     sessions.deliver(call(0), 1, backend)
     sessions.deliver(call(2), 1, backend)  # waits; the gap fails it first
     ended = sessions.end_block(51)
-    assert [(k, r["status"]) for _, k, r in ended] == [(2, "skipped")]
+    assert [(k, r.status) for _, k, r in ended] == [(2, "skipped")]
     assert not any(key.startswith(b"q/") for key in kv.data)
 
 

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rtc.state import StateStore, verify_proof
+from rtc.protocol import verify_proof
+from rtc.state import StateStore
 
 
 def main() -> None:

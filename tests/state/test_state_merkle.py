@@ -8,7 +8,8 @@ import random
 import pytest
 from state_reference import ZERO, root_of, root_of_paths, sha
 
-from rtc.state import EMPTY_HASH, compute_root
+from rtc.protocol.proof import EMPTY_HASH
+from rtc.state import compute_root
 from rtc.state.merkle import (
     ROOT_POSITION,
     TreeUpdate,
@@ -234,6 +235,6 @@ def test_update_does_not_mutate_the_current_tree() -> None:
 
 
 def test_key_path_is_sha256() -> None:
-    from rtc.state import key_path
+    from rtc.protocol.proof import key_path
 
     assert key_path(b"abc") == hashlib.sha256(b"abc").digest()

@@ -9,7 +9,7 @@ import random
 import pytest
 from state_reference import ZERO, bit, root_of, sha
 
-from rtc.state import Proof, ProofError, check_proof, verify_proof
+from rtc.protocol.proof import Proof, ProofError, check_proof, verify_proof
 from rtc.state.merkle import build_proof, update_tree
 
 

@@ -9,15 +9,8 @@ import lmdb
 import pytest
 from state_reference import root_of
 
-from rtc.state import (
-    EMPTY_HASH,
-    CommitHeightError,
-    StateCorruptionError,
-    StateError,
-    StateStore,
-    check_proof,
-    verify_proof,
-)
+from rtc.protocol.proof import EMPTY_HASH, check_proof, verify_proof
+from rtc.state import CommitHeightError, StateCorruptionError, StateError, StateStore
 
 
 def commit(store: StateStore, changes: dict[bytes, bytes | None], height: int, **kwargs: object) -> bytes:

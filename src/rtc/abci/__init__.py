@@ -5,17 +5,20 @@ Public surface:
 * :class:`Application` - subclass it; one sync method per ABCI request.
 * :class:`ABCIServer` - serves an Application on ``unix:///path`` or ``tcp://host:port``.
 * :func:`run_server` - blocking runner with SIGTERM/SIGINT handling; returns an exit code.
-* ``abci_pb`` - the generated ``tendermint.abci`` protobuf module (``abci_pb.RequestCheckTx`` ...).
+* ``abci_pb`` - the generated ``tendermint.abci`` protobuf module (``abci_pb.RequestCheckTx`` ...),
+  and the two messages from other CometBFT packages an application fills in:
+  ``PublicKey`` (validator updates) and ``ProofOp`` (query proofs).
 
-The generated modules live in ``rtc.abci._pb`` (made by ``scripts/gen_proto.py``);
-other CometBFT types are importable as e.g.
-``from rtc.abci._pb.tendermint.types import types_pb2``.
+The generated modules live in ``rtc.abci._pb`` (made by ``scripts/gen_proto.py``); only
+this package and its tests reach into it.
 """
 
 from __future__ import annotations
 
 try:
     from rtc.abci._pb.tendermint.abci import types_pb2 as abci_pb
+    from rtc.abci._pb.tendermint.crypto.keys_pb2 import PublicKey
+    from rtc.abci._pb.tendermint.crypto.proof_pb2 import ProofOp
 except ModuleNotFoundError as e:  # pragma: no cover - only without generated stubs
     if not (e.name or "").startswith("rtc.abci._pb"):
         raise
@@ -37,6 +40,8 @@ __all__ = [
     "FrameError",
     "FrameTooLargeError",
     "MalformedVarintError",
+    "ProofOp",
+    "PublicKey",
     "abci_pb",
     "run_server",
 ]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +26,30 @@ class HistoryTarget:
     """A node home, its Swarm, the feed to read and the chain, resolved from --home/--node/--owner."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from rtc.history.config import history_signer, open_swarm, read_chain_id
-        from rtc.node.config import NodeConfig
+        from rtc.cometbft import NodeHome
+        from rtc.devnet.manifest import MANIFEST
+        from rtc.history.config import history_signer, open_swarm
+        from rtc.node.config import CONFIG_NAME, NodeConfig
 
         home = args.home.expanduser().resolve()
-        if (home / "devnet.json").exists():
+        if (home / MANIFEST).exists():
             from rtc.devnet import Devnet
 
             home = Path(Devnet.load(home).node(args.node).home)
         self.home = home
+        self.node_home = NodeHome(home)
         config = NodeConfig.load(home)
         if not config.swarm:
-            raise ValueError(f"{home / 'rtc.json'} names no Swarm store, so this node keeps no history")
+            raise ValueError(f"{home / CONFIG_NAME} names no Swarm store, so this node keeps no history")
         self.swarm = open_swarm(config.swarm, config.swarm_batch, home)
-        self.chain_id = read_chain_id(home)
-        self.owner = bytes.fromhex(args.owner.removeprefix("0x")) if args.owner else history_signer(home).owner
+        self.genesis = self.node_home.genesis()
+        self.chain_id = self.genesis.chain_id
+        self.owner = bytes.fromhex(args.owner.removeprefix("0x")) if args.owner else history_signer(self.node_home).owner
 
     def reader(self) -> Any:
         from rtc.history.reader import HistoryReader
 
         return HistoryReader(self.swarm, self.owner, self.chain_id)
-
-    def genesis_validators_hash(self) -> bytes:
-        from rtc.client.verify import TrustedValidators
-
-        return TrustedValidators.from_genesis_file(self.home / "config" / "genesis.json").validators_hash
 
 
 def cmd_history_show(args: argparse.Namespace) -> int:
@@ -89,7 +86,7 @@ def cmd_history_verify(args: argparse.Namespace) -> int:
     progress(f"fetching records {first}..{last} from {target.swarm!r}")
     records = reader.walk_back(reader.record_at(last), first)
     trusted = None if args.no_anchor else (
-        bytes.fromhex(args.trust_hash) if args.trust_hash else target.genesis_validators_hash())
+        bytes.fromhex(args.trust_hash) if args.trust_hash else target.genesis.validators_hash())
     lines = []
     try:
         for line in reader.verify(records, trusted):
@@ -105,60 +102,39 @@ def cmd_history_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_node_restore(args: argparse.Namespace) -> int:
-    from rtc.history.restore import restore_state
+    from rtc.node.restore import bootstrap_cometbft, restore_state
 
     if not args.from_swarm:
         raise ValueError("say where to restore from: --from-swarm")
     target = HistoryTarget(args)
     restored = restore_state(target.home, target.swarm, target.owner, target.chain_id,
-                             target.genesis_validators_hash() if args.anchor_genesis else None, progress)
+                             target.genesis.validators_hash() if args.anchor_genesis else None, progress)
     data = restored.to_json()
     text = (f"state restored to height {restored.height} (snapshot {restored.snapshot_height} + "
             f"{restored.replayed} blocks replayed), app_hash {restored.app_hash.hex()[:16]}…, "
             f"{restored.seconds:.1f}s")
-    if not (target.home / "data" / "blockstore.db").exists():
+    if not target.node_home.has_blocks():
         progress("CometBFT's data folder is empty too: bootstrapping its state at the restored height")
-        bootstrap_cometbft(target.home, restored.height, restored.block_hash, restored.app_hash,
-                           args.rpc_servers or _devnet_rpcs(args))
+        peers = args.rpc_servers.split(",") if args.rpc_servers else _devnet_rpcs(args)
+        bootstrap_cometbft(target.node_home, restored.height, restored.block_hash, restored.app_hash, peers)
         text += f"\nCometBFT bootstrapped at height {restored.height}; start the node and it block-syncs onward"
         data["cometbft_bootstrapped"] = True
     emit(args, data, text)
     return 0
 
 
-def _devnet_rpcs(args: argparse.Namespace) -> str:
-    home = args.home.expanduser().resolve()
-    if not (home / "devnet.json").exists():
-        raise ValueError("CometBFT's state must be bootstrapped from peers: pass --rpc-servers URL,URL")
+def _devnet_rpcs(args: argparse.Namespace) -> list[str]:
     from rtc.devnet import Devnet
+    from rtc.devnet.manifest import MANIFEST
 
+    home = args.home.expanduser().resolve()
+    if not (home / MANIFEST).exists():
+        raise ValueError("CometBFT's state must be bootstrapped from peers: pass --rpc-servers URL,URL")
     devnet = Devnet.load(home)
     others = [n.rpc for i, n in enumerate(devnet.nodes) if i != args.node and devnet.running(i)]
     if len(others) < 2:
         raise ValueError("bootstrapping CometBFT needs two running peers to check the light blocks against")
-    return ",".join(others[:2])
-
-
-def bootstrap_cometbft(home: Path, height: int, block_hash: bytes, app_hash: bytes, rpc_servers: str) -> None:
-    """CometBFT's state and commit at `height`, fetched from the peers by CometBFT's light client,
-    which trusts only the block hash of the verified Swarm record of that height."""
-    import httpx
-
-    from rtc.devnet import cometbft
-
-    cometbft.set_config(home, {"statesync": {"rpc_servers": rpc_servers, "trust_height": height,
-                                             "trust_hash": block_hash.hex().upper(), "trust_period": "168h0m0s"}})
-    # The light client also needs blocks height+1 and height+2 (the next validator sets and the commit).
-    deadline = time.monotonic() + 60
-    for url in rpc_servers.split(","):
-        while int(httpx.get(f"{url}/status", timeout=5).json()["result"]["sync_info"]["latest_block_height"]) < height + 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not reach height {height + 2}; is the cluster producing blocks?")
-            time.sleep(0.2)
-    result = subprocess.run([str(cometbft.bootstrap_binary()), "--home", str(home), "--height", str(height),
-                             "--app-hash", app_hash.hex()], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"rtc-bootstrap failed: {(result.stderr or result.stdout).strip()[-500:]}")
+    return others[:2]
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ EXAMPLES = """\
 examples:
   rtc devnet up --nodes 4 --app build/wasm/stock.wasm --home /tmp/rtc --detach
   rtc call --home /tmp/rtc update_high symbol=AAPL value=187.5
-  rtc call --home /tmp/rtc --json '{"function": "update_high", "symbol": "AAPL", "value": 190}'
+  rtc call --home /tmp/rtc '{"function": "update_high", "symbol": "AAPL", "value": 190}' --verify
   rtc query --home /tmp/rtc get_high symbol=AAPL
   rtc devnet status --home /tmp/rtc
   rtc devnet down --home /tmp/rtc
@@ -151,16 +151,20 @@ def _node_url(args: argparse.Namespace) -> str:
 
 
 def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
-    if args.json_call is not None:
-        try:
-            call = json.loads(args.json_call)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"rtc: --json is not valid JSON: {exc}") from None
-        if not isinstance(call, dict) or "function" not in call:
-            raise SystemExit('rtc: --json takes a call object like {"function": "sum", "x": 5, "y": 3}')
-        return call
+    """FUNCTION NAME=VALUE..., or the whole call as one JSON object."""
     if not args.function:
-        raise SystemExit("rtc: name the function to call (or pass --json '{...}')")
+        raise SystemExit("rtc: name the function to call, or give the whole call as JSON: "
+                         "'{\"function\": \"sum\", \"x\": 5, \"y\": 3}'")
+    if args.function.lstrip().startswith("{"):
+        if args.arguments:
+            raise SystemExit("rtc: a call given as JSON takes no NAME=VALUE arguments; put them in the object")
+        try:
+            call = json.loads(args.function)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"rtc: the call is not valid JSON: {exc}") from None
+        if not isinstance(call, dict) or "function" not in call:
+            raise SystemExit('rtc: a call is an object like {"function": "sum", "x": 5, "y": 3}')
+        return call
     call: dict[str, Any] = {"function": args.function}
     for item in args.arguments:
         name, sep, raw = item.partition("=")
@@ -174,70 +178,73 @@ def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from rtc.client import CallRejected, NodeClient, Session
+    from rtc.client import AsyncClient, CallRejected
 
     call = _parse_call(args)
     url = _node_url(args)
     key = _client_key(args.key)
 
     async def go() -> Any:
-        async with NodeClient(url) as client:
-            session = Session(client, key, bytes.fromhex(args.session) if args.session else None, args.counter)
+        devnet = _devnet(args)
+        trust = _trust_policy(args, devnet) if args.verify else None
+        async with AsyncClient(url, trust, _devnet_history(devnet) if args.verify else None) as client:
+            session = client.session(key, bytes.fromhex(args.session) if args.session else None, args.counter)
             result = await session.call_and_wait(call, timeout=args.timeout)
             if not args.verify:
                 return result, None
-            return result, await _receipt(client, args, session.key_bytes, result.counter)
+            return result, await session.receipt(result.counter, timeout=args.timeout)
 
     try:
         result, receipt = asyncio.run(go())
     except CallRejected as exc:
-        _emit(args, {"status": "rejected", "code": exc.code, "error": exc.log}, f"rejected before ordering: {exc.log}")
+        _emit(args, {"status": "rejected", "code": exc.code, "rule": exc.rule, "error": exc.log},
+              f"rejected before ordering ({exc.rule}): {exc.log}")
         return 2
     if receipt is not None:
-        _emit(args, receipt.to_json(), _result_text(result) + "\n" + _receipt_text(receipt))
-    else:
-        _emit(args, result.to_json(), _result_text(result))
+        return _show_receipt(args, receipt)
+    _emit(args, result.to_json(), _result_text(result))
     return 0 if result.ok else 1
 
 
-async def _receipt(client: Any, args: argparse.Namespace, session: bytes, counter: int) -> Any:
-    """Verify without trusting the node being checked: against the cluster's staked members in the
-    Registry when we know where it is (it follows validator-set changes), else a trusted validator set."""
-    from rtc.client.verify import TrustedValidators, verified_result
+def _show_receipt(args: argparse.Namespace, receipt: Any) -> int:
+    """Only a verified value is shown; when a check fails, the checks are shown instead of the value."""
+    if not receipt.ok:
+        _emit(args, receipt.to_json(), "NOT verified, so the node's answer is not shown\n" + _receipt_text(receipt))
+        return 3
+    _emit(args, receipt.to_json(), _result_text(receipt.result) + "\n" + _receipt_text(receipt))
+    return 0 if receipt.result.ok else 1
 
-    devnet = None
-    if args.home is not None:
-        from rtc.devnet import Devnet
 
-        devnet = Devnet.load(args.home)
+def _devnet(args: argparse.Namespace) -> Any:
+    if getattr(args, "home", None) is None:
+        return None
+    from rtc.devnet import Devnet
+
+    return Devnet.load(args.home)
+
+
+def _trust_policy(args: argparse.Namespace, devnet: Any) -> Any:
+    """The flags, or else the devnet's own contract and genesis file, mapped onto a TrustPolicy:
+    the node being checked is trusted for nothing it can forge."""
+    from rtc.client import ContractCheck, TrustPolicy
+
     contract_flags = (args.eth_rpc, args.registry, args.cluster_id)
-    where = None  # (Ethereum endpoint, Registry address, cluster id)
+    contract = None
     if any(flag is not None for flag in contract_flags):
         if any(flag is None for flag in contract_flags):
             raise SystemExit("rtc: --eth-rpc URL, --registry ADDRESS and --cluster-id N go together")
-        where = contract_flags
+        contract = ContractCheck.connect(*contract_flags)
     elif devnet is not None and devnet.ethereum is not None:
-        where = (devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
-    contract = None
-    if where is not None:
-        from rtc.client.membership import ContractCheck
-
-        contract = ContractCheck.connect(*where)
-    chain_id = devnet.chain_id if devnet is not None else None  # the devnet's manifest, not the node's word
-    trusted = None
-    if args.trust_hash:
-        trusted = TrustedValidators(chain_id or await client.chain_id(), bytes.fromhex(args.trust_hash))
-    elif contract is not None:
-        pass  # the contract is the root of trust; genesis would go stale as the validator set changes
-    elif devnet is not None:  # a devnet: its genesis file is on this machine
-        trusted = TrustedValidators.from_genesis_file(Path(devnet.nodes[0].home) / "config" / "genesis.json")
-    else:
+        contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    policy = TrustPolicy.choose(
+        chain_id=devnet.chain_id if devnet is not None else None,  # the devnet's manifest, not the node's word
+        validators_hash=bytes.fromhex(args.trust_hash) if args.trust_hash else None,
+        contract=contract,
+        genesis_file=Path(devnet.nodes[0].home) / "config" / "genesis.json" if devnet is not None else None)
+    if policy.trust_on_first_use:
         print("rtc: trusting the validator set in the genesis this node serves; pin it with --trust-hash, "
               "or check the signers in the Registry with --eth-rpc, --registry and --cluster-id", file=sys.stderr)
-        trusted = await TrustedValidators.from_genesis(client)
-    history = _devnet_history(devnet)
-    return await verified_result(client, session, counter, trusted, timeout=args.timeout, contract=contract,
-                                 chain_id=chain_id, history=history)
+    return policy
 
 
 def _add_contract_flags(parser: argparse.ArgumentParser,
@@ -252,29 +259,36 @@ def _add_contract_flags(parser: argparse.ArgumentParser,
 
 def _devnet_history(devnet: Any) -> Any:
     """A devnet node's history reader (records are the same bytes from every node), or None."""
-    if devnet is None or not devnet.swarm.get("store"):
+    if devnet is None or not devnet.swarm.store:
         return None
-    from rtc.history.config import history_signer, open_swarm
+    from rtc.cometbft import NodeHome
+    from rtc.history.config import feed_key_file, history_signer, open_swarm
     from rtc.history.reader import HistoryReader
 
-    home = Path(devnet.nodes[0].home)
-    if not (home / "config" / "history_key").exists():
+    home = NodeHome(Path(devnet.nodes[0].home))
+    if not feed_key_file(home).exists():
         return None
-    swarm = open_swarm(devnet.swarm["store"], devnet.swarm.get("batch"))
-    return HistoryReader(swarm, history_signer(home).owner, devnet.chain_id)
+    return HistoryReader(open_swarm(devnet.swarm.store, devnet.swarm.batch), history_signer(home).owner, devnet.chain_id)
 
 
 def _receipt_text(receipt: Any) -> str:
-    lines = ["verified:"] + [f"  ✓ {check}" for check in receipt.checks]
-    lines += [f"  {line}" for line in receipt.member_lines()]
-    if receipt.history is not None and not receipt.history.in_swarm:
-        lines.append(f"  history: block {receipt.history.height} is not in Swarm yet ({receipt.history.note})")
+    lines = ["verified:" if receipt.ok else "checks:"]
+    for check in receipt.checks:
+        mark = "✓" if check.passed else ("✗" if check.required else "·")
+        lines.append(f"  {mark} {check.name}: {check.detail}")
+        if check.assumption:
+            lines.append(f"      rests on: {check.assumption}")
+    if receipt.membership is not None:
+        m = receipt.membership
+        lines.append(f"  signers in Registry {m.registry}, cluster {m.cluster_id}, at Ethereum block {m.ethereum_block}:")
+        lines += [f"    {row}" for row in m.lines()]
+    lines.append(f"  trust: {receipt.trust}")
     lines.append(f"  (checked in {receipt.verify_ms:.1f} ms)")
     return "\n".join(lines)
 
 
 def _result_text(result: Any) -> str:
-    where = f"session {result.session[64:]}… counter {result.counter}, height {result.height}"
+    where = f"session {result.session.hex()[64:]}… counter {result.counter}, height {result.height}"
     if result.ok:
         latency = f", {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
         return f"{json.dumps(result.value)}\n  ({where}, fuel {result.fuel}{latency})"
@@ -297,57 +311,53 @@ def _client_key(path: Path) -> Any:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from rtc.client import CallRejected, NodeClient
+    from rtc.client import AsyncClient, CallRejected
 
     call = _parse_call(args)
     url = _node_url(args)
 
     async def go() -> Any:
-        async with NodeClient(url) as client:
+        async with AsyncClient(url) as client:
             return await client.query(call)
 
     try:
         answer = asyncio.run(go())
     except CallRejected as exc:
-        _emit(args, {"status": "error", "code": exc.code, "error": exc.log}, f"error: {exc.log}")
+        _emit(args, {"status": "error", "code": exc.code, "rule": exc.rule, "error": exc.log}, f"error: {exc.log}")
         return 2
-    _emit(args, answer, json.dumps(answer["value"]))
+    _emit(args, answer.to_json(), json.dumps(answer.value))
     return 0
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    from rtc.client import NodeClient
+    from rtc.client import AsyncClient
 
     url = _node_url(args)
     session = bytes.fromhex(args.session)
 
     async def go() -> Any:
-        async with NodeClient(url) as client:
+        devnet = _devnet(args)
+        trust = _trust_policy(args, devnet) if args.verify else None
+        async with AsyncClient(url, trust, _devnet_history(devnet) if args.verify else None) as client:
             if args.wait:
                 await client.wait_for_result(session, args.counter, timeout=args.timeout)
             if args.verify:
-                return await _receipt(client, args, session, args.counter)
-            return await client.fetch_result(session, args.counter)
+                return await client.receipt(session, args.counter, timeout=args.timeout)
+            return await client.result(session, args.counter)
 
-    result = asyncio.run(go())
+    answer = asyncio.run(go())
     if args.verify:
-        _emit(args, result.to_json(), _result_text(result.result) + "\n" + _receipt_text(result))
-        return 0
-    if result is None:
+        return _show_receipt(args, answer)
+    if answer is None:
         _emit(args, {"status": None}, f"no result for counter {args.counter} of this session (not sent, or not yet in a block)")
         return 1
-    if isinstance(result, dict):
-        from rtc.client import CallResult
-
-        result = CallResult.from_record(args.session, args.counter, result)
-    _emit(args, result.to_json(), _result_text(result))
+    _emit(args, answer.to_json(), _result_text(answer))
     return 0
 
 
 def cmd_cluster_members(args: argparse.Namespace) -> int:
     """Every node that ever joined the cluster: members, and those leaving with their cooling-off."""
     from rtc.devnet import Devnet
-    from rtc.devnet.cometbft import validator_pubkey
     from rtc.ethereum.registry import Registry
 
     names: dict[bytes, str] = {}
@@ -361,7 +371,7 @@ def cmd_cluster_members(args: argparse.Namespace) -> int:
         if devnet.ethereum is None:
             raise ValueError(f"the devnet in {args.home} has no Ethereum side")
         url, address, cluster_id = devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id
-        names = {validator_pubkey(Path(node.home)): node.name for node in devnet.nodes}
+        names = devnet.validator_names()
     else:
         raise ValueError("name the cluster: --home DEVNET, or --eth-rpc URL --registry ADDRESS --cluster-id N")
     registry = Registry.connect(url, address)
@@ -441,12 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first blocks")
     up.add_argument("--eth-rpc", metavar="URL", help="deploy the Registry on this existing chain instead of starting "
                     "anvil; it must have 17 funded accounts unlocked (anvil, hardhat or geth --dev)")
-    up.add_argument("--json", dest="json_output", action="store_true", help="print the endpoints as JSON")
+    _add_json(up)
     up.set_defaults(func=cmd_devnet_up)
 
     status = dev.add_parser("status", help="height, app_hash and RPC address of every node")
     status.add_argument("--home", type=Path, required=True)
-    status.add_argument("--json", dest="json_output", action="store_true", help='{"nodes": [{"name", "rpc", "height", "app_hash"}, ...]}')
+    _add_json(status)
     status.set_defaults(func=cmd_devnet_status)
 
     down = dev.add_parser("down", help="stop every process the devnet started")
@@ -481,18 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text.capitalize() + ". "
                                   "Arguments are NAME=VALUE; VALUE is read as JSON when it parses (5, 1.5, true, [1,2], "
-                                  "\"text\") and as a plain string otherwise (symbol=AAPL).",
+                                  "\"text\") and as a plain string otherwise (symbol=AAPL). Or give the whole call "
+                                  "as one JSON object instead: '{\"function\": \"sum\", \"x\": 5, \"y\": 3}'.",
                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_target(sub)
-        sub.add_argument("function", nargs="?", help="entry point name (snake_case)")
+        sub.add_argument("function", nargs="?", metavar="FUNCTION",
+                         help="entry point name (snake_case), or the whole call as JSON")
         sub.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
-        sub.add_argument("--json", dest="json_call", metavar="CALL", help='the whole call as JSON: {"function": "sum", "x": 5, "y": 3}')
         sub.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the block")
         if name == "call":
             sub.add_argument("--key", type=Path, default=Path("~/.rtc/client.key"), help="client key file (created on first use)")
             sub.add_argument("--session", metavar="ID", help="session id (32 hex digits) to continue; default: a new session")
             sub.add_argument("--counter", type=int, default=0, metavar="K", help="this call's position in the session (default 0)")
-            sub.add_argument("--verify", action="store_true", help="verify the result (Merkle proof and commit signatures) and show each check")
+            sub.add_argument("--verify", action="store_true", help="verify the result here (Merkle proof, commit "
+                             "signatures, Registry, Swarm) and show each check; only a verified value is shown "
+                             "(exit 3 when a check fails)")
             sub.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
             _add_contract_flags(sub)
         _add_json(sub)
@@ -503,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--session", required=True, metavar="HEX", help="session key: client public key + session id (96 hex digits, printed by `rtc call -J`)")
     result.add_argument("--counter", type=int, required=True, metavar="K")
     result.add_argument("--wait", action="store_true", help="wait for a final result instead of reporting what is there")
-    result.add_argument("--verify", action="store_true", help="check the Merkle proof and the validators' signatures, and show each check")
+    result.add_argument("--verify", action="store_true", help="verify the result here and show each check; only a "
+                        "verified value is shown (exit 3 when a check fails)")
     result.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
     _add_contract_flags(result)
     result.add_argument("--timeout", type=float, default=30.0)
@@ -542,29 +556,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that mean "the user can fix this", reported as one line. Named by module, so that main()
+# imports nothing to catch them: an error whose module was never imported cannot have been raised.
+USER_ERRORS = (
+    ("rtc.devnet.manifest", "DevnetError"), ("rtc.cometbft.rpc", "RPCError"), ("rtc.vm.engine", "DeployError"),
+    ("rtc.ethereum.anvil", "AnvilError"), ("rtc.ethereum.types", "ContractRefused"),
+    ("websockets.exceptions", "WebSocketException"),
+)
+
+
+def _user_error(exc: BaseException) -> bool:
+    # VerificationError is a ValueError: a failed check is reported, never passed over.
+    if isinstance(exc, (FileNotFoundError, ValueError, TypeError)):
+        return True
+    for module, name in USER_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from websockets import WebSocketException
-
-    from rtc.client import RPCError
-    from rtc.devnet import DevnetError
-    from rtc.ethereum import AnvilError
-    from rtc.ethereum.registry import ContractRefused
-    from rtc.vm import DeployError
-
-    known = (DevnetError, RPCError, DeployError, AnvilError, ContractRefused, FileNotFoundError, ValueError, TypeError,
-             WebSocketException)
     try:
         return args.func(args)
-    except known as exc:
-        # VerificationError is a ValueError: a failed check is reported, never passed over.
-        print(f"rtc: {exc}", file=sys.stderr)
-        return 1
     except TimeoutError:
         print("rtc: timed out waiting for the node; is it running and producing blocks?", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
+        print(f"rtc: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

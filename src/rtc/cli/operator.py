@@ -116,17 +116,17 @@ def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
     return None, ""
 
 
-def _genesis_ethereum(home: Path) -> dict[str, Any]:
-    """`app_state.settings.ethereum` of the node's genesis ({} when the cluster follows no contract)."""
-    from rtc.node.config import read_genesis_app_state
+def _genesis_ethereum(home: Path) -> Any:
+    """The contract the node's genesis follows (`EthereumSettings`), or None (no genesis of ours, or
+    a cluster with a fixed validator set)."""
+    from rtc.cometbft import NodeHome
+    from rtc.node.config import ClusterSettings
 
     try:
-        app_state = read_genesis_app_state(home)
-    except FileNotFoundError:
-        return {}
-    settings = app_state.get("settings") if isinstance(app_state, dict) else None
-    ethereum = settings.get("ethereum") if isinstance(settings, dict) else None
-    return ethereum if isinstance(ethereum, dict) else {}
+        settings = NodeHome(home).genesis().app_state.get("settings")
+        return ClusterSettings.from_json(settings).ethereum if isinstance(settings, dict) else None
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _node_settings(home: Path) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _node_settings(home: Path) -> dict[str, Any]:
 def _devnet_ethereum(home: Path) -> tuple[Any, int, str]:
     """The devnet's Ethereum side and this node's index in it, when `rtc devnet up` made this home."""
     from rtc.devnet import Devnet
-    from rtc.devnet.devnet import MANIFEST
+    from rtc.devnet.manifest import MANIFEST
 
     manifest = home.parent / MANIFEST
     if not manifest.is_file():
@@ -180,13 +180,13 @@ def _operator_context(args: argparse.Namespace, need_operator: bool, need_cluste
     """Resolve endpoint, Registry, cluster and operator (flags, then node home, then devnet) and check them."""
     from web3 import Web3
 
-    from rtc.devnet.cometbft import validator_pubkey
+    from rtc.cometbft import NodeHome
     from rtc.ethereum.registry import Registry
 
     home = args.home.expanduser().resolve()
-    key_file = home / "config" / "priv_validator_key.json"
-    if not key_file.is_file():
-        raise OperatorError(f"{home} is not a node home: {key_file} is missing "
+    node_home = NodeHome(home)
+    if not node_home.validator_key_file.is_file():
+        raise OperatorError(f"{home} is not a node home: {node_home.validator_key_file} is missing "
                             "(node homes are made by `rtc devnet up` or `cometbft init --home DIR`)")
     genesis = _genesis_ethereum(home)
     devnet, index, manifest = _devnet_ethereum(home)
@@ -195,7 +195,8 @@ def _operator_context(args: argparse.Namespace, need_operator: bool, need_cluste
     if url is None:
         raise OperatorError(f"no Ethereum endpoint for {home}: pass --eth-rpc URL "
                             f"(or set \"eth_rpc\" in {home / 'rtc.json'})")
-    address, address_from = _first((args.registry, "--registry"), (genesis.get("registry"), "the node's genesis"),
+    address, address_from = _first((args.registry, "--registry"),
+                                   (genesis.registry if genesis else None, "the node's genesis"),
                                    (devnet.registry if devnet else None, manifest))
     if address is None:
         raise OperatorError(f"no Registry address for {home}: pass --registry ADDRESS "
@@ -203,7 +204,7 @@ def _operator_context(args: argparse.Namespace, need_operator: bool, need_cluste
     if not Web3.is_address(address):
         raise OperatorError(f"{address!r} (from {address_from}) is not an Ethereum address")
     cluster_id, _ = _first((getattr(args, "cluster_id", None), "--cluster-id"),
-                           (genesis.get("cluster_id"), "the node's genesis"),
+                           (genesis.cluster_id if genesis else None, "the node's genesis"),
                            (devnet.cluster_id if devnet else None, manifest))
     if need_cluster and cluster_id is None:
         raise OperatorError(f"no cluster to join for {home}: pass --cluster-id N (or --no-join to only register)")
@@ -226,13 +227,13 @@ def _operator_context(args: argparse.Namespace, need_operator: bool, need_cluste
 
     registry = Registry.connect(url, address, private_key)
     operator = registry.signer or operator
-    context = _OperatorContext(home, url, registry, validator_pubkey(home), None if cluster_id is None else int(cluster_id),
+    context = _OperatorContext(home, url, registry, node_home.validator_key(), None if cluster_id is None else int(cluster_id),
                                operator, private_key is not None)
     with context.errors():
         if not registry.w3.eth.get_code(registry.address):
             raise OperatorError(f"there is no contract at {address} (from {address_from}) on {url}; check --registry")
-        chain_id = genesis.get("chain_id")
-        if chain_id is not None and registry.w3.eth.chain_id != int(chain_id):
+        chain_id = genesis.chain_id if genesis else None
+        if chain_id is not None and registry.w3.eth.chain_id != chain_id:
             raise OperatorError(f"{url} is Ethereum chain {registry.w3.eth.chain_id}, but the node's genesis follows "
                                 f"chain {chain_id}; check --eth-rpc")
     _progress(f"Ethereum {url} ({url_from}), Registry {registry.address} ({address_from})")
@@ -320,7 +321,7 @@ def _check_cluster(context: _OperatorContext, cluster_id: int) -> None:
 
 
 def cmd_node_register(args: argparse.Namespace) -> int:
-    from rtc.ethereum.registry import ContractRefused
+    from rtc.ethereum.types import ContractRefused
 
     context = _operator_context(args, need_operator=True, need_cluster=not args.no_join)
     registry, operator, cluster_id = context.registry, context.operator, context.cluster_id
@@ -347,7 +348,7 @@ def cmd_node_register(args: argparse.Namespace) -> int:
 
 
 def cmd_node_leave(args: argparse.Namespace) -> int:
-    from rtc.ethereum.registry import ContractRefused
+    from rtc.ethereum.types import ContractRefused
 
     context = _operator_context(args, need_operator=True)
     with context.errors():
@@ -366,7 +367,7 @@ def cmd_node_leave(args: argparse.Namespace) -> int:
 
 
 def cmd_node_withdraw(args: argparse.Namespace) -> int:
-    from rtc.ethereum.registry import ContractRefused
+    from rtc.ethereum.types import ContractRefused
 
     context = _operator_context(args, need_operator=True)
     with context.errors():

@@ -18,4 +18,5 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json-output", "-J", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--json", "--json-output", "-J", dest="json_output", action="store_true",
+                        help="print machine-readable JSON (on stdout; progress stays on stderr)")

@@ -7,6 +7,9 @@ contract, the set to trust is whatever the contract says the cluster is. `Contra
 asks the Registry (through the client's own Ethereum endpoint, never the node's) whether
 every signer is a node of this cluster with its deposit in place, and whether enough of
 them signed; a result signed that way has deposits that can be slashed behind it.
+
+Reading (`ContractCheck.read`, web3 I/O) is apart from judging (`ContractCheck.judge`,
+pure), so a receipt can be re-checked from the facts it holds.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from web3.exceptions import Web3Exception
+from rtc.cometbft.lightclient import Validator, VerificationError, VerifiedCommit, parse_validators
+from rtc.ethereum.types import NodeState
 
-from rtc.ethereum.registry import NodeState, Registry
-
-from .lightclient import Validator, VerificationError, VerifiedCommit, parse_validators
+if TYPE_CHECKING:  # web3 is imported only when the contract is asked
+    from rtc.ethereum.registry import Registry
 
 ETHER = 10**18
 
@@ -44,6 +47,17 @@ class SignerFact:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RegistryFacts:
+    """What the contract said, all at one Ethereum block: each key's node, and the cluster's members."""
+
+    registry: str
+    cluster_id: int  # the cluster whose members `member_ids` are
+    ethereum_block: int
+    nodes: Mapping[bytes, NodeState | None]  # by validator key (None: no node ever registered it)
+    member_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -154,25 +168,62 @@ class ContractCheck:
     @classmethod
     def connect(cls, url: str, address: str, cluster_id: int) -> "ContractCheck":
         """The Registry at `address` through the Ethereum JSON-RPC endpoint `url`."""
+        from rtc.ethereum.registry import Registry
+
         return cls(Registry.connect(url, address), cluster_id)
 
     def __repr__(self) -> str:
         return f"ContractCheck(registry={self.registry.address}, cluster_id={self.cluster_id})"
 
+    def describe(self) -> str:
+        endpoint = getattr(self.registry.w3.provider, "endpoint_uri", "an Ethereum endpoint")
+        return f"cluster {self.cluster_id} in Registry {self.registry.address}, read through {endpoint}"
+
+    # -- reading (blocking web3 calls) ----------------------------------------------------
+
+    def read(self, keys: Sequence[bytes]) -> RegistryFacts:
+        """The nodes of these validator keys and the cluster's members, all at the latest block.
+
+        Raises VerificationError (kind "contract_unavailable") when the contract cannot be read."""
+        from web3.exceptions import Web3Exception
+
+        keys = [bytes(k) for k in keys]
+        try:
+            block = int(self.registry.w3.eth.block_number)
+            states = self.registry.nodes_by_keys(keys, block)
+            ids = self.registry.contract.functions.members(self.cluster_id).call(block_identifier=block)
+        except (Web3Exception, OSError) as exc:
+            endpoint = getattr(self.registry.w3.provider, "endpoint_uri", "the Ethereum endpoint")
+            raise VerificationError(
+                "contract_unavailable",
+                f"cannot read the Registry {self.registry.address} through {endpoint} ({type(exc).__name__}: {exc}); "
+                "the result is NOT verified. Check that the Ethereum endpoint is up and that the address is the Registry.",
+            ) from None
+        return RegistryFacts(self.registry.address, self.cluster_id, block, dict(zip(keys, states)),
+                             tuple(int(i) for i in ids))
+
+    async def check(self, validator_keys: Sequence[bytes], signer_keys: Sequence[bytes],
+                    height: int | None = None) -> MembershipReport:
+        """Read the contract (in a thread) and judge a header whose validator set has
+        `validator_keys` and was signed by `signer_keys`."""
+        facts = await asyncio.to_thread(self.read, list(signer_keys))
+        return self.judge(facts, validator_keys, signer_keys, height)
+
     async def check_commit(self, verified: VerifiedCommit,
                            validators: Sequence[Validator] | Mapping[str, Any] | Iterable[Any]) -> MembershipReport:
         """The check for a commit `verify_commit` accepted against these `validators`."""
         vals = parse_validators(validators)
-        signer_keys = [vals[s.index].pub_key for s in verified.signers]
-        return await self.check([v.pub_key for v in vals], signer_keys, height=verified.height)
+        return await self.check([v.pub_key for v in vals], signer_keys(verified, vals), height=verified.height)
 
-    async def check(self, validator_keys: Sequence[bytes], signer_keys: Sequence[bytes],
-                    height: int | None = None) -> MembershipReport:
-        """Decide for a header whose validator set has `validator_keys` and was signed by `signer_keys`.
+    # -- judging (pure) -------------------------------------------------------------------
 
-        Raises VerificationError (kind "membership") when too few signers count, and (kind
-        "contract_unavailable") when the contract cannot be read: never a silent pass.
-        """
+    def judge(self, facts: RegistryFacts, validator_keys: Sequence[bytes], signer_keys: Sequence[bytes],
+              height: int | None = None) -> MembershipReport:
+        """Decide from `facts` whether enough signers count; raises VerificationError (kind
+        "membership") when too few do: never a silent pass."""
+        if (facts.registry, facts.cluster_id) != (self.registry.address, self.cluster_id):
+            raise VerificationError("membership", f"the facts were read for cluster {facts.cluster_id} of Registry "
+                                                  f"{facts.registry}, not for {self.describe()}")
         validator_keys = [bytes(k) for k in validator_keys]
         signer_keys = [bytes(k) for k in signer_keys]
         if len(set(validator_keys)) != len(validator_keys):
@@ -183,28 +234,13 @@ class ContractCheck:
         outsiders = [k for k in signer_keys if k not in in_set]
         if outsiders:
             raise VerificationError("unknown_validator", f"signer {outsiders[0].hex()} is not in the header's validator set")
-        block, states, member_ids = await asyncio.to_thread(self._read, signer_keys)
-        facts = tuple(self._judge(key, state, block, member_ids) for key, state in zip(signer_keys, states))
-        report = MembershipReport(self.registry.address, self.cluster_id, block, len(validator_keys),
-                                  len(member_ids), facts)
+        members = list(facts.member_ids)
+        judged = tuple(self._judge(key, facts.nodes.get(key), facts.ethereum_block, members) for key in signer_keys)
+        report = MembershipReport(facts.registry, self.cluster_id, facts.ethereum_block, len(validator_keys),
+                                  len(members), judged)
         if len(report.counted) <= report.needed:
             raise VerificationError("membership", self._refusal(report, height))
         return report
-
-    def _read(self, signer_keys: list[bytes]) -> tuple[int, list[NodeState | None], list[int]]:
-        """Blocking web3 reads, all at one block so that the facts agree with each other."""
-        try:
-            block = int(self.registry.w3.eth.block_number)
-            states = self.registry.nodes_by_keys(signer_keys, block)
-            ids = self.registry.contract.functions.members(self.cluster_id).call(block_identifier=block)
-        except (Web3Exception, OSError) as exc:
-            endpoint = getattr(self.registry.w3.provider, "endpoint_uri", "the Ethereum endpoint")
-            raise VerificationError(
-                "contract_unavailable",
-                f"cannot read the Registry {self.registry.address} through {endpoint} ({type(exc).__name__}: {exc}); "
-                "the result is NOT verified. Check that the Ethereum endpoint is up and that the address is the Registry.",
-            ) from None
-        return block, states, [int(i) for i in ids]
 
     def _judge(self, key: bytes, state: NodeState | None, block: int, member_ids: list[int]) -> SignerFact:
         address = hashlib.sha256(key).digest()[:20].hex().upper()
@@ -252,6 +288,11 @@ class ContractCheck:
             message += ". Not counted: " + "; ".join(f"{s.validator_address}: {s.reason}" for s in report.not_counted)
         return message + (". Do not trust this result: ask another node of the cluster, and check that the "
                           "Registry address and cluster id name the cluster this node belongs to.")
+
+
+def signer_keys(verified: VerifiedCommit, validators: Sequence[Validator]) -> list[bytes]:
+    """The public keys of the validators whose signatures `verify_commit` checked."""
+    return [validators[s.index].pub_key for s in verified.signers]
 
 
 def _n(count: int, singular: str, plural: str) -> str:

@@ -1,86 +1,143 @@
-"""A result a client can believe without trusting the node that served it.
+"""A result a client can believe without trusting the node that served it: the pure check.
 
 The node answers with the result record and a Merkle proof against the state at height
 H. That state's root is the `app_hash` in header H+1, and header H+1 is believed only if
-it was signed by validators the client trusts: more than 2/3 of the voting power of a
-fixed validator set (`TrustedValidators`, e.g. genesis), or more than 2/3 of the cluster's
-staked members in the Registry contract (`ContractCheck`), which follows the validator
-set as nodes join and leave. Every step is checked here; a failure raises
-`VerificationError`, never a silent pass.
+it was signed by validators the client trusts (`TrustPolicy`): more than 2/3 of the voting
+power of a fixed validator set, or more than 2/3 of the cluster's staked members in the
+Registry contract. Fetching what the node, Ethereum and Swarm say (`ResultEvidence`,
+`AsyncClient.evidence`) is apart from deciding what to believe (`verify`), which does no
+I/O: a receipt can be re-checked offline from its evidence.
+
+`verify` never raises for a failed check: the receipt lists every check it made, each
+with the assumption it rests on, and stops at the first that fails; `Receipt.result` is
+set only when every required check passed, so an unverified value is never handed out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-import websockets
+from rtc.cometbft import GenesisDoc
+from rtc.cometbft.lightclient import VerificationError, VerifiedCommit, parse_signed_header, parse_validators, verify_commit
+from rtc.protocol import Proof, ProofError, RecordError, ResultRecord, check_proof, keys, queries
 
-from rtc.sessions.ordering import result_key
-from rtc.state import Proof, ProofError, check_proof
+from .membership import MembershipReport, RegistryFacts, signer_keys
+from .results import CallResult
+from .trust import TrustPolicy
 
-from .lightclient import VerificationError, parse_signed_header, validator_set_hash, verify_commit
-from .rpc import FINAL, CallResult, NodeClient, RPCError
 
-if TYPE_CHECKING:  # web3 is imported only by clients that check the contract
-    from .membership import ContractCheck, MembershipReport
+class HistoryFinding(Protocol):
+    """Whether the block that wrote a result is in Swarm (`rtc.history.reader.HistoryStatus`)."""
+
+    in_swarm: bool
+    height: int
+    newest_uploaded: int
+    anchor: bytes  # the block hash its records were linked up to
+    record: bytes | None
+    note: str
+
+    def to_json(self) -> dict[str, object]: ...
+
+
+class HistoryCheck(Protocol):
+    """Finds a block's record in Swarm, linked record by record up to a block the client holds the
+    hash of (`rtc.history.reader.HistoryReader` is one); blocking, raises ValueError on a broken link."""
+
+    def locate(self, written: int, verified_height: int, block_hash: bytes) -> HistoryFinding: ...
 
 
 @dataclass(frozen=True)
-class TrustedValidators:
-    """The validator set a client trusts, by hash (from genesis, or followed across changes)."""
+class Check:
+    """One thing the client established itself, and what it rests on."""
 
-    chain_id: str
-    validators_hash: bytes
-
-    @classmethod
-    async def from_genesis(cls, node: NodeClient) -> "TrustedValidators":
-        """Trust on first use: the genesis as a node serves it. Prefer `from_genesis_file` or a
-        pinned hash; ask a different node than the one whose answers are being checked."""
-        return cls.from_genesis_document((await node.rpc("genesis"))["genesis"])
-
-    @classmethod
-    def from_genesis_file(cls, path: Path) -> "TrustedValidators":
-        """The validator set of a genesis file the client holds itself (no node involved)."""
-        return cls.from_genesis_document(json.loads(path.read_text()))
-
-    @classmethod
-    def from_genesis_document(cls, genesis: dict[str, Any]) -> "TrustedValidators":
-        validators = [
-            {"address": v["address"], "pub_key": v["pub_key"], "voting_power": v["power"], "proposer_priority": "0"}
-            for v in genesis["validators"]
-        ]
-        # The set hash is independent of priorities; order by power then address as CometBFT does.
-        validators.sort(key=lambda v: (-int(v["voting_power"]), bytes.fromhex(v["address"])))
-        return cls(genesis["chain_id"], validator_set_hash({"validators": validators}))
-
-
-@dataclass
-class Receipt:
-    """A verified result and the facts that make it so; `checks` lists each one that passed."""
-
-    result: CallResult
-    state_height: int
-    header_height: int
-    app_hash: str
-    signers: list[dict[str, Any]]
-    signed_power: int
-    total_power: int
-    checks: list[str] = field(default_factory=list)
-    verify_ms: float = 0.0
-    membership: MembershipReport | None = None  # set when the Registry check ran
-    history: Any = None  # rtc.history.reader.HistoryStatus, when Swarm was asked
+    name: str  # answer, header, validator_set, signatures, registry, state_proof, final, history
+    passed: bool
+    detail: str
+    assumption: str = ""  # what must be true for a pass to mean what `detail` says
+    kind: str = ""  # for a failure: VerificationError's kind (e.g. "bad_signature")
+    required: bool = True  # a check that is not required informs without failing the receipt
 
     def to_json(self) -> dict[str, Any]:
-        data = {
-            "result": self.result.to_json(), "state_height": self.state_height, "header_height": self.header_height,
-            "app_hash": self.app_hash, "signers": self.signers, "signed_power": self.signed_power,
-            "total_power": self.total_power, "checks": self.checks, "verify_ms": round(self.verify_ms, 2),
+        return {"name": self.name, "passed": self.passed, "detail": self.detail, "assumption": self.assumption,
+                "kind": self.kind, "required": self.required}
+
+
+@dataclass(frozen=True)
+class ResultEvidence:
+    """Everything the node (and Ethereum, and Swarm) said about one result, not yet believed."""
+
+    session: bytes
+    counter: int
+    answer: dict[str, Any]  # the node's `abci_query` response for the result, with its proof, at height H
+    signed_header: dict[str, Any]  # header H+1 and its commit (`/commit`)
+    validators: dict[str, Any]  # the validator set of H+1 (`/validators`)
+    node_chain_id: str  # the chain the node says it runs
+    genesis: GenesisDoc | None = None  # the genesis the node served, for trust on first use
+    registry: RegistryFacts | None = None  # the contract's facts about the validators' keys
+    history: HistoryFinding | None = None  # where the result's block is in Swarm
+    history_error: str | None = None  # a record in Swarm that did not check out
+
+
+@dataclass(frozen=True)
+class Signature:
+    address: bytes
+    power: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address.hex().upper(), "power": self.power}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A result and the checks that make it believable (or the first that failed)."""
+
+    session: bytes
+    counter: int
+    checks: tuple[Check, ...]
+    result: CallResult | None  # set only when every required check passed
+    state_height: int
+    app_hash: bytes | None = None
+    signers: tuple[Signature, ...] = ()
+    signed_power: int = 0
+    total_power: int = 0
+    membership: MembershipReport | None = None  # the Registry's facts about the signers, when asked
+    history: HistoryFinding | None = None
+    trust: str = ""  # TrustPolicy.describe()
+    verify_ms: float = 0.0  # the checks alone, without fetching
+
+    @property
+    def header_height(self) -> int:
+        return self.state_height + 1
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    @property
+    def failure(self) -> Check | None:
+        return next((c for c in self.checks if c.required and not c.passed), None)
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def raise_for_failure(self) -> "Receipt":
+        """Itself when verified, else VerificationFailed naming the check that failed."""
+        failure = self.failure
+        if failure is not None:
+            raise VerificationFailed(self, failure)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "ok": self.ok, "session": self.session.hex(), "counter": self.counter,
+            "result": self.result.to_json() if self.result is not None else None,
+            "state_height": self.state_height, "header_height": self.header_height,
+            "app_hash": self.app_hash.hex() if self.app_hash else None, "signers": [s.to_json() for s in self.signers],
+            "signed_power": self.signed_power, "total_power": self.total_power, "trust": self.trust,
+            "checks": [c.to_json() for c in self.checks], "verify_ms": round(self.verify_ms, 2),
         }
         if self.history is not None:
             data["history"] = self.history.to_json()
@@ -89,133 +146,190 @@ class Receipt:
             data["contract"] = self.membership.to_json()
         return data
 
-    def member_lines(self) -> list[str]:
-        """The signers as the contract sees them (empty when the contract was not asked)."""
-        if self.membership is None:
-            return []
-        m = self.membership
-        return [f"signers in Registry {m.registry}, cluster {m.cluster_id}, at Ethereum block {m.ethereum_block}:",
-                *(f"  {row}" for row in m.lines())]
+
+class VerificationFailed(VerificationError):
+    """A receipt whose required checks did not all pass; `receipt` holds every check made."""
+
+    def __init__(self, receipt: Receipt, failure: Check) -> None:
+        super().__init__(failure.kind or failure.name, f"{failure.name}: {failure.detail}")
+        self.receipt = receipt
+        self.check = failure
 
 
-async def verified_result(node: NodeClient, session: bytes, counter: int, trusted: TrustedValidators | None,
-                          timeout: float = 30.0, contract: ContractCheck | None = None,
-                          chain_id: str | None = None, history: Any = None) -> Receipt:
-    """Fetch the result of (session, counter) with its proof and check it against a signed header.
+# VerificationError kinds of `verify_commit`, by the check that reports them.
+_HEADER_KINDS = {"malformed", "chain_id", "height", "header_hash"}
+_VALIDATOR_SET_KINDS = {"validators_hash", "validator_set", "unsupported_key"}
 
-    Trust comes from `trusted` (the header's validator set must be that one), from
-    `contract` (the signers must be staked members of the cluster, see ContractCheck), or
-    both. With `contract` alone the validator set is the one the node serves, checked
-    only against the header's own validators_hash: that makes it consistent, and the
-    contract check is what makes it trusted. The chain id is then `chain_id` or, if not
-    given, the one the node reports; pass it when you know it, since the node's claim is
-    checked only in that the staked members must have signed for that chain.
 
-    `history` (an `rtc.history.reader.HistoryReader`): also report whether the record of
-    the block that wrote the result is in Swarm, linked up to the verified block.
-    """
-    if trusted is None and contract is None:
-        raise ValueError("nothing to verify against: pass `trusted` (a validator set) or `contract` (a ContractCheck)")
-    if trusted is not None and chain_id is not None and chain_id != trusted.chain_id:
-        raise ValueError(f"chain id {chain_id!r} contradicts the trusted validator set's {trusted.chain_id!r}")
-    if trusted is not None:
-        chain, chain_note = trusted.chain_id, ""
-    elif chain_id is not None:
-        chain, chain_note = chain_id, ""
-    else:
-        chain, chain_note = await node.chain_id(), " (the chain id the node reports)"
-    response = await node.abci_query(f"/result/{session.hex()}/{counter}", prove=True)
-    if int(response.get("code", 0)) != 0:
-        raise RPCError(response.get("log", "query failed"))
-    state_height = int(response["height"])
-    value = base64.b64decode(response.get("value") or "")
-    ops = (response.get("proofOps") or response.get("proof_ops") or {}).get("ops") or []
-    if len(ops) != 1 or ops[0].get("type") != "rtc:smt":
-        raise VerificationError("malformed", "the node's answer carries no rtc:smt proof")
-    await _wait_for_height(node, state_height + 1, timeout)
+class _Stop(Exception):
+    """A required check failed: the receipt ends there."""
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def passed(self, name: str, detail: str, assumption: str = "") -> None:
+        self.items.append(Check(name, True, detail, assumption))
+
+    def failed(self, name: str, exc: Exception, assumption: str = "") -> _Stop:
+        kind = exc.kind if isinstance(exc, VerificationError) else "malformed"
+        self.items.append(Check(name, False, str(exc), assumption, kind))
+        return _Stop()
+
+
+def verify(evidence: ResultEvidence, trust: TrustPolicy) -> Receipt:
+    """Decide what the evidence proves under `trust`, with no I/O."""
     started = time.perf_counter()
-    checks = []
+    checks = _Checks()
+    answer = evidence.answer
+    state_height = _int(answer.get("height"))
+    facts: dict[str, Any] = {}
     try:
-        proof = Proof.from_bytes(base64.b64decode(ops[0]["data"]))
-    except (ProofError, ValueError) as exc:
-        raise VerificationError("malformed", f"the proof cannot be decoded: {exc}") from None
-    expected_key = result_key(session, counter)
-    if proof.key != expected_key:
-        raise VerificationError("malformed", "the proof is for another key than (session, counter)")
-    if (proof.value or b"") != value:
-        raise VerificationError("malformed", "the proof is for another value than the one returned")
-    if proof.value is None:
-        raise VerificationError("malformed", f"no result is recorded for counter {counter} (the proof shows its absence)")
-    checks.append("the proof names this session and counter and the returned record")
-    commit = await node.rpc("commit", height=str(state_height + 1))
-    validators = await node.rpc("validators", height=str(state_height + 1), per_page="100")
-    if trusted is not None:
-        trusted_hash = trusted.validators_hash
-    else:  # the header's own validators_hash: the served set is consistent with it, not yet trusted
-        trusted_hash = parse_signed_header(commit["signed_header"]).header.validators_hash
-    verified = verify_commit(chain, commit["signed_header"], validators, trusted_hash, height=state_height + 1)
-    checks.append(f"header {state_height + 1} is for chain {chain}{chain_note} and hashes to the signed block id")
-    if trusted is not None:
-        checks.append("the header's validator set is the trusted one")
+        proof, value = _proof(evidence, checks)
+        verified, validators = _commit(evidence, trust, state_height, checks)
+        facts.update(app_hash=verified.app_hash, signers=tuple(Signature(s.address, s.voting_power) for s in verified.signers),
+                     signed_power=verified.signed_power, total_power=verified.total_power)
+        if trust.contract is not None:
+            facts["membership"] = _registry(evidence, trust, verified, validators, checks)
+        try:
+            check_proof(verified.app_hash, proof)
+        except ProofError as exc:
+            raise checks.failed("state_proof", VerificationError("proof", f"the Merkle proof does not lead to the signed "
+                                                                          f"app_hash: {exc}"))
+        checks.passed("state_proof", f"the Merkle proof leads to app_hash {verified.app_hash.hex()[:16]}… "
+                                     f"of header {state_height + 1}", "nothing beyond the signed header")
+        record = _final(value, evidence.counter, checks)
+        if evidence.history_error is not None:
+            raise checks.failed("history", VerificationError("history", evidence.history_error))
+        if evidence.history is not None:
+            _history(evidence.history, verified, record, state_height, checks)
+        result = CallResult(evidence.session, evidence.counter, record)
+    except _Stop:
+        result = None
+    return Receipt(evidence.session, evidence.counter, tuple(checks.items), result, state_height,
+                   history=evidence.history, trust=trust.describe(), verify_ms=(time.perf_counter() - started) * 1000,
+                   **facts)
+
+
+def _proof(evidence: ResultEvidence, checks: _Checks) -> tuple[Proof, bytes]:
+    answer = evidence.answer
+    try:
+        if int(answer.get("code", 0)) != 0:
+            raise VerificationError("malformed", f"the node refused the query: {answer.get('log', '')}")
+        value = base64.b64decode(answer.get("value") or "")
+        ops = (answer.get("proofOps") or answer.get("proof_ops") or {}).get("ops") or []
+        if len(ops) != 1 or ops[0].get("type") != queries.PROOF_OP_TYPE:
+            raise VerificationError("malformed", f"the node's answer carries no {queries.PROOF_OP_TYPE} proof")
+        try:
+            proof = Proof.from_bytes(base64.b64decode(ops[0]["data"]))
+        except (ProofError, ValueError) as exc:
+            raise VerificationError("malformed", f"the proof cannot be decoded: {exc}") from None
+        if proof.key != keys.result_key(evidence.session, evidence.counter):
+            raise VerificationError("malformed", "the proof is for another key than (session, counter)")
+        if (proof.value or b"") != value:
+            raise VerificationError("malformed", "the proof is for another value than the one returned")
+        if proof.value is None:
+            raise VerificationError("malformed", f"no result is recorded for counter {evidence.counter} "
+                                                 "(the proof claims its absence)")
+    except (VerificationError, ValueError, TypeError, AttributeError) as exc:
+        raise checks.failed("answer", exc) from None
+    checks.passed("answer", "the proof names this session and counter and the returned record")
+    return proof, value
+
+
+def _commit(evidence: ResultEvidence, trust: TrustPolicy, state_height: int,
+            checks: _Checks) -> tuple[VerifiedCommit, tuple[Any, ...]]:
+    header_height = state_height + 1
+    chain, chain_source = _chain(evidence, trust)
+    trusted_hash, set_source = _trusted_set(evidence, trust)
+    try:
+        validators = parse_validators(evidence.validators)
+        if trusted_hash is None:  # the header's own hash: the served set is consistent with it, not yet trusted
+            trusted_hash = parse_signed_header(evidence.signed_header).header.validators_hash
+        verified = verify_commit(chain, evidence.signed_header, validators, trusted_hash, height=header_height)
+    except VerificationError as exc:
+        name = "header" if exc.kind in _HEADER_KINDS else "validator_set" if exc.kind in _VALIDATOR_SET_KINDS \
+            else "signatures"
+        raise checks.failed(name, exc) from None
+    checks.passed("header", f"header {header_height} is for chain {chain} and hashes to the block id its commit signs",
+                  f"the chain id comes from {chain_source}")
+    if set_source is not None:
+        checks.passed("validator_set", "the header's validator set is the trusted one", f"trust in {set_source}")
     else:
-        checks.append("the validator set the node served hashes to the header's validators_hash "
-                      "(consistent; trusted through the Registry check below)")
-    checks.append(f"{len(verified.signers)} validators signed with {verified.signed_power} of {verified.total_power} "
-                  "voting power (more than 2/3), every signature verified over CometBFT's canonical vote bytes")
-    membership = None
-    if contract is not None:
-        membership = await contract.check_commit(verified, validators)
-        checks.append(membership.check_line())
+        checks.passed("validator_set", "the validator set the node served hashes to the header's validators_hash",
+                      "consistent only: the Registry check below is what makes the signers trusted")
+    checks.passed("signatures", f"{len(verified.signers)} validators signed with {verified.signed_power} of "
+                                f"{verified.total_power} voting power (more than 2/3), every signature verified "
+                                "over CometBFT's canonical vote bytes",
+                  "fewer than 1/3 of that voting power signs falsely (CometBFT's own assumption)")
+    return verified, validators
+
+
+def _chain(evidence: ResultEvidence, trust: TrustPolicy) -> tuple[str, str]:
+    if trust.chain_id is not None:
+        return trust.chain_id, "the trust policy"
+    if evidence.genesis is not None:
+        return evidence.genesis.chain_id, "the genesis the node served (trust on first use)"
+    return evidence.node_chain_id, "the node's own report (staked members must have signed for it)"
+
+
+def _trusted_set(evidence: ResultEvidence, trust: TrustPolicy) -> tuple[bytes | None, str | None]:
+    if trust.validators_hash is not None:
+        return trust.validators_hash, trust.validators_source or "a pinned validator set hash"
+    if trust.trust_on_first_use:
+        if evidence.genesis is None:
+            raise ValueError("trust on first use needs the genesis the node serves in the evidence")
+        return evidence.genesis.validators_hash(), "the genesis validator set the node served (trust on first use)"
+    return None, None
+
+
+def _registry(evidence: ResultEvidence, trust: TrustPolicy, verified: VerifiedCommit, validators: tuple[Any, ...],
+              checks: _Checks) -> MembershipReport:
+    contract = trust.contract
+    assert contract is not None
+    assumption = (f"your Ethereum endpoint reports the chain truthfully, and {contract.registry.address} and cluster "
+                  f"{contract.cluster_id} are the cluster you mean")
     try:
-        check_proof(verified.app_hash, proof)
-    except ProofError as exc:
-        raise VerificationError("proof", f"the Merkle proof does not lead to the signed app_hash: {exc}") from None
-    checks.append(f"the Merkle proof leads to app_hash {verified.app_hash.hex()[:16]}… of header {state_height + 1}")
-    record = json.loads(value)
-    if record.get("status") not in FINAL:
-        raise VerificationError("not_final", f"call {counter} is {record.get('status')}: no final result to verify yet")
-    verify_ms = (time.perf_counter() - started) * 1000  # the client's own checks, not Swarm's round trips
-    status = None
-    if history is not None:
-        from rtc.history.reader import block_in_history
-
-        written = int(record.get("height", state_height))
-        status = await asyncio.to_thread(block_in_history, history, written, state_height,
-                                         verified.header.last_block_id.hash)
-        if status.in_swarm:
-            checks.append(f"the record of block {written} is in Swarm ({status.record.hex()[:12]}…) and links, "
-                          f"record by record, to block {state_height}, which header {state_height + 1} names")
-    return Receipt(
-        history=status,
-        result=CallResult.from_record(session.hex(), counter, record),
-        state_height=state_height,
-        header_height=state_height + 1,
-        app_hash=verified.app_hash.hex(),
-        signers=[{"address": s.address.hex(), "power": s.voting_power} for s in verified.signers],
-        signed_power=verified.signed_power,
-        total_power=verified.total_power,
-        checks=checks,
-        verify_ms=verify_ms,
-        membership=membership,
-    )
+        if evidence.registry is None:
+            raise VerificationError("contract_unavailable", "the evidence holds no facts from the Registry")
+        report = contract.judge(evidence.registry, [v.pub_key for v in validators], signer_keys(verified, validators),
+                                verified.height)
+    except VerificationError as exc:
+        raise checks.failed("registry", exc, assumption) from None
+    checks.passed("registry", report.check_line(), assumption)
+    return report
 
 
-async def _wait_for_height(node: NodeClient, height: int, timeout: float) -> None:
-    """Header H+1 follows the state of H within a block; wait for it on the websocket."""
-    status = await node.status()
-    if int(status["sync_info"]["latest_block_height"]) >= height:
+def _final(value: bytes, counter: int, checks: _Checks) -> ResultRecord:
+    try:
+        record = ResultRecord.decode(value)
+    except RecordError as exc:
+        raise checks.failed("final", VerificationError("malformed", str(exc))) from None
+    if not record.final:
+        raise checks.failed("final", VerificationError("not_final", f"call {counter} is {record.status.value}: "
+                                                                   "no final result to verify yet"))
+    checks.passed("final", f"the record is final: {record.status.value}, written by block {record.height}")
+    return record
+
+
+def _history(finding: HistoryFinding, verified: VerifiedCommit, record: ResultRecord, state_height: int,
+             checks: _Checks) -> None:
+    assumption = "chunks are checked against their Swarm addresses; the verified header anchors the records"
+    if finding.anchor != verified.header.last_block_id.hash:
+        raise checks.failed("history", VerificationError("history", "the records were linked to another block than "
+                                                                    "the verified header names"), assumption)
+    if not finding.in_swarm:
+        checks.items.append(Check("history", False, f"block {finding.height} is not in Swarm yet ({finding.note})",
+                                  assumption, "not_uploaded", required=False))
         return
-    async with websockets.connect(node.ws_url, open_timeout=timeout) as ws:
-        await ws.send(json.dumps({"jsonrpc": "2.0", "id": "nb", "method": "subscribe",
-                                  "params": {"query": "tm.event='NewBlockHeader'"}}))
-        deadline = asyncio.get_running_loop().time() + timeout
-        status = await node.status()
-        while int(status["sync_info"]["latest_block_height"]) < height:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise RPCError(f"block {height} did not appear within {timeout:.0f}s")
-            try:
-                await asyncio.wait_for(ws.recv(), remaining)
-            except asyncio.TimeoutError:
-                continue
-            status = await node.status()
+    reference = finding.record.hex()[:12] if finding.record else "?"
+    checks.passed("history", f"the record of block {record.height} is in Swarm ({reference}…) and links, record by "
+                             f"record, to block {state_height}, which header {state_height + 1} names", assumption)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,6 +1,6 @@
-"""Local clusters on loopback for development, demos and tests."""
+"""Local clusters on loopback for development, demos and tests (only the CLI and the demo import it)."""
 
-from .cometbft import COMETBFT_VERSION, cometbft_binary
-from .devnet import Devnet, DevnetError, NodeStatus
+from .devnet import Devnet, NodeStatus
+from .manifest import DevnetError, EthereumInfo, NodeInfo, SwarmInfo
 
-__all__ = ["COMETBFT_VERSION", "Devnet", "DevnetError", "NodeStatus", "cometbft_binary"]
+__all__ = ["Devnet", "DevnetError", "EthereumInfo", "NodeInfo", "NodeStatus", "SwarmInfo"]

@@ -17,46 +17,27 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import httpx
-
-from rtc.node.config import ClusterSettings, NodeConfig, genesis_app_state
-from rtc.vm import Backend
-
-from rtc.ethereum import Anvil
+from rtc.cometbft import RPC, NodeHome, RPCError
 from rtc.membership import VALIDATOR_POWER
+from rtc.tools import cometbft_binary
 
 from . import cometbft
-from .ethereum import (
-    ANVIL_PORT_OFFSET, MAX_NODES, EthereumInfo, operator_account, register_cluster, register_node, start_anvil,
-    state_file,
+from .manifest import (
+    ANVIL_PORT_OFFSET, MANIFEST, MAX_NODES, DevnetError, EthereumInfo, NodeInfo, SwarmInfo, state_file,
 )
 
-MANIFEST = "devnet.json"
+if TYPE_CHECKING:
+    from rtc.ethereum import Anvil
+    from rtc.node.config import ClusterSettings
+
+# Creating a devnet needs the VM, the node's settings and web3 (for anvil and the Registry);
+# they are imported where they are used, so that commands that only read the manifest
+# (`rtc call --home`, `rtc devnet status`) start fast.
+
 DEFAULT_BASE_PORT = 26600
 PORTS_PER_NODE = 10
-DEFAULT_SNAPSHOT_EVERY = 20  # blocks; a devnet snapshots often so restores can be watched
-
-
-class DevnetError(RuntimeError):
-    """Something the user can fix; the message says what."""
-
-
-@dataclass
-class NodeInfo:
-    name: str
-    home: str
-    p2p_port: int
-    rpc_port: int
-    abci_port: int
-    node_id: str = ""
-    app_pid: int = 0
-    cometbft_pid: int = 0
-
-    @property
-    def rpc(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
 
 
 @dataclass
@@ -93,11 +74,9 @@ def _alive(pid: int, home: str) -> bool:
 
 class Devnet:
     def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str,
-                 ethereum: EthereumInfo | None = None, swarm: dict[str, Any] | None = None) -> None:
+                 ethereum: EthereumInfo | None = None, swarm: SwarmInfo | None = None) -> None:
         self.home = home
-        # where the nodes upload their history: {"store": folder or Bee URL, "batch", "snapshot_every"}
-        self.swarm = swarm if swarm is not None else {"store": str(home / "swarm"), "batch": None,
-                                                       "snapshot_every": DEFAULT_SNAPSHOT_EVERY}
+        self.swarm = swarm if swarm is not None else SwarmInfo(str(home / "swarm"))
         self.chain_id = chain_id
         self.nodes = nodes
         self.code_hash = code_hash
@@ -123,6 +102,11 @@ class Devnet:
         snapshot_every: int = 0,
     ) -> "Devnet":
         """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis."""
+        from rtc.node.config import ClusterSettings, GenesisAppState
+        from rtc.vm import Backend
+
+        from .ethereum import cluster_settings
+
         home = home.resolve()
         if not 1 <= nodes <= MAX_NODES:
             raise DevnetError(f"a devnet has 1 to {MAX_NODES} nodes")
@@ -145,28 +129,28 @@ class Devnet:
         infos: list[NodeInfo] = []
         for i in range(nodes):
             name = f"node{i}"
-            node_home = home / name
             progress(f"generating keys and config for {name}")
-            cometbft.init_home(node_home, name)
+            node_home = cometbft.init_home(home / name, name)
             p2p, rpc, abci = _node_ports(base_port, i)
-            infos.append(NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home)))
-        devnet = cls(home, chain_id, infos, backend.code_hash.hex(), swarm={
-            "store": swarm or str(home / "swarm"), "batch": swarm_batch,
-            "snapshot_every": snapshot_every or DEFAULT_SNAPSHOT_EVERY})
+            infos.append(NodeInfo(name, str(node_home.path), p2p, rpc, abci, cometbft.node_id(node_home)))
+        devnet = cls(home, chain_id, infos, backend.code_hash.hex(),
+                     swarm=SwarmInfo(swarm or str(home / "swarm"), swarm_batch, snapshot_every or SwarmInfo.snapshot_every))
         devnet.save()
         devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, progress)
         devnet.save()
-        settings = replace(settings, ethereum=devnet.ethereum.settings())
-        homes = [Path(n.home) for n in infos]
-        validators = [cometbft.validator_entry(Path(n.home), n.name, VALIDATOR_POWER) for n in infos]
-        cometbft.write_genesis(homes, chain_id, validators, genesis_app_state(backend.code_hash, settings))
+        settings = replace(settings, ethereum=cluster_settings(devnet.ethereum))
+        homes = [NodeHome(Path(n.home)) for n in infos]
+        validators = [h.validator(VALIDATOR_POWER, n.name) for h, n in zip(homes, infos)]
+        cometbft.write_genesis(homes, chain_id, validators, GenesisAppState(backend.code_hash, settings).to_json())
         for info in infos:
             devnet._configure(info, [o for o in infos if o is not info])
         return devnet
 
     def _create_ethereum(self, eth_rpc: str | None, base_port: int, code_hash: bytes,
                          progress: Callable[[str], None]) -> EthereumInfo:
-        keys = [cometbft.validator_pubkey(Path(n.home)) for n in self.nodes]
+        from .ethereum import register_cluster, start_anvil
+
+        keys = [NodeHome(Path(n.home)).validator_key() for n in self.nodes]
         if eth_rpc is not None:
             progress(f"deploying the Registry on {eth_rpc} and registering the nodes with deposits")
             info = register_cluster(eth_rpc, code_hash, keys)
@@ -188,19 +172,22 @@ class Devnet:
         running = [n for i, n in enumerate(self.nodes) if self.running(i)]
         if len(running) < 2:
             raise DevnetError("state sync needs two running nodes to serve light blocks")
-        latest = httpx.get(f"{running[0].rpc}/commit", timeout=5).json()["result"]["signed_header"]
-        cometbft.set_config(home, {"statesync": {
+        with RPC(running[0].rpc, timeout=5) as rpc:
+            latest = rpc.commit()["signed_header"]
+        NodeHome(home).set_config({"statesync": {
             "enable": True, "rpc_servers": f"{running[0].rpc},{running[1].rpc}",
             "trust_height": int(latest["header"]["height"]), "trust_hash": latest["commit"]["block_id"]["hash"],
             "trust_period": "168h0m0s"}})
 
     def _configure(self, info: NodeInfo, peers: list[NodeInfo]) -> None:
         """The node's rtc.json and the CometBFT config values a loopback cluster needs."""
+        from rtc.node.config import NodeConfig
+
         NodeConfig(abci=f"tcp://127.0.0.1:{info.abci_port}", backend="../app.wasm",
                    eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
-                   swarm=self.swarm["store"], swarm_batch=self.swarm["batch"],
-                   snapshot_every=self.swarm["snapshot_every"]).save(Path(info.home))
-        cometbft.set_config(Path(info.home), cometbft.loopback_config(
+                   swarm=self.swarm.store, swarm_batch=self.swarm.batch,
+                   snapshot_every=self.swarm.snapshot_every).save(Path(info.home))
+        NodeHome(Path(info.home)).set_config(cometbft.loopback_config(
             f"tcp://127.0.0.1:{info.abci_port}", info.p2p_port, info.rpc_port,
             [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
 
@@ -211,6 +198,8 @@ class Devnet:
         joins the cluster in the contract, and the next Ethereum sync makes it a validator."""
         if self.ethereum is None:
             raise DevnetError("this devnet has no Ethereum side, so its validator set cannot grow")
+        from .ethereum import operator_account, register_node
+
         index = len(self.nodes)
         if index >= MAX_NODES:
             raise DevnetError(f"a devnet has at most {MAX_NODES} nodes")
@@ -219,15 +208,14 @@ class Devnet:
         if busy:
             raise DevnetError(f"ports {busy} for node{index} are in use; stop what uses them")
         name = f"node{index}"
-        node_home = self.home / name
         progress(f"generating keys and config for {name}")
-        cometbft.init_home(node_home, name)
-        shutil.copyfile(Path(self.nodes[0].home) / "config" / "genesis.json", node_home / "config" / "genesis.json")
+        node_home = cometbft.init_home(self.home / name, name)
+        shutil.copyfile(NodeHome(Path(self.nodes[0].home)).genesis_file, node_home.genesis_file)
         p2p, rpc, abci = _node_ports(base_port, index)
-        info = NodeInfo(name, str(node_home), p2p, rpc, abci, cometbft.node_id(node_home))
+        info = NodeInfo(name, str(node_home.path), p2p, rpc, abci, cometbft.node_id(node_home))
         self._configure(info, self.nodes)
         if state_sync:
-            self._configure_state_sync(Path(node_home))
+            self._configure_state_sync(node_home.path)
         self.nodes.append(info)
         self.save()
         self.start_node(index, progress)
@@ -235,7 +223,7 @@ class Devnet:
         self.wait_for_height(max(s.height or 0 for s in self.status()), timeout=timeout, nodes=[index])
         progress(f"registering {name} with a deposit and joining the cluster")
         operator = operator_account(self.ethereum.url, index)
-        node_id = register_node(self.ethereum, operator, cometbft.validator_pubkey(node_home))
+        node_id = register_node(self.ethereum, operator, node_home.validator_key())
         self.ethereum.operators.append(operator)
         self.ethereum.node_ids.append(node_id)
         self.save()
@@ -243,7 +231,7 @@ class Devnet:
 
     def save(self) -> None:
         data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes],
-                "ethereum": self.ethereum.to_json() if self.ethereum else None, "swarm": self.swarm}
+                "ethereum": self.ethereum.to_json() if self.ethereum else None, "swarm": self.swarm.to_json()}
         (self.home / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
@@ -254,8 +242,8 @@ class Devnet:
             raise DevnetError(f"no devnet in {home}; create one with `rtc devnet up --home {home} --app X.wasm`")
         data = json.loads(path.read_text())
         ethereum = EthereumInfo(**data["ethereum"]) if data.get("ethereum") else None
-        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum,
-                   data.get("swarm"))
+        swarm = SwarmInfo(**data["swarm"]) if data.get("swarm") else None
+        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum, swarm)
 
     @classmethod
     def remove(cls, home: Path) -> None:
@@ -295,9 +283,7 @@ class Devnet:
                 if app.poll() is not None or time.monotonic() > deadline:
                     raise DevnetError(f"the state machine of {node.name} did not start; see {logs / (node.name + '-app.log')}")
                 time.sleep(0.05)
-            comet = self._spawn(
-                [str(cometbft.cometbft_binary()), "node", "--home", str(home)], logs / f"{node.name}-cometbft.log"
-            )
+            comet = self._spawn([str(cometbft_binary()), "node", "--home", str(home)], logs / f"{node.name}-cometbft.log")
         except BaseException:
             self.stop_node(index)
             raise
@@ -353,6 +339,8 @@ class Devnet:
         """Start the devnet's anvil again (its chain is read back from anvil-state.json)."""
         if self.ethereum is None or not self.ethereum.managed or self.ethereum_running():
             return
+        from .ethereum import start_anvil
+
         progress("starting anvil")
         self._anvil = start_anvil(self.home, self.ethereum.port)
         self.ethereum.anvil_pid = self._anvil.process.pid if self._anvil.process else 0
@@ -381,23 +369,29 @@ class Devnet:
         for i, node in enumerate(self.nodes):
             running = self.running(i)
             try:
-                info = httpx.get(f"{node.rpc}/status", timeout=2.0).json()["result"]["sync_info"]
+                with RPC(node.rpc, timeout=2.0) as rpc:
+                    info = rpc.status()["sync_info"]
                 out.append(NodeStatus(node.name, node.rpc, int(info["latest_block_height"]), info["latest_app_hash"], running))
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
+            except (RPCError, KeyError, ValueError) as exc:
                 out.append(NodeStatus(node.name, node.rpc, None, None, running, f"RPC unavailable ({type(exc).__name__})"))
         return out
 
     def voting_powers(self) -> dict[str, int]:
         """Each node's voting power now, by name, from the first node that answers (0: not a validator)."""
-        names = {cometbft.validator_pubkey(Path(n.home)): n.name for n in self.nodes}
+        names = self.validator_names()
         for node in self.nodes:
             try:
-                answer = httpx.get(f"{node.rpc}/validators", params={"per_page": 100}, timeout=2.0).json()["result"]
-            except (httpx.HTTPError, KeyError, ValueError):
+                with RPC(node.rpc, timeout=2.0) as rpc:
+                    answer = rpc.validators(rpc.latest_height())
+            except (RPCError, KeyError, ValueError):
                 continue
             return {names.get(base64.b64decode(v["pub_key"]["value"]), v["address"]): int(v["voting_power"])
                     for v in answer["validators"]}
         return {}
+
+    def validator_names(self) -> dict[bytes, str]:
+        """Each node's name by its validator key."""
+        return {NodeHome(Path(n.home)).validator_key(): n.name for n in self.nodes}
 
     def wait_for_height(self, height: int, timeout: float = 60.0, nodes: list[int] | None = None) -> None:
         indices = range(len(self.nodes)) if nodes is None else nodes

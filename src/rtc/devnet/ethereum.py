@@ -3,9 +3,7 @@ deposit and joined to the cluster that runs the devnet's backend."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from web3 import Web3
@@ -14,37 +12,18 @@ from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
 from rtc.membership import EthereumSettings
 
+from .manifest import MAX_NODES, EthereumInfo, state_file
+
 ETHER = 10**18
 MIN_DEPOSIT = 1 * ETHER
 NODE_DEPOSIT = 10 * ETHER
 COOLING_OFF_BLOCKS = 20
 CONFIRMATIONS = 2  # anvil has no finality; a block this deep counts as final
-ANVIL_PORT_OFFSET = 165  # after the ports of 16 nodes
-MAX_NODES = 16
 
 
-@dataclass
-class EthereumInfo:
-    url: str
-    port: int
-    registry: str
-    cluster_id: int
-    operators: list[str] = field(default_factory=list)  # anvil dev accounts, one per node
-    node_ids: list[int] = field(default_factory=list)
-    anvil_pid: int = 0
-    managed: bool = True  # anvil started by the devnet (False: an existing chain given with --eth-rpc)
-    chain_id: int = 31337
-
-    def settings(self) -> EthereumSettings:
-        return EthereumSettings(self.chain_id, self.registry, self.cluster_id, CONFIRMATIONS)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def state_file(home: Path) -> Path:
-    """anvil writes its chain here when it stops and reads it back when it starts."""
-    return home / "anvil-state.json"
+def cluster_settings(info: EthereumInfo) -> EthereumSettings:
+    """The contract the devnet's cluster follows, as its genesis names it."""
+    return EthereumSettings(info.chain_id, info.registry, info.cluster_id, CONFIRMATIONS)
 
 
 def start_anvil(home: Path, port: int) -> Anvil:

@@ -1,12 +1,12 @@
-"""Where a node's history goes: its Swarm (embedded store or Bee), its feed key, its chain."""
+"""Where a node's history goes: its Swarm (embedded store or Bee) and the key that signs its feed."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
 
+from rtc.cometbft import NodeHome
 from rtc.swarm import BeeSwarm, FeedSigner, LocalSwarm, Swarm
 
 FEED_KEY_NAME = "history_key"  # in the node's config/: the secp256k1 key its history feed is signed with
@@ -25,16 +25,16 @@ def open_swarm(spec: str, postage_batch: str | None = None, base: Path | None = 
     return LocalSwarm.open(path, synced=synced)
 
 
-def history_signer(home: Path) -> FeedSigner:
+def feed_key_file(home: NodeHome) -> Path:
+    return home.path / "config" / FEED_KEY_NAME
+
+
+def history_signer(home: NodeHome) -> FeedSigner:
     """The node's feed key, made on first use and kept readable by its owner only."""
-    path = home / "config" / FEED_KEY_NAME
+    path = feed_key_file(home)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
     return FeedSigner(bytes.fromhex(path.read_text().strip()))
-
-
-def read_chain_id(home: Path) -> str:
-    return str(json.loads((home / "config" / "genesis.json").read_text())["chain_id"])

@@ -13,12 +13,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rtc.client.lightclient import VerificationError, parse_header, verify_commit
+from rtc.cometbft.lightclient import VerificationError, parse_header, verify_commit
 from rtc.swarm import Swarm
 
-from .record import BlockRecord, RecordError, check_contents, check_link
+from .record import BlockRecord, Head, RecordError, check_contents, check_link, history_topic
 from .snapshot import Manifest
-from .uploader import Head, history_topic
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,7 @@ class HistoryReader:
         return self._head(self.swarm.feed_at(self.owner, self.topic, height - 1))
 
     def _head(self, reference: bytes) -> Head:
-        try:
-            head = Head.decode(self.swarm.download(reference))
-        except ValueError as exc:
-            raise RecordError(str(exc)) from None
+        head = Head.decode(self.swarm.download(reference))
         if head.chain_id != self.chain_id:
             raise RecordError(f"the feed's head is for chain {head.chain_id}, not {self.chain_id}")
         return head
@@ -106,44 +102,47 @@ class HistoryReader:
                    + (", links to the previous record" if index else ""))
 
 
+    def locate(self, written: int, verified_height: int, block_hash: bytes, max_walk: int = 256,
+               wait_seconds: float = 3.0) -> "HistoryStatus":
+        """Find the record of block `written` through the records from block `verified_height`
+        (whose hash, `block_hash`, a client holds from a header it verified) back to the one
+        before `written`, checking every link. The SDK's `HistoryCheck`.
+
+        Record H is uploaded once block H+1 exists, so a fresh result is given `wait_seconds`."""
+        deadline = time.monotonic() + wait_seconds
+        newest = self.head().height
+        while newest < verified_height and time.monotonic() < deadline:
+            time.sleep(0.2)
+            newest = self.head().height
+        if newest < verified_height:
+            return HistoryStatus(False, written, newest, block_hash, note=f"uploaded up to block {newest} so far")
+        if verified_height - written > max_walk:
+            return HistoryStatus(False, written, newest, block_hash,
+                                 note=f"more than {max_walk} blocks before the verified one")
+        top = self.record_at(verified_height)
+        if top.record.block_hash != block_hash:
+            raise RecordError(f"the record of block {verified_height} in Swarm is not the block the signatures cover")
+        chain = self.walk_back(top, max(1, written - 1))
+        for earlier, later in zip(chain, chain[1:]):
+            check_contents(later.record)
+            check_link(earlier.record, later.record, earlier.reference)
+        found = next(located for located in chain if located.record.height == written)
+        return HistoryStatus(True, written, newest, block_hash, found.reference,
+                             "its record is in Swarm and links to the previous block's record" if written > 1 else
+                             "its record is in Swarm (the first block)")
+
+
 @dataclass(frozen=True)
 class HistoryStatus:
-    """Whether the block that wrote a result is in Swarm, linked into the verified chain."""
+    """Whether the block that wrote a result is in Swarm, linked up to the block a client verified."""
 
     in_swarm: bool
     height: int  # the block that wrote the result
     newest_uploaded: int
+    anchor: bytes  # the hash of the verified block the records were linked up to
     record: bytes | None = None  # its record's Swarm reference
     note: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {"in_swarm": self.in_swarm, "height": self.height, "newest_uploaded": self.newest_uploaded,
-                "record": self.record.hex() if self.record else None, "note": self.note}
-
-
-def block_in_history(reader: HistoryReader, written: int, verified_height: int, verified_block_hash: bytes,
-                     max_walk: int = 256, wait_seconds: float = 3.0) -> HistoryStatus:
-    """Find the record of block `written` through the records from a block the client verified
-    (`verified_height`, whose hash it holds) back to the one before `written`, checking every link.
-
-    Record H is uploaded once block H+1 exists, so a fresh result is given `wait_seconds`."""
-    deadline = time.monotonic() + wait_seconds
-    newest = reader.head().height
-    while newest < verified_height and time.monotonic() < deadline:
-        time.sleep(0.2)
-        newest = reader.head().height
-    if newest < verified_height:
-        return HistoryStatus(False, written, newest, note=f"uploaded up to block {newest} so far")
-    if verified_height - written > max_walk:
-        return HistoryStatus(False, written, newest, note=f"more than {max_walk} blocks before the verified one")
-    top = reader.record_at(verified_height)
-    if top.record.block_hash != verified_block_hash:
-        raise RecordError(f"the record of block {verified_height} in Swarm is not the block the signatures cover")
-    chain = reader.walk_back(top, max(1, written - 1))
-    for earlier, later in zip(chain, chain[1:]):
-        check_contents(later.record)
-        check_link(earlier.record, later.record, earlier.reference)
-    found = next(located for located in chain if located.record.height == written)
-    return HistoryStatus(True, written, newest, found.reference,
-                         "its record is in Swarm and links to the previous block's record" if written > 1 else
-                         "its record is in Swarm (the first block)")
+                "anchor": self.anchor.hex(), "record": self.record.hex() if self.record else None, "note": self.note}

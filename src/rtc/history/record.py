@@ -1,4 +1,5 @@
-"""One block's history record: what Swarm keeps so a block can be re-checked and replayed.
+"""One block's history record, and the head a node's feed points to: what Swarm keeps so a
+block can be re-checked and replayed.
 
 A record holds block H as CometBFT decided it (header, the canonical commit with its
 signatures, the validator set that signed), the raw transactions, the deterministic part
@@ -15,16 +16,16 @@ against `data_hash`, and the results and `app_hash` against header H+1 in the ne
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from eth_utils import keccak
 
-from rtc.abci import abci_pb
-from rtc.client.lightclient import header_hash, merkle_root, parse_header
+from rtc.cometbft.lightclient import TxResult, header_hash, parse_header, results_hash, txs_hash
 
 FORMAT = "rtc-history/1"
+HEAD_FORMAT = "rtc-head/1"
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
@@ -87,17 +88,40 @@ class BlockRecord:
                 "snapshot": self.snapshot.hex() if self.snapshot else None}
 
 
-def results_hash(results: list[dict[str, Any]]) -> bytes:
-    """CometBFT's `last_results_hash`: a Merkle root over the deterministic fields of each result."""
-    leaves = [abci_pb.ExecTxResult(code=int(r["code"]), data=base64.b64decode(r["data"] or ""),
-                                   gas_wanted=int(r["gas_wanted"]), gas_used=int(r["gas_used"])).SerializeToString()
-              for r in results]
-    return merkle_root(leaves)
+def history_topic(chain_id: str) -> bytes:
+    """The feed topic every node of a cluster publishes its history head under."""
+    return keccak(b"rtc/history/v1/" + chain_id.encode())
 
 
-def txs_hash(txs: list[bytes]) -> bytes:
-    """CometBFT's `data_hash`: a Merkle root over the SHA-256 of each transaction."""
-    return merkle_root([hashlib.sha256(tx).digest() for tx in txs])
+@dataclass(frozen=True)
+class Head:
+    """What a node's feed points to: the newest record it uploaded and the newest snapshot."""
+
+    chain_id: str
+    height: int
+    record: bytes
+    snapshot: dict[str, Any] | None  # {"height": S, "manifest": hex reference}
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"format": HEAD_FORMAT, "chain_id": self.chain_id, "height": self.height,
+                             "record": self.record.hex(), "snapshot": self.snapshot}, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Head":
+        try:
+            raw = orjson.loads(data)
+            if raw.get("format") != HEAD_FORMAT:
+                raise RecordError(f"not a history head of format {HEAD_FORMAT}")
+            return cls(str(raw["chain_id"]), int(raw["height"]), bytes.fromhex(raw["record"]), raw.get("snapshot"))
+        except RecordError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise RecordError(f"malformed history head: {exc}") from None
+
+
+def _tx_results(results: list[dict[str, Any]]) -> list[TxResult]:
+    return [TxResult(int(r["code"]), base64.b64decode(r["data"] or ""), int(r["gas_wanted"]), int(r["gas_used"]))
+            for r in results]
 
 
 def check_contents(record: BlockRecord) -> None:
@@ -130,5 +154,5 @@ def check_link(earlier: BlockRecord, later: BlockRecord, earlier_reference: byte
     if header.app_hash != earlier.app_hash:
         raise RecordError(f"record {earlier.height}: app_hash {earlier.app_hash.hex()[:16]}… is not the one "
                           f"header {later.height} commits to ({header.app_hash.hex()[:16]}…)")
-    if header.last_results_hash != results_hash(earlier.results):
+    if header.last_results_hash != results_hash(_tx_results(earlier.results)):
         raise RecordError(f"record {earlier.height}: the results do not hash to header {later.height}'s last_results_hash")

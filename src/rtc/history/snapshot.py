@@ -10,8 +10,10 @@ that the signed header of the next block commits to.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,10 @@ from typing import Any
 
 import orjson
 
-from rtc.state import StateStore
-from rtc.state.store import FrozenState
+from rtc.state import FrozenState, StateStore
 from rtc.swarm import Swarm
+
+log = logging.getLogger("rtc.history")
 
 FORMAT = "rtc-snapshot/1"
 PART_BYTES = 4 * 1024 * 1024
@@ -60,6 +63,63 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return orjson.loads(self.encode())
+
+
+class Snapshots:
+    """Snapshot files this node wrote (by the app at commit), waiting to be uploaded."""
+
+    def __init__(self, directory: Path, every: int) -> None:
+        self.directory = directory
+        self.every = every
+        self.pending: set[int] = set()  # being written now
+        self.lock = threading.Lock()
+
+    def due(self, height: int) -> bool:
+        return self.every > 0 and height % self.every == 0
+
+    def writing(self, height: int) -> bool:
+        with self.lock:
+            return height in self.pending
+
+    def take(self, store: StateStore) -> None:
+        """Called right after a due block commits: the pairs are written in a thread, from a
+        read view frozen at this height, while later blocks go on committing."""
+        frozen = store.frozen()
+        with self.lock:
+            self.pending.add(frozen.height)
+
+        def write() -> None:
+            try:
+                write_snapshot(frozen, self.directory)
+            except OSError as exc:
+                log.error("snapshot of height %d not written: %s", frozen.height, exc)
+            finally:
+                frozen.close()
+                with self.lock:
+                    self.pending.discard(frozen.height)
+
+        threading.Thread(target=write, name=f"snapshot-{frozen.height}", daemon=True).start()
+
+    def file(self, height: int) -> Path:
+        return self.directory / f"{height}.snap"
+
+    def manifest_file(self, height: int) -> Path:
+        return self.directory / f"{height}.manifest"
+
+    def served(self) -> list[tuple[int, bytes]]:
+        """(height, manifest bytes) of the snapshots uploaded and still on disk, newest first."""
+        found = []
+        for manifest in self.directory.glob("*.manifest"):
+            height = int(manifest.stem)
+            if self.file(height).exists():
+                found.append((height, manifest.read_bytes()))
+        return sorted(found, reverse=True)
+
+    def prune(self, keep: int = 2) -> None:
+        files = sorted(self.directory.glob("*.snap"), key=lambda p: int(p.stem))
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
+            self.manifest_file(int(old.stem)).unlink(missing_ok=True)
 
 
 def write_snapshot(state: FrozenState, directory: Path) -> Path:

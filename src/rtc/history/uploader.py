@@ -1,11 +1,10 @@
 """Every committed block's record to Swarm, in height order, without slowing consensus.
 
-The uploader is a thread in the node process. It reads finished blocks from this node's
-own CometBFT RPC (the block store is the durable queue: nothing is held in memory, and
-a restart resumes from a cursor file), uploads record H once block H+1 exists, then a
-small *head* document naming record H and the newest snapshot, and points the node's
-sequential feed at index H-1 to that head. It never skips a height: when Swarm or the
-RPC fails it waits and retries the same height.
+The uploader is a thread in the node process. Record H is uploaded once block H+1 exists
+(only then is H's commit canonical), then a small *head* naming record H and the newest
+snapshot, and the node's sequential feed at index H-1 points to that head. It never skips
+a height: when Swarm or the RPC fails it waits and retries the same height. CometBFT's
+block store is the durable queue, and a cursor file says where to resume after a restart.
 """
 
 from __future__ import annotations
@@ -19,93 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
-from eth_utils import keccak
-
-from rtc.state import StateStore
+from rtc.cometbft import RPC, HeightUnavailable, RPCError, RPCUnavailable
 from rtc.swarm import FeedSigner, Swarm, SwarmError
 
-from .record import BlockRecord
-from .snapshot import Manifest, upload_snapshot, write_snapshot
+from .record import BlockRecord, Head, history_topic
+from .snapshot import Snapshots, upload_snapshot
 
 log = logging.getLogger("rtc.history")
 
-HEAD_FORMAT = "rtc-head/1"
 CURSOR_NAME = "history-cursor.json"  # in the node's state folder
 SAVE_EVERY = 64  # blocks uploaded between two flushes of Swarm and the cursor
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-def history_topic(chain_id: str) -> bytes:
-    """The feed topic every node of a cluster publishes its history head under."""
-    return keccak(b"rtc/history/v1/" + chain_id.encode())
-
-
-@dataclass(frozen=True)
-class Head:
-    """What a node's feed points to: the newest record it uploaded and the newest snapshot."""
-
-    chain_id: str
-    height: int
-    record: bytes
-    snapshot: dict[str, Any] | None  # {"height": S, "manifest": hex reference}
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"format": HEAD_FORMAT, "chain_id": self.chain_id, "height": self.height,
-                             "record": self.record.hex(), "snapshot": self.snapshot}, option=orjson.OPT_SORT_KEYS)
-
-    @classmethod
-    def decode(cls, data: bytes) -> "Head":
-        try:
-            raw = orjson.loads(data)
-            if raw.get("format") != HEAD_FORMAT:
-                raise ValueError(f"not a history head of format {HEAD_FORMAT}")
-            return cls(str(raw["chain_id"]), int(raw["height"]), bytes.fromhex(raw["record"]), raw.get("snapshot"))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed history head: {exc}") from None
-
-
-class CometRPC:
-    """The few read calls the uploader needs from the node's own CometBFT."""
-
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.http = httpx.Client(base_url=url, timeout=timeout)
-
-    def get(self, method: str, **params: Any) -> dict[str, Any]:
-        answer = orjson.loads(self.http.get(f"/{method}", params=params).content)
-        if "error" in answer:
-            raise httpx.HTTPError(f"{method}: {answer['error'].get('data') or answer['error']}")
-        return answer["result"]
-
-    def latest_height(self) -> int:
-        return int(self.get("status")["sync_info"]["latest_block_height"])
-
-    def record(self, height: int, previous: bytes | None, executed: ExecutedBlock | None = None) -> BlockRecord:
-        """The block's record; its transactions and results from `executed` (what this node's
-        app just ran) when given, else from CometBFT's block store."""
-        signed = self.get("commit", height=height)
-        if not signed.get("canonical"):
-            raise httpx.HTTPError(f"the commit of block {height} is not canonical yet")
-        validators = self.get("validators", height=height, per_page=100)["validators"]
-        if executed is None:
-            block = self.get("block", height=height)["block"]
-            results = self.get("block_results", height=height)
-            executed = ExecutedBlock(
-                txs=[base64.b64decode(tx) for tx in block["data"]["txs"] or []],
-                results=[{"code": int(r.get("code", 0)), "data": r.get("data") or "",
-                          "gas_wanted": int(r.get("gas_wanted", 0)), "gas_used": int(r.get("gas_used", 0))}
-                         for r in results.get("txs_results") or []],
-                app_hash=base64.b64decode(results.get("app_hash") or ""))  # []byte in this RPC answer: base64
-        return BlockRecord(
-            chain_id=signed["signed_header"]["header"]["chain_id"], height=height,
-            header=signed["signed_header"]["header"], commit=signed["signed_header"]["commit"],
-            validators=validators, txs=executed.txs, results=executed.results, app_hash=executed.app_hash,
-            previous=previous,
-        )
-
-    def close(self) -> None:
-        self.http.close()
+QUIET_START_FAILURES = 20  # CometBFT's RPC comes up after the app: no warning for that
 
 
 @dataclass(frozen=True)
@@ -128,7 +52,7 @@ class ExecutedBlocks:
         self._blocks: dict[int, tuple[list[bytes], list[Any], bytes]] = {}
 
     def add(self, height: int, txs: list[bytes], results: list[Any], app_hash: bytes) -> None:
-        """Called by the app at Commit: kept as given, so consensus pays for nothing more."""
+        """Called by the app at Commit with its ExecTxResults: kept as given, so consensus pays for nothing more."""
         self._blocks[height] = (txs, results, app_hash)
         self._blocks.pop(height - self.keep, None)
 
@@ -141,6 +65,28 @@ class ExecutedBlocks:
         return ExecutedBlock(txs, [
             {"code": r.code, "data": base64.b64encode(r.data).decode(), "gas_wanted": r.gas_wanted,
              "gas_used": r.gas_used} for r in results], app_hash)
+
+
+def fetch_record(rpc: RPC, height: int, previous: bytes | None, executed: ExecutedBlock | None = None) -> BlockRecord:
+    """Block `height`'s record from the node's CometBFT; its transactions and results from
+    `executed` (what this node's app just ran) when given, else from the block store."""
+    signed = rpc.commit(height)
+    if not signed.get("canonical"):
+        raise RPCError(f"the commit of block {height} is not canonical yet", "commit")
+    validators = rpc.validators(height)["validators"]
+    if executed is None:
+        block = rpc.block(height)
+        results = rpc.block_results(height)
+        executed = ExecutedBlock(
+            txs=[base64.b64decode(tx) for tx in block["data"]["txs"] or []],
+            results=[{"code": int(r.get("code", 0)), "data": r.get("data") or "",
+                      "gas_wanted": int(r.get("gas_wanted", 0)), "gas_used": int(r.get("gas_used", 0))}
+                     for r in results.get("txs_results") or []],
+            app_hash=base64.b64decode(results.get("app_hash") or ""))  # []byte in this RPC answer: base64
+    header = signed["signed_header"]["header"]
+    return BlockRecord(chain_id=header["chain_id"], height=height, header=header,
+                       commit=signed["signed_header"]["commit"], validators=validators, txs=executed.txs,
+                       results=executed.results, app_hash=executed.app_hash, previous=previous)
 
 
 class Cursor:
@@ -168,68 +114,11 @@ class Cursor:
         os.replace(partial, self.path)
 
 
-class Snapshots:
-    """Snapshot files this node wrote (by the app at commit), waiting to be uploaded."""
-
-    def __init__(self, directory: Path, every: int) -> None:
-        self.directory = directory
-        self.every = every
-        self.pending: set[int] = set()  # being written now
-        self.lock = threading.Lock()
-
-    def due(self, height: int) -> bool:
-        return self.every > 0 and height % self.every == 0
-
-    def writing(self, height: int) -> bool:
-        with self.lock:
-            return height in self.pending
-
-    def take(self, store: StateStore) -> None:
-        """Called right after a due block commits: the pairs are written in a thread, from a
-        read view frozen at this height, while later blocks go on committing."""
-        frozen = store.frozen()
-        with self.lock:
-            self.pending.add(frozen.height)
-
-        def write() -> None:
-            try:
-                write_snapshot(frozen, self.directory)
-            except OSError as exc:
-                log.error("snapshot of height %d not written: %s", frozen.height, exc)
-            finally:
-                frozen.close()
-                with self.lock:
-                    self.pending.discard(frozen.height)
-
-        threading.Thread(target=write, name=f"snapshot-{frozen.height}", daemon=True).start()
-
-    def file(self, height: int) -> Path:
-        return self.directory / f"{height}.snap"
-
-    def manifest_file(self, height: int) -> Path:
-        return self.directory / f"{height}.manifest"
-
-    def served(self) -> list[tuple[int, bytes]]:
-        """(height, manifest bytes) of the snapshots uploaded and still on disk, newest first."""
-        found = []
-        for manifest in self.directory.glob("*.manifest"):
-            height = int(manifest.stem)
-            if self.file(height).exists():
-                found.append((height, manifest.read_bytes()))
-        return sorted(found, reverse=True)
-
-    def prune(self, keep: int = 2) -> None:
-        files = sorted(self.directory.glob("*.snap"), key=lambda p: int(p.stem))
-        for old in files[:-keep]:
-            old.unlink(missing_ok=True)
-            self.manifest_file(int(old.stem)).unlink(missing_ok=True)
-
-
 class HistoryUploader:
     def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
                  snapshots: Snapshots | None = None, poll_seconds: float = 0.3,
                  executed: ExecutedBlocks | None = None) -> None:
-        self.rpc = CometRPC(rpc_url)
+        self.rpc = RPC(rpc_url)
         self.swarm = swarm
         self.signer = signer
         self.chain_id = chain_id
@@ -261,16 +150,16 @@ class HistoryUploader:
                 self._recovered()
                 if not uploaded:
                     self._stop.wait(self.poll_seconds)
-            except (SwarmError, httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-                if "lowest height is" in str(exc):
-                    log.warning("this node's block store starts after height %d (it was state-synced or pruned), "
-                                "so it cannot publish a history feed of its own; the other nodes' feeds hold "
-                                "the cluster's history", self.cursor.next_height)
-                    return
-                starting = isinstance(exc, httpx.ConnectError) and self.failures < 20  # CometBFT's RPC not up yet
+            except HeightUnavailable as exc:
+                log.warning("this node's block store starts at height %d, after %d (it was state-synced or pruned), "
+                            "so it cannot publish a history feed of its own; the other nodes' feeds hold the "
+                            "cluster's history", exc.lowest, self.cursor.next_height)
+                return
+            except (SwarmError, RPCError, OSError, KeyError, ValueError) as exc:
+                starting = isinstance(exc, RPCUnavailable) and self.failures < QUIET_START_FAILURES
                 if not self.warned and not starting:
                     log.warning("history upload of height %d waits: %s; retrying, no block is skipped",
-                                self.cursor.next_height, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                                self.cursor.next_height, _first_line(exc))
                     self.warned = True
                 self._stop.wait(RETRY_SECONDS[min(self.failures, len(RETRY_SECONDS) - 1)])
                 self.failures += 1
@@ -309,15 +198,16 @@ class HistoryUploader:
     def upload(self, height: int) -> bool:
         """Record, snapshot (when one was taken after this block), head, feed; then the cursor moves."""
         snapshot = self.cursor.snapshot
-        if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.writing(height):
+        snapshots = self.snapshots
+        if snapshots is not None and snapshots.due(height) and snapshots.writing(height):
             return False  # the app is still writing it; come back
         executed = self.executed.take(height) if self.executed is not None else None
-        record = self.rpc.record(height, self.cursor.previous, executed)
-        if self.snapshots is not None and self.snapshots.due(height) and self.snapshots.file(height).exists():
-            reference, manifest = upload_snapshot(self.snapshots.file(height), height, record.app_hash, self.swarm)
-            self.snapshots.manifest_file(height).write_bytes(manifest.encode())  # for state sync to serve
+        record = fetch_record(self.rpc, height, self.cursor.previous, executed)
+        if snapshots is not None and snapshots.due(height) and snapshots.file(height).exists():
+            reference, manifest = upload_snapshot(snapshots.file(height), height, record.app_hash, self.swarm)
+            snapshots.manifest_file(height).write_bytes(manifest.encode())  # for state sync to serve
             snapshot = {"height": height, "manifest": reference.hex()}
-            self.snapshots.prune()
+            snapshots.prune()
         reference = self.swarm.upload(record.encode())
         head = Head(self.chain_id, height, reference, snapshot)
         self.swarm.update_feed(self.signer, self.topic, height - 1, self.swarm.upload(head.encode()))
@@ -325,5 +215,5 @@ class HistoryUploader:
         return True
 
 
-def load_manifest(swarm: Swarm, reference: bytes) -> Manifest:
-    return Manifest.decode(swarm.download(reference))
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -35,6 +35,10 @@ class SyncError(ValueError):
     """A sync transaction that is malformed or breaks a rule; the message says which."""
 
 
+class Unconfirmed(Exception):
+    """This node cannot confirm a proposed sync against its own Ethereum endpoint; the message says why."""
+
+
 @dataclass(frozen=True)
 class EthereumSettings:
     """Which contract the cluster follows, and when an Ethereum block counts as final.

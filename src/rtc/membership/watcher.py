@@ -18,17 +18,13 @@ from web3 import Web3
 
 from rtc.ethereum.registry import load_artifact
 
-from .sync import EthereumSettings, EthereumSync
+from .sync import EthereumSettings, EthereumSync, Unconfirmed
 
 log = logging.getLogger("rtc.membership")
 
 POLL_SECONDS = 1.0
 RPC_TIMEOUT_SECONDS = 2.0
 REMEMBERED_BLOCKS = 256
-
-
-class Unconfirmed(Exception):
-    """This node cannot confirm a proposed sync; the message says why."""
 
 
 class EthereumWatcher:

@@ -9,34 +9,43 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
-from rtc.abci import Application, abci_pb
-from rtc.abci._pb.tendermint.crypto import keys_pb2, proof_pb2 as crypto_pb
-from rtc.membership import EthereumWatcher, Membership, SyncError, Unconfirmed, apply_sync, decode_sync, is_sync
-from rtc.sessions import Envelope, EnvelopeError, Kind, Refused, Sessions, decode
-from rtc.sessions.ordering import SESSION_PREFIX, result_key
+from rtc.abci import Application, ProofOp, PublicKey, abci_pb
+from rtc.membership import Membership, SyncError, Unconfirmed, apply_sync, decode_sync, is_sync
+from rtc.protocol import (
+    CODESPACE, Code, Envelope, EnvelopeError, Kind, ResultRecord, canonical_json, decode, keys, queries, tx_digest,
+)
+from rtc.sessions import Refused, Runner, Sessions
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
 
-from .config import ClusterSettings
-from .keys import BACKEND_PREFIX, CHAIN_ID_KEY, CODE_HASH_KEY, MEMBERSHIP_KEY, SETTINGS_KEY, backend_key
-from .txs import Code, TxError, canonical_json, tx_hash
+from .config import ClusterSettings, GenesisAppState
+from .statesync import StateSync
+
+if TYPE_CHECKING:  # the node's threads, made by the runner
+    from rtc.history.snapshot import Snapshots
+    from rtc.membership.watcher import EthereumWatcher
 
 log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
-PROOF_OP_TYPE = "rtc:smt"
 CHECKED_CACHE_SIZE = 20_000  # four full mempools (5,000 each); an entry is about 1.5 KB
 RESYNC_EVERY_ETH_BLOCKS = 32  # re-sync an unchanged membership this often, so clients see it is current
-REFUSAL_CODES = {
-    "duplicate": Code.DUPLICATE,
-    "session-ended": Code.SESSION_ENDED,
-    "too-early": Code.TOO_EARLY,
-    "buffer-full": Code.TOO_EARLY,
-}
+
+# What a committed block held and gave, for the history uploader (height, txs, results, app_hash).
+CommitListener = Callable[[int, list[bytes], list[abci_pb.ExecTxResult], bytes], None]
+
+
+class TxError(ValueError):
+    """A transaction this node refuses before running it; `code` names the rule."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class BackendState:
@@ -48,10 +57,10 @@ class BackendState:
         self.overlay = overlay
 
     def get(self, key: bytes) -> bytes | None:
-        return self.overlay.get(BACKEND_PREFIX + key)
+        return self.overlay.get(keys.BACKEND_PREFIX + key)
 
     def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
-        prefix = BACKEND_PREFIX
+        prefix = keys.BACKEND_PREFIX
         upper = prefix + end if end is not None else _prefix_end(prefix)
         cut = len(prefix)
         return [(key[cut:], value) for key, value in self.overlay.scan(prefix + start, upper, limit)]
@@ -65,25 +74,24 @@ class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
     def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings,
-                 watcher: EthereumWatcher | None = None, snapshots: Any = None) -> None:
+                 watcher: EthereumWatcher | None = None, snapshots: Snapshots | None = None) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.watcher = watcher  # this node's view of Ethereum; only proposing and voting use it
-        self.snapshots = snapshots  # rtc.history.Snapshots: state snapshots every N blocks, for Swarm
-        self._state_sync: Any = None  # rtc.history.statesync.StateSync, made on first use
-        self._settings_json = canonical_json(settings.to_json())
+        self.snapshots = snapshots  # state snapshots every N blocks, for Swarm and state sync
+        self.state_sync = StateSync(snapshots)
+        self._settings_json = settings.encode()
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
         self._pending_height = 0
         self._pending_block: tuple[list[bytes], list[abci_pb.ExecTxResult], bytes] = ([], [], b"")
-        # Told of every committed block (height, txs, results, app_hash): the history uploader's feed.
-        self.on_commit: Callable[[int, list[bytes], list[abci_pb.ExecTxResult], bytes], None] | None = None
+        self.on_commit: CommitListener | None = None  # the history uploader's feed
         self._genesis: Any = None  # InitChain's writes, committed with the first block
         # Transactions this node already decoded, verified and type-checked (in CheckTx), by
         # digest, so PrepareProposal and FinalizeBlock check each signature and call once per
         # node. Only passed checks are kept; what they hold follows from the bytes alone.
-        self._checked: OrderedDict[bytes, tuple[Envelope, PreparedCall | None]] = OrderedDict()
-        chain_id = store.get(CHAIN_ID_KEY)
+        self._checked: OrderedDict[str, tuple[Envelope, PreparedCall | None]] = OrderedDict()
+        chain_id = store.get(keys.CHAIN_ID_KEY)
         self.chain_id = chain_id.decode() if chain_id else ""
         if store.height:
             self._check_committed_identity()
@@ -92,13 +100,13 @@ class ClusterApp(Application):
 
     def _check_committed_identity(self) -> None:
         """Refuse to continue a chain with different code or settings than it was built with."""
-        stored_code = self.store.get(CODE_HASH_KEY)
+        stored_code = self.store.get(keys.CODE_HASH_KEY)
         if stored_code != self.backend.code_hash:
             raise RuntimeError(
                 f"the state was built by backend {stored_code.hex() if stored_code else None}, "
                 f"but this node loaded {self.backend.code_hash.hex()}; start it with the cluster's component"
             )
-        if self.store.get(SETTINGS_KEY) != self._settings_json:
+        if self.store.get(keys.SETTINGS_KEY) != self._settings_json:
             raise RuntimeError("the state was built with other cluster settings than this node's genesis holds")
 
     def info(self, req: abci_pb.RequestInfo) -> abci_pb.ResponseInfo:
@@ -111,24 +119,23 @@ class ClusterApp(Application):
         )
 
     def init_chain(self, req: abci_pb.RequestInitChain) -> abci_pb.ResponseInitChain:
-        genesis = orjson.loads(req.app_state_bytes or b"{}")
-        expected = genesis.get("code_hash")
+        genesis = GenesisAppState.from_json(orjson.loads(req.app_state_bytes or b"{}"))
         actual = self.backend.code_hash.hex()
-        if expected != actual:
+        if genesis.code_hash != self.backend.code_hash:
             raise RuntimeError(
-                f"this node's backend has code hash {actual} but the genesis names {expected}; "
+                f"this node's backend has code hash {actual} but the genesis names {genesis.code_hash.hex()}; "
                 "start the node with the component the cluster was created for"
             )
-        if canonical_json(ClusterSettings.from_json(genesis.get("settings", {})).to_json()) != self._settings_json:
+        if genesis.settings.encode() != self._settings_json:
             raise RuntimeError("the genesis holds other cluster settings than this node loaded")
         overlay = self.store.begin()
-        overlay.set(CODE_HASH_KEY, self.backend.code_hash)
-        overlay.set(SETTINGS_KEY, self._settings_json)
-        overlay.set(CHAIN_ID_KEY, req.chain_id.encode())
+        overlay.set(keys.CODE_HASH_KEY, self.backend.code_hash)
+        overlay.set(keys.SETTINGS_KEY, self._settings_json)
+        overlay.set(keys.CHAIN_ID_KEY, req.chain_id.encode())
         validators = {update.pub_key.ed25519: update.power for update in req.validators}
         if any(not key for key in validators):
             raise RuntimeError("every genesis validator must have an ed25519 key")
-        overlay.set(MEMBERSHIP_KEY, canonical_json(Membership(validators=validators).to_json()))
+        overlay.set(keys.MEMBERSHIP_KEY, canonical_json(Membership(validators=validators).to_json()))
         self.chain_id = req.chain_id
         self._genesis = overlay
         log.info("chain %s initialised for backend %s", req.chain_id, actual[:16])
@@ -140,20 +147,18 @@ class ClusterApp(Application):
         """Refuse before ordering whatever would not run: bad bytes, signature, call, or session rule."""
         if is_sync(req.tx):
             return abci_pb.ResponseCheckTx(
-                code=Code.NOT_FROM_CLIENTS, codespace="rtc",
+                code=Code.NOT_FROM_CLIENTS, codespace=CODESPACE,
                 log="Ethereum-sync transactions are added by block proposers, not sent by clients")
         try:
             envelope, _ = self._prepare(req.tx)
             Sessions(self.store, self.settings.sessions).check(envelope)
-        except TxError as exc:
-            return abci_pb.ResponseCheckTx(code=exc.code, log=str(exc), codespace="rtc")
-        except Refused as exc:
-            return abci_pb.ResponseCheckTx(code=REFUSAL_CODES[exc.code], log=str(exc), codespace="rtc")
+        except (TxError, Refused) as exc:
+            return abci_pb.ResponseCheckTx(code=exc.code, log=str(exc), codespace=CODESPACE)
         return abci_pb.ResponseCheckTx(code=Code.OK)
 
     def _prepare(self, tx: bytes) -> tuple[Envelope, PreparedCall | None]:
         """Decode, verify and type-check a transaction: its envelope and (for a call) the call."""
-        digest = tx_hash(tx)
+        digest = tx_digest(tx)
         checked = self._checked.get(digest)
         if checked is not None:
             return checked
@@ -210,7 +215,7 @@ class ClusterApp(Application):
         return abci_pb.ResponsePrepareProposal(txs=txs)
 
     def _membership(self, state: Any = None) -> Membership:
-        record = (self.store if state is None else state).get(MEMBERSHIP_KEY)
+        record = (self.store if state is None else state).get(keys.MEMBERSHIP_KEY)
         return Membership.from_json(orjson.loads(record)) if record else Membership()
 
     def _sync_to_propose(self) -> bytes | None:
@@ -252,6 +257,7 @@ class ClusterApp(Application):
         overlay = self._genesis if self._genesis is not None else self.store.begin()
         block = BlockInfo(height=req.height, time_ms=req.time.seconds * 1000 + req.time.nanos // 1_000_000)
         sessions = Sessions(overlay, self.settings.sessions)
+        run = partial(self._run, overlay, block)  # what the sessions call when a call's turn comes
         updates: list[tuple[bytes, int]] = []
         results = []
         for tx in req.txs:
@@ -260,7 +266,7 @@ class ClusterApp(Application):
                 updates += applied
                 results.append(result)
             else:
-                results.append(self._deliver(tx, sessions, overlay, block))
+                results.append(self._deliver(tx, sessions, block, run))
         ended = sessions.end_block(req.height)
         events = [_result_event(key, counter, record) for key, counter, record in ended]
         app_hash = overlay.root()
@@ -268,7 +274,7 @@ class ClusterApp(Application):
         self._pending_block = (list(req.txs), results, app_hash)
         return abci_pb.ResponseFinalizeBlock(
             tx_results=results, events=events, app_hash=app_hash,
-            validator_updates=[abci_pb.ValidatorUpdate(pub_key=keys_pb2.PublicKey(ed25519=key), power=power)
+            validator_updates=[abci_pb.ValidatorUpdate(pub_key=PublicKey(ed25519=key), power=power)
                                for key, power in updates],
         )
 
@@ -280,8 +286,8 @@ class ClusterApp(Application):
             sync = decode_sync(tx)
             membership, updates = apply_sync(self._membership(overlay), sync, height)
         except SyncError as exc:
-            return abci_pb.ExecTxResult(code=Code.INVALID_SYNC, log=str(exc), codespace="rtc"), []
-        overlay.set(MEMBERSHIP_KEY, canonical_json(membership.to_json()))
+            return abci_pb.ExecTxResult(code=Code.INVALID_SYNC, log=str(exc), codespace=CODESPACE), []
+        overlay.set(keys.MEMBERSHIP_KEY, canonical_json(membership.to_json()))
         added = [key.hex() for key, power in updates if power]
         removed = [key.hex() for key, power in updates if not power]
         if updates:
@@ -294,49 +300,46 @@ class ClusterApp(Application):
         ])
         return abci_pb.ExecTxResult(code=Code.OK, data=canonical_json(membership.to_json()), events=[event]), updates
 
-    def _deliver(self, tx: bytes, sessions: Sessions, overlay: Any, block: BlockInfo) -> abci_pb.ExecTxResult:
+    def _deliver(self, tx: bytes, sessions: Sessions, block: BlockInfo, run: Runner) -> abci_pb.ExecTxResult:
         try:
-            envelope, prepared = self._prepare(tx)
-            written = sessions.deliver(
-                envelope, block.height,
-                lambda ready: self._run(ready, prepared if ready is envelope else None, overlay, block))
-        except TxError as exc:
-            return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace="rtc")
-        except Refused as exc:
-            return abci_pb.ExecTxResult(code=REFUSAL_CODES[exc.code], log=str(exc), codespace="rtc")
+            envelope, _ = self._prepare(tx)
+            written = sessions.deliver(envelope, block.height, run)
+        except (TxError, Refused) as exc:
+            return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace=CODESPACE)
         own = written[0][1]
-        failed = own["status"] == "error"
+        failed = own.status == "error"
         return abci_pb.ExecTxResult(
             code=Code.EXECUTION_FAILED if failed else Code.OK,
-            data=canonical_json(own),
-            log=own.get("error", "") if failed else "",
-            gas_used=own.get("fuel", 0),
-            codespace="rtc" if failed else "",
+            data=own.encoded,
+            log=(own.error or "") if failed else "",
+            gas_used=own.fuel or 0,
+            codespace=CODESPACE if failed else "",
             events=[_result_event(envelope.session_key, counter, record) for counter, record in written],
         )
 
-    def _run(self, envelope: Envelope, prepared: PreparedCall | None, overlay: Any, block: BlockInfo) -> dict[str, Any]:
-        """Execute one call whose turn has come (`prepared`, or a queued one checked again);
-        its writes apply only if it succeeds."""
+    def _run(self, overlay: Any, block: BlockInfo, envelope: Envelope) -> ResultRecord:
+        """Execute one call whose turn has come; its writes apply only if it succeeds.
+
+        The call was checked when it entered the mempool or the queue; the check is taken
+        from the cache, or made again for a queued call the cache no longer holds."""
+        checked = self._checked.get(envelope.digest)
         try:
-            if prepared is None:
-                prepared = self._call_of(envelope)
-        except TxError as exc:  # checked when it was queued; kept for safety
-            return {"status": "error", "error": str(exc), "fuel": 0}
+            prepared = checked[1] if checked is not None and checked[1] is not None else self._call_of(envelope)
+        except TxError as exc:  # it passed when it was queued; kept for safety
+            return ResultRecord.failed(str(exc), 0)
         outcome = self.backend.execute(prepared, BackendState(overlay), block, caller=envelope.client)
         if not outcome.ok:
-            return {"status": "error", "error": outcome.error, "fuel": outcome.fuel_used}
-        record = {"status": "ok", "value": outcome.value, "fuel": outcome.fuel_used}
+            return ResultRecord.failed(outcome.error or "", outcome.fuel_used)
+        record = ResultRecord.ok(outcome.value, outcome.fuel_used).at(block.height, envelope.digest)
         limit = self.backend.limits.max_result_bytes
-        size = len(canonical_json(record))
-        if size > limit:
-            return {"status": "error", "error": f"result of {size} bytes exceeds the limit of {limit} bytes",
-                    "fuel": outcome.fuel_used}
+        if len(record.encoded) > limit:
+            return ResultRecord.failed(f"result record of {len(record.encoded)} bytes exceeds the limit of {limit} bytes",
+                                       outcome.fuel_used)
         for key, value in outcome.writes.items():
             if value is None:
-                overlay.delete(backend_key(key))
+                overlay.delete(keys.backend_key(key))
             else:
-                overlay.set(backend_key(key), value)
+                overlay.set(keys.backend_key(key), value)
         return record
 
     def commit(self, req: abci_pb.RequestCommit) -> abci_pb.ResponseCommit:
@@ -352,55 +355,41 @@ class ClusterApp(Application):
 
     # -- state sync: the snapshots that are in Swarm, served to and restored from peers --
 
-    def _sync(self) -> Any:
-        if self._state_sync is None:
-            from rtc.history.statesync import StateSync
-
-            self._state_sync = StateSync(self.snapshots)
-        return self._state_sync
-
     def list_snapshots(self, req: abci_pb.RequestListSnapshots) -> abci_pb.ResponseListSnapshots:
-        return abci_pb.ResponseListSnapshots(snapshots=self._sync().list())
+        return abci_pb.ResponseListSnapshots(snapshots=self.state_sync.list())
 
     def load_snapshot_chunk(self, req: abci_pb.RequestLoadSnapshotChunk) -> abci_pb.ResponseLoadSnapshotChunk:
-        return abci_pb.ResponseLoadSnapshotChunk(chunk=self._sync().load(req.height, req.format, req.chunk))
+        return abci_pb.ResponseLoadSnapshotChunk(chunk=self.state_sync.load(req.height, req.format, req.chunk))
 
     def offer_snapshot(self, req: abci_pb.RequestOfferSnapshot) -> abci_pb.ResponseOfferSnapshot:
-        return abci_pb.ResponseOfferSnapshot(result=self._sync().offer(req.snapshot, req.app_hash, self.store))
+        return abci_pb.ResponseOfferSnapshot(result=self.state_sync.offer(req.snapshot, req.app_hash, self.store))
 
     def apply_snapshot_chunk(self, req: abci_pb.RequestApplySnapshotChunk) -> abci_pb.ResponseApplySnapshotChunk:
-        response = self._sync().apply(req.index, req.chunk, req.sender)
+        response = self.state_sync.apply(req.index, req.chunk, req.sender)
         if self.store.height is not None:  # the last part landed: this node now has the cluster's state
-            self.chain_id = (self.store.get(CHAIN_ID_KEY) or b"").decode()
+            self.chain_id = (self.store.get(keys.CHAIN_ID_KEY) or b"").decode()
             self._check_committed_identity()
         return response
 
     # -- reads -----------------------------------------------------------------------
 
     def query(self, req: abci_pb.RequestQuery) -> abci_pb.ResponseQuery:
-        """Paths (docs/protocol.md): /result/<session-key-hex>/<counter>, /session/<session-key-hex>,
-        /state/<key-hex>, /membership, /entry-points, /call (a JSON read-only call)."""
+        """The paths of `rtc.protocol.queries`: one proven state key, the entry points, or a read-only call."""
         height = self.store.height or 0
         try:
-            if req.path.startswith("/result/"):
-                session_hex, _, counter = req.path[len("/result/"):].partition("/")
-                return self._query_key(result_key(_session_key(session_hex), _counter(counter)), req.prove)
-            if req.path.startswith("/session/"):
-                return self._query_key(SESSION_PREFIX + _session_key(req.path[len("/session/"):]), req.prove)
-            if req.path.startswith("/state/"):
-                return self._query_key(backend_key(bytes.fromhex(req.path[len("/state/"):])), req.prove)
-            if req.path == "/membership":
-                return self._query_key(MEMBERSHIP_KEY, req.prove)
-            if req.path == "/entry-points":
-                listing = [entry.describe() for entry in self.backend.entry_points.values()]
-                body = {"code_hash": self.backend.code_hash.hex(), "entry_points": listing}
-                return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json(body), height=height)
-            if req.path == "/call":
-                return self._query_call(req.data)
+            key = queries.state_key(req.path)
         except ValueError as exc:
             return abci_pb.ResponseQuery(code=Code.MALFORMED, log=str(exc), height=height)
+        if key is not None:
+            return self._query_key(key, req.prove)
+        if req.path == queries.ENTRY_POINTS:
+            listing = [entry.describe() for entry in self.backend.entry_points.values()]
+            body = {"code_hash": self.backend.code_hash.hex(), "entry_points": listing}
+            return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json(body), height=height)
+        if req.path == queries.CALL:
+            return self._query_call(req.data)
         return abci_pb.ResponseQuery(
-            code=Code.MALFORMED, log=f"unknown query path {req.path!r}; see docs/architecture.md", height=height
+            code=Code.MALFORMED, log=f"unknown query path {req.path!r}; see docs/protocol.md", height=height
         )
 
     def _query_key(self, key: bytes, prove: bool) -> abci_pb.ResponseQuery:
@@ -410,7 +399,7 @@ class ClusterApp(Application):
             response.log = "not found"
         if prove:
             proof = self.store.prove(key)
-            response.proof_ops.ops.append(crypto_pb.ProofOp(type=PROOF_OP_TYPE, key=key, data=proof.to_bytes()))
+            response.proof_ops.ops.append(ProofOp(type=queries.PROOF_OP_TYPE, key=key, data=proof.to_bytes()))
         return response
 
     def _query_call(self, data: bytes) -> abci_pb.ResponseQuery:
@@ -430,26 +419,13 @@ class ClusterApp(Application):
         return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json({"value": outcome.value, "fuel": outcome.fuel_used}), height=height)
 
 
-def _result_event(session_key: bytes, counter: int, record: dict[str, Any]) -> abci_pb.Event:
+def _result_event(session_key: bytes, counter: int, record: ResultRecord) -> abci_pb.Event:
     """One event per result, so a client can subscribe to `rtc_result.key='<session hex>/<k>'`."""
     return abci_pb.Event(
         type="rtc_result",
         attributes=[
             abci_pb.EventAttribute(key="key", value=f"{session_key.hex()}/{counter}", index=True),
-            abci_pb.EventAttribute(key="status", value=record["status"], index=True),
+            abci_pb.EventAttribute(key="status", value=record.status.value, index=True),
         ],
     )
 
-
-def _session_key(text: str) -> bytes:
-    key = bytes.fromhex(text)
-    if len(key) != 48:
-        raise ValueError("a session key is 96 hex digits: the client's public key (32 bytes) then the session id (16)")
-    return key
-
-
-def _counter(text: str) -> int:
-    counter = int(text)
-    if not 0 <= counter < 2**64:
-        raise ValueError("a counter is an integer from 0 to 2^64-1")
-    return counter

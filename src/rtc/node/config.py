@@ -1,4 +1,4 @@
-"""A node's own settings file, `rtc.json` beside CometBFT's config in the node home."""
+"""A node's settings: its own (`rtc.json` beside CometBFT's config) and the cluster's (in genesis)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtc.membership import EthereumSettings
+from rtc.cometbft import GenesisDoc, NodeHome
+from rtc.membership.sync import EthereumSettings
+from rtc.protocol import canonical_json
 from rtc.sessions import SessionRules
 from rtc.vm import Limits
 
@@ -57,6 +59,10 @@ class ClusterSettings:
             data["ethereum"] = self.ethereum.to_json()
         return data
 
+    def encode(self) -> bytes:
+        """What the state keeps under `m/settings`, and what a restarted node compares."""
+        return canonical_json(self.to_json())
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ClusterSettings":
         return cls(
@@ -67,13 +73,29 @@ class ClusterSettings:
         )
 
 
-def genesis_app_state(code_hash: bytes, settings: ClusterSettings) -> dict[str, Any]:
-    return {"code_hash": code_hash.hex(), "settings": settings.to_json()}
+@dataclass(frozen=True)
+class GenesisAppState:
+    """Our part of CometBFT's genesis (`app_state`): the backend every node must run, by hash,
+    and the cluster settings."""
 
+    code_hash: bytes
+    settings: ClusterSettings
 
-def read_genesis_app_state(home: Path) -> dict[str, Any]:
-    """The `app_state` of CometBFT's genesis in a node home."""
-    path = home / "config" / "genesis.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {home} a CometBFT node home?")
-    return json.loads(path.read_text()).get("app_state") or {}
+    def to_json(self) -> dict[str, Any]:
+        return {"code_hash": self.code_hash.hex(), "settings": self.settings.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "GenesisAppState":
+        try:
+            return cls(bytes.fromhex(data["code_hash"]), ClusterSettings.from_json(data.get("settings") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the genesis app_state is not this cluster's ({exc}); "
+                             "was the genesis written by `rtc devnet up`?") from None
+
+    @classmethod
+    def of(cls, genesis: GenesisDoc) -> "GenesisAppState":
+        return cls.from_json(genesis.app_state)
+
+    @classmethod
+    def read(cls, home: NodeHome) -> "GenesisAppState":
+        return cls.of(home.genesis())

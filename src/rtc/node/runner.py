@@ -10,15 +10,15 @@ import logging
 from pathlib import Path
 
 from rtc.abci import run_server
-from rtc.history import HistoryUploader, Snapshots
-from rtc.history.uploader import CURSOR_NAME, ExecutedBlocks
-from rtc.history.config import history_signer, open_swarm, read_chain_id
-from rtc.membership import EthereumWatcher
+from rtc.cometbft import NodeHome
+from rtc.history import ExecutedBlocks, HistoryUploader, Snapshots
+from rtc.history.config import history_signer, open_swarm
+from rtc.history.uploader import CURSOR_NAME
 from rtc.state import StateStore
 from rtc.vm import Backend
 
 from .app import ClusterApp
-from .config import ClusterSettings, NodeConfig, read_genesis_app_state
+from .config import GenesisAppState, NodeConfig
 
 log = logging.getLogger("rtc.node")
 
@@ -28,14 +28,14 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     config = NodeConfig.load(home)
     if eth_rpc:
         config.eth_rpc = eth_rpc
-    genesis = read_genesis_app_state(home)
-    settings = ClusterSettings.from_json(genesis.get("settings", {}))
+    genesis = GenesisAppState.read(NodeHome(home))
+    settings = genesis.settings
     backend_path = (home / config.backend).resolve()
     backend = Backend.from_file(backend_path, settings.limits)
-    if genesis.get("code_hash") != backend.code_hash.hex():
+    if genesis.code_hash != backend.code_hash:
         raise SystemExit(
             f"{backend_path} has code hash {backend.code_hash.hex()}, but the cluster's genesis names "
-            f"{genesis.get('code_hash')}; start the node with the component the cluster runs"
+            f"{genesis.code_hash.hex()}; start the node with the component the cluster runs"
         )
     store = StateStore.open(home / config.state_dir)
     log.info(
@@ -45,6 +45,8 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     watcher = None
     if settings.ethereum is not None:
         if config.eth_rpc:
+            from rtc.membership.watcher import EthereumWatcher  # web3: only a node that follows a contract
+
             watcher = EthereumWatcher(config.eth_rpc, settings.ethereum)
             log.info("following cluster %d of Registry %s through %s", settings.ethereum.cluster_id,
                      settings.ethereum.registry, config.eth_rpc)
@@ -63,12 +65,13 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
         raise SystemExit(f"{home / 'rtc.json'} names a Swarm store but no \"rpc\" (this node's CometBFT RPC "
                          "address), which history is read from")
     swarm = open_swarm(config.swarm, config.swarm_batch, home, synced=False)  # the uploader flushes
-    chain_id = read_chain_id(home)
-    log.info("uploading block history to %s (feed owner %s)", config.swarm, history_signer(home).owner.hex())
+    node_home = NodeHome(home)
+    signer = history_signer(node_home)
+    log.info("uploading block history to %s (feed owner %s)", config.swarm, signer.owner.hex())
     executed = ExecutedBlocks()
     app.on_commit = executed.add
-    return HistoryUploader(config.rpc, swarm, history_signer(home), chain_id, home / config.state_dir / CURSOR_NAME,
-                           app.snapshots, executed=executed)
+    return HistoryUploader(config.rpc, swarm, signer, node_home.genesis().chain_id,
+                           home / config.state_dir / CURSOR_NAME, app.snapshots, executed=executed)
 
 
 def run_node(home: Path, eth_rpc: str | None = None) -> int:

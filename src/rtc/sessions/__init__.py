@@ -1,6 +1,8 @@
-"""Sessions: signed envelopes and happens-before ordering of a client's calls in consensus state."""
+"""Sessions: the happens-before ordering of each client's calls, kept in consensus state.
 
-from .envelope import Envelope, EnvelopeError, Kind, decode, sign
-from .ordering import Refused, SessionRules, Sessions
+The signed envelope the calls arrive in is `rtc.protocol.envelope`.
+"""
 
-__all__ = ["Envelope", "EnvelopeError", "Kind", "Refused", "SessionRules", "Sessions", "decode", "sign"]
+from .ordering import Refused, Runner, SessionRules, Sessions
+
+__all__ = ["Refused", "Runner", "SessionRules", "Sessions"]

@@ -2,15 +2,16 @@
 
 The Merkle root (`StateStore.root`, `BlockOverlay.root()`) is a function of
 the committed (key, value) set only, so every node that executed the same
-blocks reports the same root.  `merkle` documents the tree and proof format
-for verifiers written in other languages.
+blocks reports the same root. The tree's hashing and the proof format that
+verifiers in other languages follow are in `rtc.protocol.proof`.
 """
 
-from .merkle import EMPTY_HASH, Proof, ProofError, check_proof, compute_root, key_path, verify_proof
+from .merkle import compute_root
 from .store import (
     BlockOverlay,
     CallBuffer,
     CommitHeightError,
+    FrozenState,
     StaleOverlayError,
     StateCorruptionError,
     StateError,
@@ -18,18 +19,13 @@ from .store import (
 )
 
 __all__ = [
-    "EMPTY_HASH",
     "BlockOverlay",
     "CallBuffer",
     "CommitHeightError",
-    "Proof",
-    "ProofError",
+    "FrozenState",
     "StaleOverlayError",
     "StateCorruptionError",
     "StateError",
     "StateStore",
-    "check_proof",
     "compute_root",
-    "key_path",
-    "verify_proof",
 ]

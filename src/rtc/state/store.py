@@ -9,7 +9,7 @@ Layout: one LMDB environment with three named databases.
   u32 len(tail) || tail || value`` with ``tail = key[478:]``: still in key
   order except among long keys sharing their first 478 bytes, which sit
   together and are sorted in memory when scanned.
-* ``nodes``: Merkle node records by position (see ``merkle`` module docs).
+* ``nodes``: Merkle node records by position (see the ``merkle`` module).
 * ``meta``: ``height`` (u64 big-endian), ``root`` (32 bytes), ``format``
   (u32 big-endian) and application metadata under ``app/<name>``.
 
@@ -34,11 +34,11 @@ from typing import Any, cast
 
 import lmdb
 
+from rtc.protocol.proof import EMPTY_HASH, Proof
+
 from .merkle import (
-    EMPTY_HASH,
     ROOT_POSITION,
     NodeReader,
-    Proof,
     TreeCorruptionError,
     TreeUpdate,
     build_proof,

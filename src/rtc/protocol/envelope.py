@@ -23,9 +23,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from functools import cached_property
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
+
+from .canonical import tx_digest
 
 MAGIC = b"RTC\x01"
 SIGNING_DOMAIN = b"rtc/tx/v1\n"
@@ -67,6 +70,16 @@ class Envelope:
     def encode(self) -> bytes:
         return self.body() + self.signature
 
+    @cached_property
+    def raw(self) -> bytes:
+        """The transaction's bytes, kept from `decode` (or encoded once)."""
+        return self.encode()
+
+    @cached_property
+    def digest(self) -> str:
+        """CometBFT's name of the transaction, which its result record carries."""
+        return tx_digest(self.raw)
+
     def verify(self, chain_id: str) -> None:
         try:
             VerifyKey(self.client).verify(self.signed_bytes(chain_id), self.signature)
@@ -105,7 +118,9 @@ def decode(tx: bytes) -> Envelope:
     if kind is Kind.CALL and not call_len:
         raise EnvelopeError("a call envelope carries an empty call")
     call = tx[HEADER.size: HEADER.size + call_len]
-    return Envelope(kind, client, session, counter, call, tx[HEADER.size + call_len:])
+    envelope = Envelope(kind, client, session, counter, call, tx[HEADER.size + call_len:])
+    vars(envelope)["raw"] = tx  # primes the cached property: the bytes are these, no need to encode again
+    return envelope
 
 
 def sign(

@@ -3,27 +3,32 @@
 Nothing is taken on trust from the store: the records from the snapshot's height to the
 newest are checked link by link and commit by commit (`HistoryReader.verify`), the
 snapshot must rebuild exactly the `app_hash` the next signed header commits to, and each
-replayed block must give the `app_hash` its successor's header commits to.
+replayed block must give the `app_hash` its successor's header commits to. When
+CometBFT's own data is gone too, `bootstrap_cometbft` writes its state at the restored
+height, anchored in the block hash of the verified record.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rtc.abci import abci_pb
-from rtc.node.app import ClusterApp
-from rtc.node.config import ClusterSettings, NodeConfig, read_genesis_app_state
+from rtc.cometbft import RPC, NodeHome
+from rtc.history.reader import HistoryReader, Located
+from rtc.history.record import RecordError
+from rtc.history.snapshot import SnapshotError, restore_snapshot
+from rtc.history.uploader import CURSOR_NAME, Cursor
 from rtc.swarm import Swarm
+from rtc.tools import bootstrap_binary
 from rtc.vm import Backend
 
-from .reader import HistoryReader, Located
-from .record import RecordError
-from .snapshot import SnapshotError, restore_snapshot
-from .uploader import CURSOR_NAME, Cursor
+from .app import ClusterApp
+from .config import GenesisAppState, NodeConfig
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, trusted
     shutil.rmtree(building, ignore_errors=True)
     store = restore_snapshot(swarm, manifest, building)
     try:
-        genesis = read_genesis_app_state(home)
-        settings = ClusterSettings.from_json(genesis.get("settings", {}))
+        settings = GenesisAppState.read(NodeHome(home)).settings
         backend = Backend.from_file((home / config.backend).resolve(), settings.limits)
         app = ClusterApp(store, backend, settings)
         for located in records[1:]:
@@ -94,3 +98,23 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, trusted
     cursor.advance(restored.height, records[-1].reference, head.snapshot)
     cursor.save()
     return restored
+
+
+def bootstrap_cometbft(home: NodeHome, height: int, block_hash: bytes, app_hash: bytes, rpc_servers: list[str],
+                       timeout: float = 60.0) -> None:
+    """CometBFT's state and commit at `height`, fetched from two peers by CometBFT's light client
+    (`rtc-bootstrap`), which trusts only the block hash of the verified Swarm record of that height."""
+    home.set_config({"statesync": {"rpc_servers": ",".join(rpc_servers), "trust_height": height,
+                                   "trust_hash": block_hash.hex().upper(), "trust_period": "168h0m0s"}})
+    # The light client also needs blocks height+1 and height+2 (the next validator sets and the commit).
+    deadline = time.monotonic() + timeout
+    for url in rpc_servers:
+        with RPC(url, timeout=5) as rpc:
+            while rpc.latest_height() < height + 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not reach height {height + 2}; is the cluster producing blocks?")
+                time.sleep(0.2)
+    result = subprocess.run([str(bootstrap_binary()), "--home", str(home.path), "--height", str(height),
+                             "--app-hash", app_hash.hex()], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"rtc-bootstrap failed: {(result.stderr or result.stdout).strip()[-500:]}")

@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 
 from rtc.abci import abci_pb
+from rtc.history.snapshot import PART_BYTES, Manifest, SnapshotError, Snapshots, StateBuilder
 from rtc.state import StateStore
 from rtc.swarm import bytes_reference
 
-from .snapshot import PART_BYTES, Manifest, SnapshotError, StateBuilder
-from .uploader import Snapshots
-
-log = logging.getLogger("rtc.history")
+log = logging.getLogger("rtc.node")
 
 SNAPSHOT_FORMAT = 1
 Offer = abci_pb.ResponseOfferSnapshot

@@ -10,6 +10,8 @@ byte as CometBFT's Go code does,
   `CanonicalVote` (`vote_sign_bytes`);
 - the validator set hash (`types.ValidatorSet.Hash`): a Merkle root over
   `SimpleValidator{pub_key, voting_power}` in the set's order (`validator_set_hash`);
+- a block's `data_hash` (`types.Txs.Hash`, `txs_hash`) and the next header's
+  `last_results_hash` (`types.NewResults(...).Hash`, `results_hash`);
 
 and then checks the ed25519 signatures of a commit against a validator set
 (`verify_commit`). Inputs are the JSON that CometBFT's RPC returns (`/commit`,
@@ -56,6 +58,7 @@ __all__ = [
     "SignedHeader",
     "Signer",
     "Timestamp",
+    "TxResult",
     "Validator",
     "VerificationError",
     "VerifiedCommit",
@@ -64,6 +67,8 @@ __all__ = [
     "parse_header",
     "parse_signed_header",
     "parse_validators",
+    "results_hash",
+    "txs_hash",
     "validator_set_hash",
     "verify_commit",
     "vote_sign_bytes",
@@ -383,6 +388,31 @@ def validator_set_hash(validators: Sequence[Validator] | Mapping[str, Any] | Ite
         pub_key = _bytes_field(field, v.pub_key, always=True)  # a set oneof field is always written
         leaves.append(_bytes_field(1, pub_key, always=True) + _varint_field(2, v.voting_power))
     return merkle_root(leaves)
+
+
+def txs_hash(txs: Sequence[bytes]) -> bytes:
+    """types.Txs.Hash(): a block's `data_hash`, the Merkle root over the SHA-256 of each transaction."""
+    return merkle_root([hashlib.sha256(tx).digest() for tx in txs])
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The deterministic part of an ExecTxResult: what `last_results_hash` commits to."""
+
+    code: int
+    data: bytes
+    gas_wanted: int
+    gas_used: int
+
+
+def results_hash(results: Sequence[TxResult]) -> bytes:
+    """types.ABCIResults.Hash(): the next header's `last_results_hash`, a Merkle root over
+    each result's deterministic fields encoded as an ExecTxResult (code 1, data 2,
+    gas_wanted 5, gas_used 6)."""
+    return merkle_root([
+        _varint_field(1, r.code) + _bytes_field(2, r.data) + _varint_field(5, r.gas_wanted) + _varint_field(6, r.gas_used)
+        for r in results
+    ])
 
 
 # -- verification ---------------------------------------------------------------------------

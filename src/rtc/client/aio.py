@@ -1,0 +1,324 @@
+"""The async client: signed session calls, results by counter, queries and verified receipts.
+
+An `AsyncSession` sends calls without waiting for blocks (counter k runs after k-1 on
+every node), and any result can be awaited or fetched later by counter. Waiting is by
+subscription on CometBFT's websocket, opened before anything is sent so that no event can
+be missed; there is no polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from typing import Any
+
+import orjson
+import websockets
+from nacl.signing import SigningKey
+
+from rtc.cometbft import AsyncRPC, GenesisDoc, RPCError, RPCUnavailable
+from rtc.cometbft.lightclient import VerificationError, parse_signed_header, parse_validators
+from rtc.protocol import Code, Envelope, Kind, RecordError, ResultRecord, canonical_json, queries, sign, tx_digest
+
+from .results import CallRejected, CallResult, QueryResult
+from .trust import TrustPolicy
+from .verify import HistoryCheck, Receipt, ResultEvidence, verify
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+class AsyncClient:
+    """A client of one node's RPC endpoint, e.g. http://127.0.0.1:26601.
+
+    `trust`: what verification rests on (`TrustPolicy`); None trusts the genesis this node
+    serves, which the receipt says. `history`: where to check that a result's block is in
+    Swarm (`rtc.history.reader.HistoryReader`), or None.
+    """
+
+    def __init__(self, url: str, trust: TrustPolicy | None = None, history: HistoryCheck | None = None,
+                 timeout: float = 10.0) -> None:
+        self.rpc = AsyncRPC(url, timeout)
+        self.trust = trust
+        self.history = history
+        self._chain_id: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.rpc.url
+
+    async def aclose(self) -> None:
+        await self.rpc.aclose()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the node ---------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        return await self.rpc.status()
+
+    async def chain_id(self) -> str:
+        """The chain the node says it runs; transactions are signed for it."""
+        if self._chain_id is None:
+            self._chain_id = (await self.status())["node_info"]["network"]
+        return self._chain_id
+
+    async def entry_points(self) -> dict[str, Any]:
+        response = await self.rpc.abci_query(queries.ENTRY_POINTS)
+        return orjson.loads(base64.b64decode(response["value"]))
+
+    async def query(self, call: dict[str, Any]) -> QueryResult:
+        """Run a read-only entry point against committed state (no consensus, no transaction, no proof)."""
+        response = await self.rpc.abci_query(queries.CALL, canonical_json(call))
+        if int(response.get("code", 0)) != 0:
+            raise CallRejected(int(response["code"]), response.get("log", ""))
+        answer = orjson.loads(base64.b64decode(response["value"]))
+        return QueryResult(answer["value"], int(answer["fuel"]), int(response.get("height", 0)))
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def session(self, key: SigningKey | None = None, session_id: bytes | None = None,
+                next_counter: int = 0) -> "AsyncSession":
+        """A new session, or an existing one continued (same key and id) after a restart."""
+        return AsyncSession(self, key or SigningKey.generate(), session_id, next_counter)
+
+    async def call(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        """One call in a fresh session, waiting for its result."""
+        return await self.session().call_and_wait(call, timeout)
+
+    async def broadcast(self, tx: bytes) -> None:
+        """Hand a transaction to the node's mempool; CheckTx refusals raise CallRejected."""
+        checked = await self.rpc.broadcast_tx_sync(tx)
+        if int(checked.get("code", 0)) != 0:
+            raise CallRejected(int(checked["code"]), checked.get("log", ""))
+
+    async def result(self, session: bytes, counter: int) -> CallResult | None:
+        """The result record of (session, counter) in committed state now, or None (unverified)."""
+        response = await self.rpc.abci_query(queries.result_path(session, counter))
+        if int(response.get("code", 0)) != 0:
+            raise RPCError(response.get("log", "query failed"), "abci_query")
+        value = response.get("value")
+        if not value:
+            return None
+        try:
+            return CallResult(session, counter, ResultRecord.decode(base64.b64decode(value)))
+        except RecordError as exc:
+            raise RPCError(f"the node answered with a malformed result record: {exc}", "abci_query") from None
+
+    async def wait_for_result(self, session: bytes, counter: int, timeout: float = 30.0,
+                              tx: bytes | None = None) -> CallResult:
+        """Wait until (session, counter) has a final result; `tx`, if given, is sent once subscribed.
+
+        A transaction refused inside a block (a session rule, or a hostile proposer's pick)
+        writes no result; with `tx` given that refusal is seen on its own event and raised.
+        """
+        loop = asyncio.get_running_loop()
+        key = f"{session.hex()}/{counter}"
+        digest = tx_digest(tx) if tx is not None else None
+        queries_ = [("tx", f"tm.event='Tx' AND rtc_result.key='{key}'"),
+                    ("block", f"tm.event='NewBlockEvents' AND rtc_result.key='{key}'")]
+        if digest is not None:
+            queries_.append(("own", f"tm.event='Tx' AND tx.hash='{digest}'"))
+        async with await self._subscribe(queries_, timeout) as ws:
+            started = loop.time()
+            if tx is not None:
+                await self.broadcast(tx)
+            result = await self.result(session, counter)
+            deadline = started + timeout
+            while result is None or not result.record.final:
+                try:
+                    refusal = await asyncio.wait_for(_next_result_event(ws, key), max(0.0, deadline - loop.time()))
+                except (asyncio.TimeoutError, websockets.ConnectionClosed):
+                    raise RPCError(
+                        f"no final result for counter {counter} within {timeout:.0f}s"
+                        + (f" (it is {result.status}: {result.error})" if result else "")
+                        + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
+                    ) from None
+                if refusal is not None:
+                    raise CallRejected(*refusal)
+                result = await self.result(session, counter)
+        if digest is not None and result.record.tx != digest:
+            raise CallRejected(
+                Code.DUPLICATE, f"counter {counter} of this session was used by another transaction ({result.record.tx})"
+            )
+        return CallResult(session, counter, result.record, (loop.time() - started) * 1000)
+
+    async def _subscribe(self, subscriptions: list[tuple[str, str]], timeout: float) -> Any:
+        """A websocket with these (id, query) subscriptions confirmed."""
+        try:
+            ws = await websockets.connect(self.rpc.ws_url, max_size=MAX_EVENT_BYTES, open_timeout=timeout)
+        except (OSError, websockets.WebSocketException) as exc:
+            raise RPCUnavailable(f"cannot open {self.rpc.ws_url} ({type(exc).__name__}); is the node running?") from None
+        try:
+            for name, query in subscriptions:
+                await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": name, "method": "subscribe",
+                                            "params": {"query": query}}).decode())
+                try:
+                    await asyncio.wait_for(_until_reply(ws, name), timeout)
+                except asyncio.TimeoutError:
+                    raise RPCError(f"{self.rpc.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
+        except BaseException:
+            await ws.close()
+            raise
+        return ws
+
+    async def wait_for_height(self, height: int, timeout: float = 30.0) -> None:
+        """Return once the node has block `height` (header H+1 follows the state of H within a block)."""
+        if await self.rpc.latest_height() >= height:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with await self._subscribe([("nb", "tm.event='NewBlockHeader'")], timeout) as ws:
+            while await self.rpc.latest_height() < height:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise RPCError(f"block {height} did not appear within {timeout:.0f}s")
+                try:
+                    await asyncio.wait_for(ws.recv(), remaining)
+                except asyncio.TimeoutError:
+                    continue
+
+    # -- verification -------------------------------------------------------------------------
+
+    def _policy(self) -> TrustPolicy:
+        return self.trust if self.trust is not None else TrustPolicy(trust_on_first_use=True)
+
+    async def evidence(self, session: bytes, counter: int, timeout: float = 30.0) -> ResultEvidence:
+        """What the node (and, as the policy and `history` ask, Ethereum and Swarm) says about the
+        result of (session, counter): fetched, not yet believed."""
+        policy = self._policy()
+        answer = await self.rpc.abci_query(queries.result_path(session, counter), prove=True)
+        state_height = int(answer.get("height") or 0)
+        if int(answer.get("code", 0)) != 0 or state_height <= 0:
+            return ResultEvidence(session, counter, answer, {}, {}, await self.chain_id())
+        await self.wait_for_height(state_height + 1, timeout)
+        signed_header = (await self.rpc.commit(state_height + 1))["signed_header"]
+        validators = await self.rpc.validators(state_height + 1)
+        genesis = GenesisDoc.from_json(await self.rpc.genesis()) if policy.trust_on_first_use else None
+        registry = None
+        if policy.contract is not None:
+            try:
+                keys = [v.pub_key for v in parse_validators(validators)]
+            except VerificationError:
+                keys = []  # verify() refuses the set itself
+            registry = await asyncio.to_thread(policy.contract.read, keys)
+        history, history_error = await self._history(answer, signed_header, state_height)
+        return ResultEvidence(session, counter, answer, signed_header, validators, await self.chain_id(), genesis,
+                              registry, history, history_error)
+
+    async def _history(self, answer: dict[str, Any], signed_header: dict[str, Any],
+                       state_height: int) -> tuple[Any, str | None]:
+        if self.history is None:
+            return None, None
+        try:  # unverified here: only which records to fetch; verify() checks what they are linked to
+            written = ResultRecord.decode(base64.b64decode(answer.get("value") or "")).height
+            anchor = parse_signed_header(signed_header).header.last_block_id.hash
+        except (RecordError, VerificationError, ValueError):
+            return None, None
+        try:
+            return await asyncio.to_thread(self.history.locate, written, state_height, anchor), None
+        except ValueError as exc:  # a record that does not check out (RecordError)
+            return None, str(exc)
+
+    async def receipt(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
+        """The result of (session, counter) with every check the client made itself; check
+        `Receipt.ok` (or use `verified`)."""
+        return verify(await self.evidence(session, counter, timeout), self._policy())
+
+    async def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
+        """The receipt of a result that passed every required check; VerificationFailed otherwise."""
+        return (await self.receipt(session, counter, timeout)).raise_for_failure()
+
+
+class AsyncSession:
+    """A client's ordered stream of calls: counter k executes only after k-1, cluster-wide."""
+
+    def __init__(self, client: AsyncClient, key: SigningKey, session_id: bytes | None = None,
+                 next_counter: int = 0) -> None:
+        self.client = client
+        self.key = key
+        self.id = session_id if session_id is not None else os.urandom(16)
+        self.next_counter = next_counter
+
+    @property
+    def session_key(self) -> bytes:
+        """client public key || session id: the name of this session in the cluster's state."""
+        return bytes(self.key.verify_key) + self.id
+
+    async def envelope(self, call: dict[str, Any] | None, counter: int | None = None) -> Envelope:
+        """Sign the next call (or a close, for `call=None`) and take its counter."""
+        if counter is None:
+            counter = self.next_counter
+            self.next_counter += 1
+        chain_id = await self.client.chain_id()
+        if call is None:
+            return sign(self.key, chain_id, self.id, counter, b"", Kind.CLOSE)
+        return sign(self.key, chain_id, self.id, counter, canonical_json(call))
+
+    async def call(self, call: dict[str, Any], via: AsyncClient | None = None) -> int:
+        """Send a call without waiting for any block (through `via`, another node, if given);
+        returns its counter."""
+        envelope = await self.envelope(call)
+        try:
+            await (via or self.client).broadcast(envelope.encode())
+        except CallRejected as exc:
+            self._give_back(envelope.counter, exc)
+            raise
+        return envelope.counter
+
+    async def call_and_wait(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        return await self._send_and_wait(await self.envelope(call), timeout)
+
+    async def result(self, counter: int, timeout: float = 30.0) -> CallResult:
+        """Await the final result of call `counter` (it may already be there); unverified."""
+        return await self.client.wait_for_result(self.session_key, counter, timeout)
+
+    async def receipt(self, counter: int, timeout: float = 30.0) -> Receipt:
+        return await self.client.receipt(self.session_key, counter, timeout)
+
+    async def verified(self, counter: int, timeout: float = 30.0) -> Receipt:
+        return await self.client.verified(self.session_key, counter, timeout)
+
+    async def close(self, timeout: float = 30.0) -> CallResult:
+        return await self._send_and_wait(await self.envelope(None), timeout)
+
+    async def _send_and_wait(self, envelope: Envelope, timeout: float) -> CallResult:
+        try:
+            return await self.client.wait_for_result(self.session_key, envelope.counter, timeout, tx=envelope.encode())
+        except CallRejected as exc:
+            self._give_back(envelope.counter, exc)
+            raise
+
+    def _give_back(self, counter: int, refusal: CallRejected) -> None:
+        """A refused call never reaches the session, so its counter is still free (unless it was used)."""
+        if refusal.code != Code.DUPLICATE and counter == self.next_counter - 1:
+            self.next_counter = counter
+
+
+async def _until_reply(ws: Any, request_id: str) -> None:
+    while True:
+        message = orjson.loads(await ws.recv())
+        if message.get("id") == request_id:
+            if "error" in message:
+                raise RPCError(f"subscribe: {message['error'].get('message')} {message['error'].get('data', '')}")
+            return
+
+
+async def _next_result_event(ws: Any, key: str) -> tuple[int, str] | None:
+    """Return when an event about `key` arrives (its data is then read from state), or the
+    refusal (code, log) of our own transaction when its block refused it."""
+    while True:
+        message = orjson.loads(await ws.recv())
+        result = message.get("result") or {}
+        if key in (result.get("events") or {}).get("rtc_result.key", []):
+            return None
+        tx_result = ((result.get("data") or {}).get("value") or {}).get("TxResult")
+        if tx_result is not None:
+            outcome = tx_result.get("result") or {}
+            code = int(outcome.get("code", 0))
+            if code != 0 and not outcome.get("data"):
+                return code, "refused in block " + str(tx_result.get("height")) + ": " + outcome.get("log", "")

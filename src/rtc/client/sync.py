@@ -1,0 +1,122 @@
+"""The blocking client for scripts and the REPL: the same methods as the async one.
+
+`Client` runs an `AsyncClient` on an event loop of its own, kept for its lifetime, so a
+session's websocket and HTTP connections are reused between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from nacl.signing import SigningKey
+
+from .aio import AsyncClient, AsyncSession
+from .results import CallResult, QueryResult
+from .trust import TrustPolicy
+from .verify import HistoryCheck, Receipt, ResultEvidence
+
+T = TypeVar("T")
+
+
+class Client:
+    """A blocking client of one node's RPC endpoint; see `AsyncClient` for the arguments."""
+
+    def __init__(self, url: str, trust: TrustPolicy | None = None, history: HistoryCheck | None = None,
+                 timeout: float = 10.0) -> None:
+        self._runner = asyncio.Runner()
+        self.aio = AsyncClient(url, trust, history, timeout)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coroutine)
+
+    def close(self) -> None:
+        self._run(self.aio.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return self.aio.url
+
+    def status(self) -> dict[str, Any]:
+        return self._run(self.aio.status())
+
+    def chain_id(self) -> str:
+        return self._run(self.aio.chain_id())
+
+    def entry_points(self) -> dict[str, Any]:
+        return self._run(self.aio.entry_points())
+
+    def query(self, call: dict[str, Any]) -> QueryResult:
+        return self._run(self.aio.query(call))
+
+    def session(self, key: SigningKey | None = None, session_id: bytes | None = None, next_counter: int = 0) -> "Session":
+        return Session(self, self.aio.session(key, session_id, next_counter))
+
+    def call(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        return self._run(self.aio.call(call, timeout))
+
+    def broadcast(self, tx: bytes) -> None:
+        self._run(self.aio.broadcast(tx))
+
+    def result(self, session: bytes, counter: int) -> CallResult | None:
+        return self._run(self.aio.result(session, counter))
+
+    def wait_for_result(self, session: bytes, counter: int, timeout: float = 30.0, tx: bytes | None = None) -> CallResult:
+        return self._run(self.aio.wait_for_result(session, counter, timeout, tx))
+
+    def evidence(self, session: bytes, counter: int, timeout: float = 30.0) -> ResultEvidence:
+        return self._run(self.aio.evidence(session, counter, timeout))
+
+    def receipt(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
+        return self._run(self.aio.receipt(session, counter, timeout))
+
+    def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
+        return self._run(self.aio.verified(session, counter, timeout))
+
+
+class Session:
+    """A blocking session: counter k executes only after k-1, cluster-wide."""
+
+    def __init__(self, client: Client, aio: AsyncSession) -> None:
+        self.client = client
+        self.aio = aio
+
+    @property
+    def id(self) -> bytes:
+        return self.aio.id
+
+    @property
+    def session_key(self) -> bytes:
+        return self.aio.session_key
+
+    @property
+    def next_counter(self) -> int:
+        return self.aio.next_counter
+
+    def call(self, call: dict[str, Any]) -> int:
+        """Send without waiting for a block; returns the call's counter."""
+        return self.client._run(self.aio.call(call))
+
+    def call_and_wait(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
+        return self.client._run(self.aio.call_and_wait(call, timeout))
+
+    def result(self, counter: int, timeout: float = 30.0) -> CallResult:
+        return self.client._run(self.aio.result(counter, timeout))
+
+    def receipt(self, counter: int, timeout: float = 30.0) -> Receipt:
+        return self.client._run(self.aio.receipt(counter, timeout))
+
+    def verified(self, counter: int, timeout: float = 30.0) -> Receipt:
+        """The result with every check done here; VerificationFailed if one fails."""
+        return self.client._run(self.aio.verified(counter, timeout))
+
+    def close(self, timeout: float = 30.0) -> CallResult:
+        return self.client._run(self.aio.close(timeout))

@@ -1,0 +1,140 @@
+"""A CometBFT node's home folder and its genesis, as types rather than paths and dicts.
+
+`cometbft init` writes the home: `config/config.toml`, `config/genesis.json`, the
+validator's key (`config/priv_validator_key.json`), the p2p key and the `data/` folder.
+Our state machine keeps its own settings beside them (`rtc.json`, see rtc.node.config).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .lightclient import Validator, validator_set_hash
+
+
+@dataclass(frozen=True)
+class GenesisValidator:
+    address: str  # upper-case hex, derived from the key
+    pub_key: bytes  # ed25519
+    power: int
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "name": self.name, "power": str(self.power),
+                "pub_key": {"type": "tendermint/PubKeyEd25519", "value": base64.b64encode(self.pub_key).decode()}}
+
+
+@dataclass(frozen=True)
+class GenesisDoc:
+    """CometBFT's genesis: the chain, its first validator set and the app's own genesis state."""
+
+    chain_id: str
+    validators: tuple[GenesisValidator, ...]
+    app_state: dict[str, Any]
+    document: dict[str, Any] = field(repr=False, compare=False)  # everything else, as CometBFT wrote it
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "GenesisDoc":
+        try:
+            validators = tuple(
+                GenesisValidator(str(v["address"]).upper(), base64.b64decode(v["pub_key"]["value"]), int(v["power"]),
+                                 str(v.get("name", "")))
+                for v in doc.get("validators") or [])
+            return cls(str(doc["chain_id"]), validators, dict(doc.get("app_state") or {}), doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a CometBFT genesis document: {exc}") from None
+
+    @classmethod
+    def read(cls, path: Path) -> "GenesisDoc":
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: is its folder a CometBFT node home?")
+        return cls.from_json(json.loads(path.read_text()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.document, "chain_id": self.chain_id, "app_state": self.app_state,
+                "validators": [v.to_json() for v in self.validators]}
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+
+    def with_chain(self, chain_id: str, validators: list[GenesisValidator], app_state: dict[str, Any]) -> "GenesisDoc":
+        return replace(self, chain_id=chain_id, validators=tuple(validators), app_state=app_state,
+                       document={**self.document, "initial_height": "1"})
+
+    def validators_hash(self) -> bytes:
+        """The first validator set's hash, as header 1's validators_hash holds it (CometBFT orders
+        the set by voting power, then address)."""
+        ordered = sorted(self.validators, key=lambda v: (-v.power, bytes.fromhex(v.address)))
+        return validator_set_hash([Validator(bytes.fromhex(v.address), v.pub_key, v.power) for v in ordered])
+
+
+@dataclass(frozen=True)
+class NodeHome:
+    path: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config" / "config.toml"
+
+    @property
+    def genesis_file(self) -> Path:
+        return self.path / "config" / "genesis.json"
+
+    @property
+    def validator_key_file(self) -> Path:
+        return self.path / "config" / "priv_validator_key.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    def genesis(self) -> GenesisDoc:
+        return GenesisDoc.read(self.genesis_file)
+
+    def validator(self, power: int = 10, name: str = "") -> GenesisValidator:
+        """This node's validator: its address and public key (never the private key)."""
+        if not self.validator_key_file.exists():
+            raise FileNotFoundError(f"{self.validator_key_file} not found: is {self.path} a CometBFT node home?")
+        key = json.loads(self.validator_key_file.read_text())
+        return GenesisValidator(key["address"].upper(), base64.b64decode(key["pub_key"]["value"]), power, name)
+
+    def validator_key(self) -> bytes:
+        """The ed25519 public key this node signs blocks with."""
+        return self.validator().pub_key
+
+    def has_blocks(self) -> bool:
+        return (self.data_dir / "blockstore.db").exists()
+
+    def set_config(self, sections: dict[str, dict[str, Any]]) -> None:
+        """Set keys in config.toml, section by section ("" is the top level), keeping everything else.
+        Only keys that `cometbft init` wrote can be set, so a misspelt key is an error, not ignored."""
+        lines = self.config_file.read_text().splitlines()
+        pending = {section: dict(values) for section, values in sections.items()}
+        section = ""
+        key_line = re.compile(r"^([A-Za-z0-9_\-]+)\s*=")
+        for i, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith("["):
+                section = stripped.strip("[]").strip()
+                continue
+            match = key_line.match(stripped)
+            if match and match.group(1) in pending.get(section, {}):
+                key = match.group(1)
+                lines[i] = f"{key} = {_toml_value(pending[section].pop(key))}"
+        missing = {s: list(v) for s, v in pending.items() if v}
+        if missing:
+            raise KeyError(f"config.toml of {self.path} has no such keys: {missing}")
+        self.config_file.write_text("\n".join(lines) + "\n")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))

@@ -1,0 +1,19 @@
+"""What any client, in any language, needs to talk to a cluster and believe its answers.
+
+`envelope` (the signed transaction), `codes` (result codes), `canonical` (the one JSON
+encoding), `keys` (where things live in state), `records` (result and session records),
+`queries` (query paths) and `proof` (checking a value against `app_hash`). This package
+imports nothing else from `rtc`; docs/protocol.md describes the same bytes in prose.
+"""
+
+from .canonical import canonical_json, tx_digest
+from .codes import CODESPACE, Code
+from .envelope import Envelope, EnvelopeError, Kind, decode, sign
+from .proof import Proof, ProofError, check_proof, verify_proof
+from .records import FINAL, RecordError, ResultRecord, SessionRecord, Status
+
+__all__ = [
+    "CODESPACE", "FINAL", "Code", "Envelope", "EnvelopeError", "Kind", "Proof", "ProofError", "RecordError",
+    "ResultRecord", "SessionRecord", "Status", "canonical_json", "check_proof", "decode", "sign", "tx_digest",
+    "verify_proof",
+]
