@@ -54,9 +54,6 @@ def main(path: str) -> None:
                 overlay.delete(key)
             else:
                 overlay.set(key, value)
-        # Exercise a discarded call buffer on the hot path as well.
-        call = overlay.child()
-        call.set(b"never-committed", b"x")
         store.commit(overlay, height)
         report(f"committed {height}")
 

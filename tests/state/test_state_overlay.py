@@ -7,7 +7,7 @@ import random
 import pytest
 from state_reference import root_of
 
-from rtc.state import BlockOverlay, CallBuffer, StaleOverlayError, StateStore
+from rtc.state import StaleOverlayError, StateStore
 
 
 def seed(store: StateStore, pairs: dict[bytes, bytes], height: int = 1) -> None:
@@ -68,67 +68,6 @@ def test_scan_orders_by_raw_bytes(store: StateStore) -> None:
     assert [k for k, _ in store.scan(b"\x00", b"b")] == keys[1:6]
 
 
-def test_child_sees_parent_and_is_invisible_until_applied(store: StateStore) -> None:
-    seed(store, {b"a": b"1", b"b": b"2"})
-    overlay = store.begin()
-    overlay.set(b"c", b"3")
-    call = overlay.child()
-    assert isinstance(call, CallBuffer)
-    assert call.get(b"a") == b"1" and call.get(b"c") == b"3"
-    call.set(b"a", b"one")
-    call.delete(b"b")
-    call.set(b"d", b"4")
-    assert call.scan() == [(b"a", b"one"), (b"c", b"3"), (b"d", b"4")]
-    assert overlay.get(b"a") == b"1" and overlay.get(b"b") == b"2" and overlay.get(b"d") is None
-    root_before = overlay.root()
-    call.apply()
-    assert overlay.scan() == [(b"a", b"one"), (b"c", b"3"), (b"d", b"4")]
-    assert overlay.root() != root_before
-    assert overlay.root() == root_of({b"a": b"one", b"c": b"3", b"d": b"4"})
-    with pytest.raises(StaleOverlayError):
-        call.get(b"a")
-    with pytest.raises(StaleOverlayError):
-        call.apply()
-
-
-def test_dropped_or_discarded_child_changes_nothing(store: StateStore) -> None:
-    seed(store, {b"a": b"1"})
-    overlay = store.begin()
-    overlay.set(b"b", b"2")
-    root = overlay.root()
-
-    def trapped_call(buffer: CallBuffer) -> None:
-        buffer.set(b"a", b"clobbered")
-        buffer.delete(b"b")
-        raise RuntimeError("trap")
-
-    with pytest.raises(RuntimeError):
-        trapped_call(overlay.child())
-    explicit = overlay.child()
-    explicit.set(b"x", b"y")
-    explicit.discard()
-    with pytest.raises(StaleOverlayError):
-        explicit.apply()
-    assert overlay.scan() == [(b"a", b"1"), (b"b", b"2")]
-    assert overlay.root() == root
-
-
-def test_nested_children(store: StateStore) -> None:
-    seed(store, {b"k1": b"committed"})
-    overlay = store.begin()
-    outer = overlay.child()
-    outer.set(b"k2", b"outer")
-    inner = outer.child()
-    inner.set(b"k3", b"inner")
-    inner.delete(b"k1")
-    assert inner.scan() == [(b"k2", b"outer"), (b"k3", b"inner")]
-    inner.apply()
-    assert outer.scan() == [(b"k2", b"outer"), (b"k3", b"inner")]
-    assert overlay.scan() == [(b"k1", b"committed")]
-    outer.apply()
-    assert overlay.scan() == [(b"k2", b"outer"), (b"k3", b"inner")]
-
-
 def test_root_tracks_writes_and_returns_to_committed(store: StateStore) -> None:
     seed(store, {b"a": b"1", b"b": b"2"})
     overlay = store.begin()
@@ -145,10 +84,9 @@ def test_root_tracks_writes_and_returns_to_committed(store: StateStore) -> None:
 
 def test_overlays_go_stale_after_a_commit(store: StateStore) -> None:
     first, second = store.begin(), store.begin()
-    child_of_second = second.child()
     first.set(b"a", b"1")
     store.commit(first, 1)
-    for layer in (first, second, child_of_second):
+    for layer in (first, second):
         with pytest.raises(StaleOverlayError):
             layer.get(b"a")
         with pytest.raises(StaleOverlayError):
@@ -174,68 +112,34 @@ def test_key_and_value_types_are_checked(store: StateStore) -> None:
         overlay.scan(limit=-1)
 
 
-class Model:
-    """Dict model of a stack of layers."""
-
-    def __init__(self, committed: dict[bytes, bytes]) -> None:
-        self.stack: list[dict[bytes, bytes]] = [dict(committed)]
-
-    def top(self) -> dict[bytes, bytes]:
-        return self.stack[-1]
-
-    def scan(self, start: bytes | None, end: bytes | None, limit: int | None) -> list[tuple[bytes, bytes]]:
-        items = sorted(
-            (k, v) for k, v in self.top().items() if (start is None or k >= start) and (end is None or k < end)
-        )
-        return items if limit is None else items[:limit]
-
-
 @pytest.mark.parametrize("seed_value", range(5))
-def test_random_layer_operations_match_model(store: StateStore, seed_value: int) -> None:
+def test_random_overlay_operations_match_a_dict(store: StateStore, seed_value: int) -> None:
     rng = random.Random(seed_value)
     universe = [bytes([rng.randrange(6)]) * rng.randint(0, 3) + bytes([rng.randrange(256)]) for _ in range(40)]
     committed = {key: b"c" + key for key in universe[:20]}
     seed(store, committed)
-    model = Model(committed)
-    layers: list[BlockOverlay | CallBuffer] = [store.begin()]
+    model = dict(committed)
+    overlay = store.begin()
     for _ in range(600):
         roll = rng.random()
-        layer = layers[-1]
         key = rng.choice(universe)
-        if roll < 0.3:
+        if roll < 0.35:
             value = rng.randbytes(rng.randint(0, 4))
-            layer.set(key, value)
-            model.top()[key] = value
-        elif roll < 0.45:
-            layer.delete(key)
-            model.top().pop(key, None)
-        elif roll < 0.6:
-            assert layer.get(key) == model.top().get(key)
+            overlay.set(key, value)
+            model[key] = value
+        elif roll < 0.55:
+            overlay.delete(key)
+            model.pop(key, None)
         elif roll < 0.75:
+            assert overlay.get(key) == model.get(key)
+        else:
             start = rng.choice([None, *universe])
             end = rng.choice([None, *universe])
             limit = rng.choice([None, 0, 1, 3, 10])
-            assert layer.scan(start, end, limit) == model.scan(start, end, limit)
-        elif roll < 0.85 and len(layers) < 5:
-            layers.append(layer.child())
-            model.stack.append(dict(model.top()))
-        elif len(layers) > 1:
-            child = layers.pop()
-            state = model.stack.pop()
-            assert isinstance(child, CallBuffer)
-            if rng.random() < 0.6:
-                child.apply()
-                model.stack[-1] = state
-    while len(layers) > 1:
-        child = layers.pop()
-        assert isinstance(child, CallBuffer)
-        child.apply()
-        state = model.stack.pop()
-        model.stack[-1] = state
-    overlay = layers[0]
-    assert isinstance(overlay, BlockOverlay)
-    assert overlay.root() == root_of(model.top())
+            items = sorted((k, v) for k, v in model.items() if (start is None or k >= start) and (end is None or k < end))
+            assert overlay.scan(start, end, limit) == (items if limit is None else items[:limit])
+    assert overlay.root() == root_of(model)
     store.commit(overlay, 2)
-    assert store.scan() == model.scan(None, None, None)
-    assert store.root == root_of(model.top())
+    assert store.scan() == sorted(model.items())
+    assert store.root == root_of(model)
     store.check_integrity()

@@ -28,15 +28,14 @@ def test_fresh_store_is_empty(store: StateStore) -> None:
     assert store.root == EMPTY_HASH
     assert store.get(b"a") is None
     assert store.scan() == []
-    assert store.app_meta == {}
     check_proof(store.root, store.prove(b"a"))
     store.check_integrity()
 
 
 def test_commit_then_reopen_keeps_everything(store_path: Path) -> None:
     with StateStore.open(store_path) as store:
-        root1 = commit(store, {b"a": b"1", b"b": b"2", b"": b"empty key"}, 1, app_meta={"chain": b"test"})
-        root2 = commit(store, {b"b": None, b"c": b"3"}, 2, app_meta={"last": b"\x00\x01"})
+        root1 = commit(store, {b"a": b"1", b"b": b"2", b"": b"empty key"}, 1)
+        root2 = commit(store, {b"b": None, b"c": b"3"}, 2)
         assert root1 != root2 and store.root == root2
         assert store.root == root_of({b"a": b"1", b"c": b"3", b"": b"empty key"})
     with StateStore.open(store_path) as store:
@@ -44,10 +43,8 @@ def test_commit_then_reopen_keeps_everything(store_path: Path) -> None:
         assert store.root == root2
         assert store.scan() == [(b"", b"empty key"), (b"a", b"1"), (b"c", b"3")]
         assert store.get(b"b") is None
-        assert store.app_meta == {"chain": b"test", "last": b"\x00\x01"}
         store.check_integrity()
-        commit(store, {}, 3, app_meta={"chain": None})
-        assert store.app_meta == {"last": b"\x00\x01"}
+        commit(store, {}, 3)
         assert store.root == root2  # an empty block keeps the root
 
 

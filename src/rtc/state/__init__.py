@@ -9,7 +9,6 @@ verifiers in other languages follow are in `rtc.protocol.proof`.
 from .merkle import compute_root
 from .store import (
     BlockOverlay,
-    CallBuffer,
     CommitHeightError,
     FrozenState,
     StaleOverlayError,
@@ -20,7 +19,6 @@ from .store import (
 
 __all__ = [
     "BlockOverlay",
-    "CallBuffer",
     "CommitHeightError",
     "FrozenState",
     "StaleOverlayError",

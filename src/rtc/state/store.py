@@ -11,7 +11,7 @@ Layout: one LMDB environment with three named databases.
   together and are sorted in memory when scanned.
 * ``nodes``: Merkle node records by position (see the ``merkle`` module).
 * ``meta``: ``height`` (u64 big-endian), ``root`` (32 bytes), ``format``
-  (u32 big-endian) and application metadata under ``app/<name>``.
+  (u32 big-endian).
 
 Every block's writes go through a `BlockOverlay`; `StateStore.commit` writes
 leaves, nodes, height and root in one synchronous LMDB write transaction, so
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 from hashlib import sha256
 from itertools import islice
@@ -47,7 +47,6 @@ from .merkle import (
 
 __all__ = [
     "BlockOverlay",
-    "CallBuffer",
     "CommitHeightError",
     "FrozenState",
     "StaleOverlayError",
@@ -66,7 +65,6 @@ _DIRECT_KEY_LIMIT = 478
 _META_HEIGHT = b"height"
 _META_ROOT = b"root"
 _META_FORMAT = b"format"
-_META_APP_PREFIX = b"app/"
 
 
 class StateError(Exception):
@@ -105,31 +103,35 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError("scan limit must be a non-negative int or None")
 
 
-class _Layer:
-    """Pending writes over a base view; shared by overlays and call buffers.
+class BlockOverlay:
+    """Pending writes of one block on top of the committed state it was begun from.
 
-    `_pending` maps key -> value, or None for a deletion.
+    `_pending` maps key -> value, or None for a deletion. The overlay becomes stale (every
+    use raises StaleOverlayError) once any overlay is committed to the store, including
+    itself.
     """
 
-    __slots__ = ("_pending", "_sorted_keys", "_done")
+    __slots__ = ("_pending", "_sorted_keys", "_done", "_store", "_generation", "_base_height", "_update")
 
-    def __init__(self) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._pending: dict[bytes, bytes | None] = {}
         self._sorted_keys: list[bytes] | None = []
         self._done = False
+        self._store = store
+        self._generation = store._generation
+        self._base_height = store.height
+        self._update: TreeUpdate | None = None
 
-    # Subclasses provide the view underneath and the staleness rule.
+    @property
+    def base_height(self) -> int | None:
+        """Committed height this overlay builds on (None: empty store)."""
+        return self._base_height
+
     def _check_usable(self) -> None:
-        raise NotImplementedError
-
-    def _base_get(self, key: bytes) -> bytes | None:
-        raise NotImplementedError
-
-    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        raise NotImplementedError
-
-    def _changed(self) -> None:
-        """Hook run after every write."""
+        if self._done:
+            raise StaleOverlayError("overlay was already committed or discarded")
+        if self._generation != self._store._generation:
+            raise StaleOverlayError("overlay was begun before the last commit; begin a new one")
 
     def get(self, key: bytes) -> bytes | None:
         """Value of `key` including pending writes, or None if absent."""
@@ -138,10 +140,10 @@ class _Layer:
         pending = self._pending
         if key in pending:
             return pending[key]
-        return self._base_get(key)
+        return self._store._committed_get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
-        """Write `key` (visible to this layer and its children, not yet committed)."""
+        """Write `key` (visible to this overlay, not yet committed)."""
         self._check_usable()
         _check_key(key)
         _check_value(value)
@@ -158,7 +160,7 @@ class _Layer:
         if key not in pending:
             self._sorted_keys = None
         pending[key] = value
-        self._changed()
+        self._update = None
 
     def scan(
         self, start: bytes | None = None, end: bytes | None = None, limit: int | None = None
@@ -170,11 +172,6 @@ class _Layer:
         _check_limit(limit)
         return list(islice(self._iter(start, end), limit))
 
-    def child(self) -> CallBuffer:
-        """A nested buffer: `apply()` folds it into this layer, dropping it discards it."""
-        self._check_usable()
-        return CallBuffer(self)
-
     def _pending_in_range(self, start: bytes | None, end: bytes | None) -> list[bytes]:
         keys = self._sorted_keys
         if keys is None:
@@ -184,8 +181,8 @@ class _Layer:
         return keys[lo:hi]
 
     def _iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        """Merge this layer's pending writes over the base view, ascending."""
-        base = self._base_iter(start, end)
+        """Merge the pending writes over the committed state, ascending."""
+        base = self._store._committed_iter(start, end)
         mine = self._pending_in_range(start, end)
         if not mine:
             yield from base
@@ -210,79 +207,6 @@ class _Layer:
             if own is not None:
                 yield mine[index], own
             index += 1
-
-
-class CallBuffer(_Layer):
-    """Writes of one call, invisible to the parent until `apply()`.
-
-    Dropping the buffer discards them, so a trapped call changes nothing.
-    """
-
-    __slots__ = ("_parent",)
-
-    def __init__(self, parent: _Layer) -> None:
-        super().__init__()
-        self._parent = parent
-
-    def _check_usable(self) -> None:
-        if self._done:
-            raise StaleOverlayError("call buffer was already applied or discarded")
-        self._parent._check_usable()
-
-    def _base_get(self, key: bytes) -> bytes | None:
-        return self._parent.get(key)
-
-    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        return self._parent._iter(start, end)
-
-    def apply(self) -> None:
-        """Fold these writes into the parent; the buffer cannot be used afterwards."""
-        self._check_usable()
-        parent = self._parent
-        for key in sorted(self._pending):
-            parent._record(key, self._pending[key])
-        self._done = True
-
-    def discard(self) -> None:
-        """Drop these writes explicitly (same as letting the buffer go)."""
-        self._done = True
-
-
-class BlockOverlay(_Layer):
-    """Pending writes of one block on top of the committed state it was begun from.
-
-    It becomes stale (every use raises StaleOverlayError) once any overlay is
-    committed to the store, including itself.
-    """
-
-    __slots__ = ("_store", "_generation", "_base_height", "_update")
-
-    def __init__(self, store: StateStore) -> None:
-        super().__init__()
-        self._store = store
-        self._generation = store._generation
-        self._base_height = store.height
-        self._update: TreeUpdate | None = None
-
-    @property
-    def base_height(self) -> int | None:
-        """Committed height this overlay builds on (None: empty store)."""
-        return self._base_height
-
-    def _check_usable(self) -> None:
-        if self._done:
-            raise StaleOverlayError("overlay was already committed or discarded")
-        if self._generation != self._store._generation:
-            raise StaleOverlayError("overlay was begun before the last commit; begin a new one")
-
-    def _base_get(self, key: bytes) -> bytes | None:
-        return self._store._committed_get(key)
-
-    def _base_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        return self._store._committed_iter(start, end)
-
-    def _changed(self) -> None:
-        self._update = None
 
     def root(self) -> bytes:
         """Root the state would have if this overlay were committed now (cached)."""
@@ -377,19 +301,6 @@ class StateStore:
         """Merkle root of the committed state (32 zero bytes when empty)."""
         return self._root
 
-    @property
-    def app_meta(self) -> dict[str, bytes]:
-        """Committed application metadata (set through `commit(..., app_meta=)`)."""
-        txn = self._reader()
-        cursor = txn.cursor(db=self._meta)
-        result: dict[str, bytes] = {}
-        if cursor.set_range(_META_APP_PREFIX):
-            for key, value in _pairs(cursor):
-                if not key.startswith(_META_APP_PREFIX):
-                    break
-                result[key[len(_META_APP_PREFIX) :].decode()] = value
-        return result
-
     def get(self, key: bytes) -> bytes | None:
         """Committed value of `key`, or None."""
         _check_key(key)
@@ -474,17 +385,11 @@ class StateStore:
         self._reader()
         return BlockOverlay(self)
 
-    def commit(
-        self,
-        overlay: BlockOverlay,
-        height: int,
-        app_meta: Mapping[str, bytes | None] | None = None,
-    ) -> bytes:
+    def commit(self, overlay: BlockOverlay, height: int) -> bytes:
         """Durably commit `overlay` as block `height` and return the new root.
 
         `height` must be `self.height + 1`; the first commit into an empty
-        store may use any height >= 0.  `app_meta` entries are stored (or
-        deleted when None) in the same transaction.
+        store may use any height >= 0.
         """
         self._reader()
         if not isinstance(overlay, BlockOverlay) or overlay._store is not self:
@@ -500,14 +405,13 @@ class StateStore:
                 f"cannot commit height {height}: committed height is {self._height}, "
                 f"next must be {self._height + 1}"
             )
-        meta_writes = _encode_app_meta(app_meta or {})
         update = overlay._tree_update()
         changes = sorted(overlay._pending.items())
         node_writes = sorted(update.node_writes.items())
 
         while True:
             try:
-                self._write(changes, node_writes, meta_writes, height, update.root)
+                self._write(changes, node_writes, height, update.root)
                 break
             except lmdb.MapFullError:
                 self._grow_map()
@@ -523,7 +427,6 @@ class StateStore:
         self,
         changes: list[tuple[bytes, bytes | None]],
         node_writes: list[tuple[bytes, bytes | None]],
-        meta_writes: list[tuple[bytes, bytes | None]],
         height: int,
         root: bytes,
     ) -> None:
@@ -538,11 +441,6 @@ class StateStore:
             for position, record in node_writes:
                 if record is None:
                     txn.delete(position, db=self._nodes)
-            for key, value in meta_writes:
-                if value is None:
-                    txn.delete(key, db=self._meta)
-                else:
-                    txn.put(key, value, db=self._meta)
             txn.put(_META_HEIGHT, height.to_bytes(8, "big"), db=self._meta)
             txn.put(_META_ROOT, root, db=self._meta)
 
@@ -680,15 +578,3 @@ def _decoded_entries(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
 def _pairs(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
     """Key/value pairs from the cursor's position on (always bytes: buffers are off)."""
     return cast("Iterator[tuple[bytes, bytes]]", cursor.iternext())
-
-
-def _encode_app_meta(app_meta: Mapping[str, bytes | None]) -> list[tuple[bytes, bytes | None]]:
-    encoded = []
-    for name in sorted(app_meta):
-        value = app_meta[name]
-        if not isinstance(name, str) or not name:
-            raise ValueError("app_meta names must be non-empty strings")
-        if value is not None and type(value) is not bytes:
-            raise TypeError(f"app_meta[{name!r}] must be bytes or None")
-        encoded.append((_META_APP_PREFIX + name.encode(), value))
-    return encoded
