@@ -225,9 +225,16 @@ class AsyncClient:
             return None, str(exc)
 
     async def receipt(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
-        """The result of (session, counter) with every check the client made itself; check
-        `Receipt.ok` (or use `verified`)."""
-        return verify(await self.evidence(session, counter, timeout), self._policy())
+        """The result of (session, counter) with every check the client made itself, once the
+        call has a final result (waited for up to `timeout`); check `Receipt.ok` (or use `verified`)."""
+        evidence = await self.evidence(session, counter, timeout)
+        if not _holds_a_final_record(evidence):
+            try:
+                await self.wait_for_result(session, counter, timeout)
+            except RPCError:  # none within the timeout: the receipt says what there is
+                pass
+            evidence = await self.evidence(session, counter, timeout)
+        return verify(evidence, self._policy())
 
     async def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
         """The receipt of a result that passed every required check; VerificationFailed otherwise."""
@@ -297,6 +304,14 @@ class AsyncSession:
         """A refused call never reaches the session, so its counter is still free (unless it was used)."""
         if refusal.code != Code.DUPLICATE and counter == self.next_counter - 1:
             self.next_counter = counter
+
+
+def _holds_a_final_record(evidence: ResultEvidence) -> bool:
+    """Whether the node's answer (not yet believed) carries a final record: else wait for one."""
+    try:
+        return ResultRecord.decode(base64.b64decode(evidence.answer.get("value") or "")).final
+    except (RecordError, ValueError):
+        return False
 
 
 async def _until_reply(ws: Any, request_id: str) -> None:
