@@ -1,4 +1,4 @@
-"""Helpers shared by the test folders: running the `rtc` command, and anvil for a test module."""
+"""Helpers shared by the test folders: running the `rtc` command (the `anvil` fixture is in conftest.py)."""
 
 from __future__ import annotations
 

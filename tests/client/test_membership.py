@@ -29,6 +29,12 @@ def chain(anvil: Anvil) -> Web3:
     return Web3(Web3.HTTPProvider(anvil.url))
 
 
+
+def verify_signers(contract: ContractCheck, validator_keys: list[bytes], signer_keys: list[bytes],
+                   height: int | None = None) -> MembershipReport:
+    """Read the contract, then judge: what the client's verify does with the evidence it fetched."""
+    return contract.judge(contract.read(signer_keys), validator_keys, signer_keys, height)
+
 @dataclass
 class World:
     """A fresh Registry (so each test starts from no nodes) and its accounts."""
@@ -76,7 +82,7 @@ async def test_all_signers_active_members_pass(world: World) -> None:
     cluster = world.cluster()
     nodes = [world.node(i, cluster) for i in range(4)]
     keys = [k for k, _ in nodes]
-    report = await ContractCheck(world.registry, cluster).check(keys, keys, height=7)
+    report = verify_signers(ContractCheck(world.registry, cluster), keys, keys, height=7)
     assert isinstance(report, MembershipReport)
     assert (report.validator_set_size, report.active_members, report.needed) == (4, 4, 2)
     assert [(s.node_id, s.operator, s.deposit_wei, s.status, s.withdrawable_block, s.counted) for s in report.signers] == [
@@ -95,7 +101,7 @@ async def test_three_of_four_members_suffice_and_an_unregistered_signer_is_repor
     cluster = world.cluster()
     members = [world.node(i, cluster)[0] for i in range(3)]
     stranger = stranger_key()
-    report = await ContractCheck(world.registry, cluster).check(members + [stranger], members + [stranger])
+    report = verify_signers(ContractCheck(world.registry, cluster), members + [stranger], members + [stranger])
     assert len(report.counted) == 3 and report.needed == 2
     [outsider] = report.not_counted
     assert (outsider.validator_address, outsider.node_id, outsider.status) == (address(stranger), 0, "none")
@@ -110,7 +116,7 @@ async def test_unregistered_signers_are_not_counted_and_too_few_is_refused(world
     strangers = [stranger_key(), stranger_key()]
     keys = members + strangers
     with pytest.raises(VerificationError) as refused:
-        await ContractCheck(world.registry, cluster).check(keys, keys, height=12)
+        verify_signers(ContractCheck(world.registry, cluster), keys, keys, height=12)
     assert refused.value.kind == "membership"
     message = str(refused.value)
     assert "only 2 of the 4 signers of header 12 are staked nodes" in message
@@ -125,11 +131,11 @@ async def test_signers_of_another_cluster_are_not_counted(world: World) -> None:
     unjoined, unjoined_id = world.node(4, None)
     keys = members + [k for k, _ in others] + [unjoined]
     with pytest.raises(VerificationError, match=f"belongs to cluster {theirs}, not {ours}") as refused:
-        await ContractCheck(world.registry, ours).check(keys, keys)
+        verify_signers(ContractCheck(world.registry, ours), keys, keys)
     assert f"node {unjoined_id} never joined a cluster" in str(refused.value)
     # The same signers are fine for their own cluster only if enough of them are its members.
     with pytest.raises(VerificationError, match="only 2 of the 5 signers"):
-        await ContractCheck(world.registry, theirs).check(keys, keys)
+        verify_signers(ContractCheck(world.registry, theirs), keys, keys)
 
 
 async def test_a_withdrawn_signer_is_not_counted(world: World) -> None:
@@ -144,12 +150,12 @@ async def test_a_withdrawn_signer_is_not_counted(world: World) -> None:
     check = ContractCheck(world.registry, cluster)
     # The set still lists the four; one of the three remaining members did not sign.
     with pytest.raises(VerificationError) as refused:
-        await check.check(keys, [keys[0], keys[1], gone_key])
+        verify_signers(check, keys, [keys[0], keys[1], gone_key])
     assert refused.value.kind == "membership"
     assert f"node {gone_id} has withdrawn its deposit" in str(refused.value)
     assert "only 2 of the 3 signers" in str(refused.value)
     # All three remaining members signing is enough: more than 2/3 of 4.
-    report = await check.check(keys, keys)
+    report = verify_signers(check, keys, keys)
     assert len(report.counted) == 3 and [s.node_id for s in report.not_counted] == [gone_id]
     assert report.not_counted[0].status == "withdrawn" and report.not_counted[0].deposit_wei == 0
 
@@ -160,7 +166,7 @@ async def test_a_leaving_node_in_cooling_off_counts_and_is_reported_as_leaving(w
     keys = [k for k, _ in nodes]
     withdrawable = world.registry.request_leave(world.accounts[3], nodes[3][1])
     check = ContractCheck(world.registry, cluster)
-    report = await check.check(keys, keys)  # the set has not followed the contract yet
+    report = verify_signers(check, keys, keys)  # the set has not followed the contract yet
     assert (report.active_members, report.validator_set_size, len(report.counted)) == (3, 4, 4)
     leaving = report.signers[3]
     assert (leaving.node_id, leaving.status, leaving.withdrawable_block, leaving.deposit_wei, leaving.counted) == (
@@ -172,7 +178,7 @@ async def test_a_leaving_node_in_cooling_off_counts_and_is_reported_as_leaving(w
 
     # Once the cooling-off is over the deposit may go at any moment: no longer counted.
     world.mine(withdrawable - world.chain.eth.block_number)
-    report = await check.check(keys, keys)
+    report = verify_signers(check, keys, keys)
     assert [s.node_id for s in report.not_counted] == [nodes[3][1]]
     assert f"cooling-off ended at block {withdrawable}" in report.not_counted[0].reason
 
@@ -184,12 +190,12 @@ async def test_an_ejected_node_counts_while_something_is_left_to_slash(world: Wo
     world.send(world.owner, world.registry.contract.functions.set_slasher(world.owner))
     world.send(world.owner, world.registry.contract.functions.slash(nodes[0][1], 3 * ETHER // 2, "test"))
     check = ContractCheck(world.registry, cluster)
-    report = await check.check(keys, keys)
+    report = verify_signers(check, keys, keys)
     ejected = report.signers[0]
     assert (ejected.status, ejected.deposit_wei, ejected.counted) == ("ejected", ETHER // 2, True)
     assert "0.5 ETH" in report.check_line() and "1 ejected still in cooling-off" in report.check_line()
     world.send(world.owner, world.registry.contract.functions.slash(nodes[0][1], ETHER, "the rest"))
-    report = await check.check(keys, keys)
+    report = verify_signers(check, keys, keys)
     assert not report.signers[0].counted and "nothing left of its deposit" in report.signers[0].reason
 
 
@@ -199,7 +205,7 @@ async def test_one_staked_member_with_a_fabricated_set_of_itself_is_refused(worl
     check = ContractCheck(world.registry, cluster)
     # A perfect 1-of-1 commit as far as the served validator set goes.
     with pytest.raises(VerificationError) as refused:
-        await check.check([keys[0]], [keys[0]], height=30)
+        verify_signers(check, [keys[0]], [keys[0]], height=30)
     assert refused.value.kind == "membership"
     message = str(refused.value)
     assert "only 1 of the 1 signers of header 30 is a staked node" in message
@@ -207,7 +213,7 @@ async def test_one_staked_member_with_a_fabricated_set_of_itself_is_refused(worl
     assert "a set smaller than the cluster cannot stand for it" in message
     # Two colluding members with a set of themselves are still short of 3.
     with pytest.raises(VerificationError, match="at least 3"):
-        await check.check(keys[:2], keys[:2])
+        verify_signers(check, keys[:2], keys[:2])
 
 
 async def test_a_node_that_just_joined_raises_the_bar_until_the_set_follows(world: World) -> None:
@@ -215,17 +221,17 @@ async def test_a_node_that_just_joined_raises_the_bar_until_the_set_follows(worl
     keys = [world.node(i, cluster)[0] for i in range(4)]
     world.node(4, cluster)  # joined in the contract; the validator set still has the old four
     check = ContractCheck(world.registry, cluster)
-    report = await check.check(keys, keys)
+    report = verify_signers(check, keys, keys)
     assert report.basis == 5 and "more than 2/3 of the 5 active members" in report.check_line()
     with pytest.raises(VerificationError, match="at least 4"):
-        await check.check(keys, keys[:3])
+        verify_signers(check, keys, keys[:3])
 
 
 async def test_wrong_cluster_id_says_so(world: World) -> None:
     cluster = world.cluster()
     keys = [world.node(i, cluster)[0] for i in range(4)]
     with pytest.raises(VerificationError, match="has no active members: is the cluster id right"):
-        await ContractCheck(world.registry, cluster + 1).check(keys, keys)
+        verify_signers(ContractCheck(world.registry, cluster + 1), keys, keys)
 
 
 async def test_inconsistent_inputs_are_refused(world: World) -> None:
@@ -233,21 +239,21 @@ async def test_inconsistent_inputs_are_refused(world: World) -> None:
     keys = [world.node(i, cluster)[0] for i in range(3)]
     check = ContractCheck(world.registry, cluster)
     with pytest.raises(VerificationError) as refused:
-        await check.check(keys, keys + [stranger_key()])
+        verify_signers(check, keys, keys + [stranger_key()])
     assert refused.value.kind == "unknown_validator"
     with pytest.raises(VerificationError) as refused:
-        await check.check(keys, [keys[0], keys[0], keys[1]])
+        verify_signers(check, keys, [keys[0], keys[0], keys[1]])
     assert refused.value.kind == "duplicate_signature"
 
 
 async def test_an_unreachable_endpoint_or_a_wrong_address_is_an_error_not_a_pass(world: World) -> None:
     keys = [stranger_key()]
     with pytest.raises(VerificationError) as refused:
-        await ContractCheck.connect(f"http://127.0.0.1:{DEAD_PORT}", world.registry.address, 1).check(keys, keys)
+        verify_signers(ContractCheck.connect(f"http://127.0.0.1:{DEAD_PORT}", world.registry.address, 1), keys, keys)
     assert refused.value.kind == "contract_unavailable" and "NOT verified" in str(refused.value)
     not_a_contract = Registry(world.chain, world.accounts[0])
     with pytest.raises(VerificationError) as refused:
-        await ContractCheck(not_a_contract, 1).check(keys, keys)
+        verify_signers(ContractCheck(not_a_contract, 1), keys, keys)
     assert refused.value.kind == "contract_unavailable"
 
 

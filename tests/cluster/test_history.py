@@ -11,7 +11,7 @@ import pytest
 
 from rtc.cometbft import RPC, NodeHome
 from rtc.devnet import Devnet
-from rtc.history import RecordError
+from rtc.history import HistoryError
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.reader import HistoryReader
 from rtc.history.uploader import fetch_record
@@ -80,7 +80,7 @@ def test_every_block_is_recorded_identically_by_every_node_and_verifies(cluster:
     assert code == 0 and receipt["history"]["in_swarm"], receipt.get("history")
     history_check = next(c for c in receipt["checks"] if c["name"] == "history")
     assert history_check["passed"] and "is in Swarm" in history_check["detail"]
-    with pytest.raises(RecordError, match="not the block the signatures cover"):
+    with pytest.raises(HistoryError, match="not the block the signatures cover"):
         reader_of(cluster, 1).locate(5, 6, b"\x00" * 32)
     code, shown = rtc("history", "show", "--home", str(cluster.home), "--node", "2", "--height", "5")
     assert code == 0 and shown["record"]["height"] == 5 and shown["newest_snapshot"]["height"] % cluster.swarm.snapshot_every == 0

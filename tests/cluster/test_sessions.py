@@ -227,7 +227,7 @@ def test_the_sync_sdk_continues_a_session_after_a_client_restart(cluster: Devnet
         assert counters == [0, 1, 2]
         session_id = session.id
     # a new process would do the same: same key and session id, results by counter
-    with Client(cluster.nodes[2].rpc) as second:
+    with Client(cluster.nodes[2].rpc, TrustPolicy.first_use()) as second:
         again = second.session(key, session_id, next_counter=3)
         assert [again.result(k).value for k in range(3)] == [{"ok": 1.0}, {"ok": 3.0}, {"ok": 3.0}]
         assert again.call_and_wait({"function": "update_high", "symbol": "SYNC", "value": 5.0}).counter == 3

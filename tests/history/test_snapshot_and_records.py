@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rtc.history import BlockRecord, RecordError, SnapshotError
+from rtc.history import BlockRecord, HistoryError, SnapshotError
 from rtc.history.snapshot import Manifest, restore_snapshot, upload_snapshot, write_snapshot
 from rtc.state import StateStore
 from rtc.swarm import LocalSwarm, NotFound
@@ -77,5 +77,5 @@ def test_records_decode_what_they_encode_and_refuse_junk() -> None:
         {"code": 0, "data": "", "gas_wanted": 0, "gas_used": 5}], b"\x11" * 32, b"\x22" * 32)
     assert BlockRecord.decode(record.encode()) == record
     for junk in (b"", b"[]", b'{"format": "other"}', record.encode()[:-5], record.encode().replace(b'"height":3', b'"height":"x"')):
-        with pytest.raises(RecordError):
+        with pytest.raises(HistoryError):
             BlockRecord.decode(junk)

@@ -42,15 +42,18 @@ def imports_of(path: Path, package: str) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: inside its own package (from . / from ..x)
-                names = [f"rtc.{package}" if node.level == 1 else f"rtc.{node.module or ''}"]
+            if node.level == 1:  # from . / from .x: inside its own package
+                modules = [f"rtc.{package}"]
             else:
-                names = [node.module or ""]
+                prefix = "rtc" if node.level else ""
+                module = ".".join(part for part in (prefix, node.module or "") if part)
+                # `from rtc import devnet` / `from .. import devnet` name the packages themselves
+                modules = [f"rtc.{alias.name}" for alias in node.names] if module == "rtc" else [module]
         else:
             continue
-        for name in names:
+        for name in modules:
             parts = name.split(".")
             if parts[0] == "rtc" and len(parts) > 1:
                 found.add(parts[1])
@@ -74,6 +77,11 @@ def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
     assert not wrong, f"rtc.{package} may import only {sorted(ALLOWED[package])}: {wrong}"
 
 
+def test_every_top_level_module_has_a_rule() -> None:
+    modules = {p.stem for p in (SRC / "rtc").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(TOP_MODULES), "add the new module to TOP_MODULES"
+
+
 @pytest.mark.parametrize("module", sorted(TOP_MODULES))
 def test_top_level_modules(module: str) -> None:
     names = imports_of(SRC / "rtc" / f"{module}.py", module)
@@ -95,9 +103,9 @@ def test_generated_protobuf_stays_inside_abci() -> None:
 def test_the_checker_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     """The rule must be able to fail: a lazy import of the node inside the client is found."""
     source = tmp_path / "sample.py"
-    source.write_text("from .rpc import x\nfrom ..node.app import ClusterApp\n"
-                      "def f():\n    import rtc.devnet\n    from rtc.history import reader\n")
-    assert imports_of(source, "client") == {"node", "devnet", "history"}
+    source.write_text("from .rpc import x\nfrom ..node.app import ClusterApp\nfrom .. import state\n"
+                      "def f():\n    import rtc.devnet\n    from rtc.history import reader\n    from rtc import vm\n")
+    assert imports_of(source, "client") == {"node", "state", "devnet", "history", "vm"}
 
 
 def _modules_after(code: str) -> set[str]:

@@ -61,3 +61,13 @@ def test_query_paths_name_their_state_keys() -> None:
                 f"/session/{session.hex()}00"):
         with pytest.raises(ValueError):
             queries.state_key(bad)
+
+
+@pytest.mark.parametrize("value", [None, 0, -1, 1.5, "x" * 300, {"ok": [1, 2, {"b": "é"}]}, {"err": "\u0000"}])
+@pytest.mark.parametrize("height", [1, 9, 10, 123_456_789])
+def test_the_result_limit_measures_the_record_without_its_stamp(value: object, height: int) -> None:
+    """The rule the cluster has always applied: the size of {"fuel","status","value"} in canonical JSON."""
+    from rtc.protocol import canonical_json
+
+    record = ResultRecord.ok(value, 4321).at(height, TX)
+    assert record.result_bytes == len(canonical_json({"status": "ok", "value": value, "fuel": 4321}))

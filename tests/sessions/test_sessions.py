@@ -123,12 +123,6 @@ def test_invalid_public_key_is_an_error_not_a_crash() -> None:
 # -- ordering ---------------------------------------------------------------------------
 
 
-def statuses(kv: DictKV, counters: range) -> list[str | None]:
-    sessions = Sessions(kv)
-    key = bytes(ALICE.verify_key) + SESSION
-    return [None if (r := sessions.result(key, k)) is None else r.status for k in counters]
-
-
 def test_calls_in_order_run_at_once() -> None:
     kv, backend = DictKV(), Backend()
     sessions = Sessions(kv)

@@ -74,7 +74,7 @@ def cmd_history_show(args: argparse.Namespace) -> int:
 
 
 def cmd_history_verify(args: argparse.Namespace) -> int:
-    from rtc.history import RecordError
+    from rtc.history import HistoryError
 
     target = HistoryTarget(args)
     reader = target.reader()
@@ -91,7 +91,7 @@ def cmd_history_verify(args: argparse.Namespace) -> int:
     try:
         for line in reader.verify(records, trusted):
             lines.append(f"  ✓ {line}")
-    except RecordError as exc:
+    except HistoryError as exc:
         emit(args, {"ok": False, "verified": len(lines), "error": str(exc)}, "\n".join(lines + [f"  ✗ {exc}"]))
         return 1
     anchor = "no anchor (internal consistency only)" if trusted is None else f"validator set {trusted.hex()[:16]}…"

@@ -18,22 +18,25 @@ import websockets
 from nacl.signing import SigningKey
 
 from rtc.cometbft import AsyncRPC, GenesisDoc, RPCError, RPCUnavailable
-from rtc.cometbft.lightclient import VerificationError, parse_signed_header, parse_validators
+from rtc.cometbft.lightclient import BlockIDFlag, VerificationError, parse_signed_header, parse_validators
 from rtc.protocol import Code, Envelope, Kind, RecordError, ResultRecord, canonical_json, queries, sign, tx_digest
 
+from .membership import RegistryFacts
 from .results import CallRejected, CallResult, QueryResult
 from .trust import TrustPolicy
-from .verify import HistoryCheck, Receipt, ResultEvidence, verify
+from .verify import HistoryCheck, HistoryFinding, HistoryUnavailable, Receipt, ResultEvidence, verify
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+MAX_SIGNERS_READ = 100  # the Registry is asked about at most this many keys (a cluster has at most 16 members)
 
 
 class AsyncClient:
     """A client of one node's RPC endpoint, e.g. http://127.0.0.1:26601.
 
-    `trust`: what verification rests on (`TrustPolicy`); None trusts the genesis this node
-    serves, which the receipt says. `history`: where to check that a result's block is in
-    Swarm (`rtc.history.reader.HistoryReader`), or None.
+    `trust`: what verification rests on (`TrustPolicy`); needed only to verify, and never
+    assumed: a client that wants to trust the genesis the node serves says so
+    (`TrustPolicy.first_use()`). `history`: where to check that a result's block is in Swarm
+    (`rtc.history.reader.HistoryReader`), or None.
     """
 
     def __init__(self, url: str, trust: TrustPolicy | None = None, history: HistoryCheck | None = None,
@@ -185,33 +188,59 @@ class AsyncClient:
     # -- verification -------------------------------------------------------------------------
 
     def _policy(self) -> TrustPolicy:
-        return self.trust if self.trust is not None else TrustPolicy(trust_on_first_use=True)
+        if self.trust is None:
+            raise ValueError("nothing to verify against: give the client a TrustPolicy (a genesis file, a pinned "
+                             "validator set hash, the Registry, or TrustPolicy.first_use() to trust this node's genesis)")
+        return self.trust
 
     async def evidence(self, session: bytes, counter: int, timeout: float = 30.0) -> ResultEvidence:
         """What the node (and, as the policy and `history` ask, Ethereum and Swarm) says about the
-        result of (session, counter): fetched, not yet believed."""
+        result of (session, counter): fetched, not yet believed. Whatever a node answers goes
+        into the evidence for `verify` to judge; RPCError only when the node cannot be reached
+        or does not reach the height it claims within `timeout`."""
         policy = self._policy()
         answer = await self.rpc.abci_query(queries.result_path(session, counter), prove=True)
-        state_height = int(answer.get("height") or 0)
-        if int(answer.get("code", 0)) != 0 or state_height <= 0:
-            return ResultEvidence(session, counter, answer, {}, {}, await self.chain_id())
+        state_height = _answered_height(answer)
+        if state_height is None:
+            return ResultEvidence(session, counter, answer if isinstance(answer, dict) else {}, {}, {},
+                                  await self.chain_id())
         await self.wait_for_height(state_height + 1, timeout)
-        signed_header = (await self.rpc.commit(state_height + 1))["signed_header"]
+        commit = await self.rpc.commit(state_height + 1)
+        signed_header = (commit.get("signed_header") if isinstance(commit, dict) else None) or {}
         validators = await self.rpc.validators(state_height + 1)
-        genesis = GenesisDoc.from_json(await self.rpc.genesis()) if policy.trust_on_first_use else None
-        registry = None
-        if policy.contract is not None:
+        genesis = None
+        if policy.trust_on_first_use:
             try:
-                keys = [v.pub_key for v in parse_validators(validators)]
-            except VerificationError:
-                keys = []  # verify() refuses the set itself
-            registry = await asyncio.to_thread(policy.contract.read, keys)
+                genesis = GenesisDoc.from_json(await self.rpc.genesis())
+            except ValueError:
+                pass  # verify() refuses the missing genesis
+        registry, registry_error = await self._registry(policy, signed_header, validators)
         history, history_error = await self._history(answer, signed_header, state_height)
         return ResultEvidence(session, counter, answer, signed_header, validators, await self.chain_id(), genesis,
-                              registry, history, history_error)
+                              registry, registry_error, history, history_error)
+
+    async def _registry(self, policy: TrustPolicy, signed_header: dict[str, Any],
+                        validators: dict[str, Any]) -> tuple[RegistryFacts | None, str | None]:
+        """The contract's facts about the keys that signed, read before anything is verified, so
+        only as many as a real cluster can have."""
+        if policy.contract is None:
+            return None, None
+        try:
+            commit = parse_signed_header(signed_header).commit
+            by_address = {v.address: v.pub_key for v in parse_validators(validators)}
+        except VerificationError:
+            return None, None  # verify() refuses the header or the set itself
+        keys = list(dict.fromkeys(by_address[s.validator_address] for s in commit.signatures
+                                  if s.block_id_flag == BlockIDFlag.COMMIT and s.validator_address in by_address))
+        if len(keys) > MAX_SIGNERS_READ:
+            return None, f"the node served {len(keys)} signers; a cluster has at most {MAX_SIGNERS_READ}"
+        try:
+            return await asyncio.to_thread(policy.contract.read, keys), None
+        except VerificationError as exc:
+            return None, str(exc)
 
     async def _history(self, answer: dict[str, Any], signed_header: dict[str, Any],
-                       state_height: int) -> tuple[Any, str | None]:
+                       state_height: int) -> tuple[HistoryFinding | None, str | None]:
         if self.history is None:
             return None, None
         try:  # unverified here: only which records to fetch; verify() checks what they are linked to
@@ -221,19 +250,23 @@ class AsyncClient:
             return None, None
         try:
             return await asyncio.to_thread(self.history.locate, written, state_height, anchor), None
-        except ValueError as exc:  # a record that does not check out (RecordError)
+        except ValueError as exc:  # a record that does not check out
             return None, str(exc)
+        except Exception as exc:  # noqa: BLE001 - Swarm unreachable: say so, the other checks stand
+            return HistoryUnavailable(written, anchor, f"could not read the history: {exc}"), None
 
     async def receipt(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
         """The result of (session, counter) with every check the client made itself, once the
-        call has a final result (waited for up to `timeout`); check `Receipt.ok` (or use `verified`)."""
+        call has a final result (waited for within `timeout`); check `Receipt.ok` (or use `verified`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         evidence = await self.evidence(session, counter, timeout)
         if not _holds_a_final_record(evidence):
             try:
-                await self.wait_for_result(session, counter, timeout)
+                await self.wait_for_result(session, counter, max(0.1, deadline - loop.time()))
             except RPCError:  # none within the timeout: the receipt says what there is
                 pass
-            evidence = await self.evidence(session, counter, timeout)
+            evidence = await self.evidence(session, counter, max(0.1, deadline - loop.time()))
         return verify(evidence, self._policy())
 
     async def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
@@ -273,7 +306,7 @@ class AsyncSession:
         try:
             await (via or self.client).broadcast(envelope.encode())
         except CallRejected as exc:
-            self._give_back(envelope.counter, exc)
+            self.give_back(envelope.counter, exc)
             raise
         return envelope.counter
 
@@ -297,13 +330,22 @@ class AsyncSession:
         try:
             return await self.client.wait_for_result(self.session_key, envelope.counter, timeout, tx=envelope.encode())
         except CallRejected as exc:
-            self._give_back(envelope.counter, exc)
+            self.give_back(envelope.counter, exc)
             raise
 
-    def _give_back(self, counter: int, refusal: CallRejected) -> None:
+    def give_back(self, counter: int, refusal: CallRejected) -> None:
         """A refused call never reaches the session, so its counter is still free (unless it was used)."""
         if refusal.code != Code.DUPLICATE and counter == self.next_counter - 1:
             self.next_counter = counter
+
+
+def _answered_height(answer: Any) -> int | None:
+    """The height of a query answer that carries a value, or None (a refusal, or nonsense)."""
+    try:
+        height = int(answer.get("height") or 0)
+        return height if int(answer.get("code") or 0) == 0 and height > 0 else None
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _holds_a_final_record(evidence: ResultEvidence) -> bool:

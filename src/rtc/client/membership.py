@@ -14,14 +14,13 @@ pure), so a receipt can be re-checked from the facts it holds.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rtc.cometbft.lightclient import Validator, VerificationError, VerifiedCommit, parse_validators
+from rtc.cometbft.lightclient import Validator, VerificationError, VerifiedCommit
 from rtc.ethereum.types import NodeState
 
 if TYPE_CHECKING:  # web3 is imported only when the contract is asked
@@ -201,19 +200,6 @@ class ContractCheck:
             ) from None
         return RegistryFacts(self.registry.address, self.cluster_id, block, dict(zip(keys, states)),
                              tuple(int(i) for i in ids))
-
-    async def check(self, validator_keys: Sequence[bytes], signer_keys: Sequence[bytes],
-                    height: int | None = None) -> MembershipReport:
-        """Read the contract (in a thread) and judge a header whose validator set has
-        `validator_keys` and was signed by `signer_keys`."""
-        facts = await asyncio.to_thread(self.read, list(signer_keys))
-        return self.judge(facts, validator_keys, signer_keys, height)
-
-    async def check_commit(self, verified: VerifiedCommit,
-                           validators: Sequence[Validator] | Mapping[str, Any] | Iterable[Any]) -> MembershipReport:
-        """The check for a commit `verify_commit` accepted against these `validators`."""
-        vals = parse_validators(validators)
-        return await self.check([v.pub_key for v in vals], signer_keys(verified, vals), height=verified.height)
 
     # -- judging (pure) -------------------------------------------------------------------
 

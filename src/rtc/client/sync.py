@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
 
+from rtc.protocol import Envelope
+
 from .aio import AsyncClient, AsyncSession
-from .results import CallResult, QueryResult
+from .results import CallRejected, CallResult, QueryResult
 from .trust import TrustPolicy
 from .verify import HistoryCheck, Receipt, ResultEvidence
 
@@ -66,6 +68,9 @@ class Client:
     def broadcast(self, tx: bytes) -> None:
         self._run(self.aio.broadcast(tx))
 
+    def wait_for_height(self, height: int, timeout: float = 30.0) -> None:
+        self._run(self.aio.wait_for_height(height, timeout))
+
     def result(self, session: bytes, counter: int) -> CallResult | None:
         return self._run(self.aio.result(session, counter))
 
@@ -101,9 +106,24 @@ class Session:
     def next_counter(self) -> int:
         return self.aio.next_counter
 
-    def call(self, call: dict[str, Any]) -> int:
-        """Send without waiting for a block; returns the call's counter."""
-        return self.client._run(self.aio.call(call))
+    @next_counter.setter
+    def next_counter(self, counter: int) -> None:
+        self.aio.next_counter = counter
+
+    def envelope(self, call: dict[str, Any] | None, counter: int | None = None) -> Envelope:
+        return self.client._run(self.aio.envelope(call, counter))
+
+    def call(self, call: dict[str, Any], via: Client | None = None) -> int:
+        """Send without waiting for a block (through `via`, another node, if given); returns the call's counter."""
+        if via is None:
+            return self.client._run(self.aio.call(call))
+        envelope = self.envelope(call)  # `via` runs on its own event loop, so it only broadcasts
+        try:
+            via.broadcast(envelope.encode())
+        except CallRejected as exc:
+            self.aio.give_back(envelope.counter, exc)
+            raise
+        return envelope.counter
 
     def call_and_wait(self, call: dict[str, Any], timeout: float = 30.0) -> CallResult:
         return self.client._run(self.aio.call_and_wait(call, timeout))

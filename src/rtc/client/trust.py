@@ -49,9 +49,14 @@ class TrustPolicy:
         return cls(genesis.chain_id, genesis.validators_hash(), f"the genesis validator set of {source}")
 
     @classmethod
-    def from_genesis_file(cls, path: Path) -> "TrustPolicy":
+    def from_genesis_file(cls, path: str | Path) -> "TrustPolicy":
         """The chain and validator set of a genesis file the client holds itself (no node involved)."""
-        return cls.from_genesis(GenesisDoc.read(path), f"the file {path}")
+        return cls.from_genesis(GenesisDoc.read(Path(path)), f"the file {path}")
+
+    @classmethod
+    def first_use(cls, chain_id: str | None = None) -> "TrustPolicy":
+        """Trust the genesis validator set the node serves: only as good as that node."""
+        return cls(chain_id, trust_on_first_use=True)
 
     @classmethod
     def registry(cls, contract: ContractCheck, chain_id: str | None = None) -> "TrustPolicy":
@@ -73,7 +78,7 @@ class TrustPolicy:
             if chain_id is not None and chain_id != policy.chain_id:
                 raise ValueError(f"chain id {chain_id!r} contradicts the genesis file's {policy.chain_id!r}")
             return policy
-        return cls(chain_id, trust_on_first_use=True)
+        return cls.first_use(chain_id)
 
     def describe(self) -> str:
         """One line: what a result verified under this policy rests on."""

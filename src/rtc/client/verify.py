@@ -8,9 +8,12 @@ Registry contract. Fetching what the node, Ethereum and Swarm say (`ResultEviden
 `AsyncClient.evidence`) is apart from deciding what to believe (`verify`), which does no
 I/O: a receipt can be re-checked offline from its evidence.
 
-`verify` never raises for a failed check: the receipt lists every check it made, each
-with the assumption it rests on, and stops at the first that fails; `Receipt.result` is
-set only when every required check passed, so an unverified value is never handed out.
+`verify` never raises for what the evidence holds: the receipt lists every check it made,
+each with the assumption it rests on, and stops at the first that fails; `Receipt.result`
+is set only when every required check passed, so an unverified value is never handed out.
+Re-checking a receipt offline re-derives everything from the node's own bytes; the
+Registry's facts and the Swarm finding in the evidence are taken as they were fetched
+(from the client's own Ethereum endpoint and Swarm).
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ class HistoryCheck(Protocol):
 
 
 @dataclass(frozen=True)
+class HistoryUnavailable:
+    """A history check that could not be made (Swarm unreachable): reported, not failed."""
+
+    height: int
+    anchor: bytes
+    note: str
+    in_swarm: bool = False
+    newest_uploaded: int = 0
+    record: bytes | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"in_swarm": False, "height": self.height, "anchor": self.anchor.hex(), "note": self.note}
+
+
+@dataclass(frozen=True)
 class Check:
     """One thing the client established itself, and what it rests on."""
 
@@ -76,7 +94,8 @@ class ResultEvidence:
     validators: dict[str, Any]  # the validator set of H+1 (`/validators`)
     node_chain_id: str  # the chain the node says it runs
     genesis: GenesisDoc | None = None  # the genesis the node served, for trust on first use
-    registry: RegistryFacts | None = None  # the contract's facts about the validators' keys
+    registry: RegistryFacts | None = None  # the contract's facts about the signers' keys
+    registry_error: str | None = None  # why there are no such facts (endpoint down, a set too large)
     history: HistoryFinding | None = None  # where the result's block is in Swarm
     history_error: str | None = None  # a record in Swarm that did not check out
 
@@ -182,7 +201,7 @@ def verify(evidence: ResultEvidence, trust: TrustPolicy) -> Receipt:
     """Decide what the evidence proves under `trust`, with no I/O."""
     started = time.perf_counter()
     checks = _Checks()
-    answer = evidence.answer
+    answer = evidence.answer if isinstance(evidence.answer, dict) else {}
     state_height = _int(answer.get("height"))
     facts: dict[str, Any] = {}
     try:
@@ -215,6 +234,8 @@ def verify(evidence: ResultEvidence, trust: TrustPolicy) -> Receipt:
 def _proof(evidence: ResultEvidence, checks: _Checks) -> tuple[Proof, bytes]:
     answer = evidence.answer
     try:
+        if not isinstance(answer, dict):
+            raise VerificationError("malformed", "the node's answer is not a JSON object")
         if int(answer.get("code", 0)) != 0:
             raise VerificationError("malformed", f"the node refused the query: {answer.get('log', '')}")
         value = base64.b64decode(answer.get("value") or "")
@@ -232,7 +253,7 @@ def _proof(evidence: ResultEvidence, checks: _Checks) -> tuple[Proof, bytes]:
         if proof.value is None:
             raise VerificationError("malformed", f"no result is recorded for counter {evidence.counter} "
                                                  "(the proof claims its absence)")
-    except (VerificationError, ValueError, TypeError, AttributeError) as exc:
+    except (VerificationError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
         raise checks.failed("answer", exc) from None
     checks.passed("answer", "the proof names this session and counter and the returned record")
     return proof, value
@@ -242,7 +263,10 @@ def _commit(evidence: ResultEvidence, trust: TrustPolicy, state_height: int,
             checks: _Checks) -> tuple[VerifiedCommit, tuple[Any, ...]]:
     header_height = state_height + 1
     chain, chain_source = _chain(evidence, trust)
-    trusted_hash, set_source = _trusted_set(evidence, trust)
+    try:
+        trusted_hash, set_source = _trusted_set(evidence, trust)
+    except (VerificationError, ValueError) as exc:
+        raise checks.failed("validator_set", exc) from None
     try:
         validators = parse_validators(evidence.validators)
         if trusted_hash is None:  # the header's own hash: the served set is consistent with it, not yet trusted
@@ -292,7 +316,8 @@ def _registry(evidence: ResultEvidence, trust: TrustPolicy, verified: VerifiedCo
                   f"{contract.cluster_id} are the cluster you mean")
     try:
         if evidence.registry is None:
-            raise VerificationError("contract_unavailable", "the evidence holds no facts from the Registry")
+            raise VerificationError("contract_unavailable", evidence.registry_error
+                                    or "the evidence holds no facts from the Registry")
         report = contract.judge(evidence.registry, [v.pub_key for v in validators], signer_keys(verified, validators),
                                 verified.height)
     except VerificationError as exc:
@@ -316,9 +341,9 @@ def _final(value: bytes, counter: int, checks: _Checks) -> ResultRecord:
 def _history(finding: HistoryFinding, verified: VerifiedCommit, record: ResultRecord, state_height: int,
              checks: _Checks) -> None:
     assumption = "chunks are checked against their Swarm addresses; the verified header anchors the records"
-    if finding.anchor != verified.header.last_block_id.hash:
-        raise checks.failed("history", VerificationError("history", "the records were linked to another block than "
-                                                                    "the verified header names"), assumption)
+    if finding.anchor != verified.header.last_block_id.hash or finding.height != record.height:
+        raise checks.failed("history", VerificationError("history", "the Swarm finding is about another block than "
+                                                                    "the verified record and header"), assumption)
     if not finding.in_swarm:
         checks.items.append(Check("history", False, f"block {finding.height} is not in Swarm yet ({finding.note})",
                                   assumption, "not_uploaded", required=False))

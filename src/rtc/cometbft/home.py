@@ -40,17 +40,19 @@ class GenesisDoc:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "GenesisDoc":
+        """Strict: a document from an untrusted node either parses fully or raises ValueError."""
         try:
             validators = tuple(
-                GenesisValidator(str(v["address"]).upper(), base64.b64decode(v["pub_key"]["value"]), int(v["power"]),
-                                 str(v.get("name", "")))
+                GenesisValidator(bytes.fromhex(v["address"]).hex().upper(), base64.b64decode(v["pub_key"]["value"],
+                                 validate=True), int(v["power"]), str(v.get("name", "")))
                 for v in doc.get("validators") or [])
             return cls(str(doc["chain_id"]), validators, dict(doc.get("app_state") or {}), doc)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a CometBFT genesis document: {exc}") from None
 
     @classmethod
     def read(cls, path: Path) -> "GenesisDoc":
+        path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: is its folder a CometBFT node home?")
         return cls.from_json(json.loads(path.read_text()))
@@ -68,7 +70,8 @@ class GenesisDoc:
 
     def validators_hash(self) -> bytes:
         """The first validator set's hash, as header 1's validators_hash holds it (CometBFT orders
-        the set by voting power, then address)."""
+        the set by voting power, then address). Raises VerificationError for a set CometBFT
+        could not hash (an unknown key type)."""
         ordered = sorted(self.validators, key=lambda v: (-v.power, bytes.fromhex(v.address)))
         return validator_set_hash([Validator(bytes.fromhex(v.address), v.pub_key, v.power) for v in ordered])
 

@@ -24,9 +24,8 @@ the valid ones would be enough; `all_signatures=False` reproduces `types.VerifyC
 exactly (precommits for the block only, in order, stopping once more than 2/3 is reached).
 A signature that is checked and invalid is never skipped over.
 
-    commit = httpx.get(f"{rpc}/commit", params={"height": h}).json()
-    validators = httpx.get(f"{rpc}/validators", params={"height": h, "per_page": 100}).json()
-    verified = verify_commit(chain_id, commit, validators, height=h)
+    with RPC(url) as rpc:  # rtc.cometbft.rpc
+        verified = verify_commit(chain_id, rpc.commit(h), rpc.validators(h), trusted_hash, height=h)
     verified.app_hash  # now trusted: the state root after block h-1
 """
 
@@ -810,7 +809,7 @@ def _validator(obj: Any, where: str) -> Validator:
         return Validator(bytes(obj.address), bytes(getattr(obj.pub_key, which)), obj.voting_power, key_type)
     pub_key = _get(obj, "pub_key", where)
     type_name = _get(pub_key, "type", f"{where}.pub_key")
-    if type_name not in _KEY_TYPES:
+    if not isinstance(type_name, str) or type_name not in _KEY_TYPES:
         raise VerificationError("unsupported_key", f"{where} has an unknown key type {type_name!r}")
     return Validator(
         _hex(_get(obj, "address", where), f"{where}.address"),

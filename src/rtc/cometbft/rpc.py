@@ -59,6 +59,16 @@ def _result(url: str, method: str, response: httpx.Response) -> Any:
     return body["result"]
 
 
+def _finish(url: str, method: str, result: Any, post: Callable[[Any], Any] | None) -> Any:
+    """The result as the method returns it; an answer without the expected parts is an RPCError too."""
+    if post is None:
+        return result
+    try:
+        return post(result)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise RPCError(f"{url} answered {method} without the expected {exc}", method) from None
+
+
 def _unreachable(url: str, method: str, exc: httpx.HTTPError) -> RPCUnavailable:
     return RPCUnavailable(f"cannot reach {url} ({type(exc).__name__}); is the node running?", method)
 
@@ -123,8 +133,7 @@ class RPC(_Methods):
             response = self._http.post("/", content=orjson.dumps(request), headers=_JSON)
         except httpx.HTTPError as exc:
             raise _unreachable(self.url, method, exc) from None
-        result = _result(self.url, method, response)
-        return result if post is None else post(result)
+        return _finish(self.url, method, _result(self.url, method, response), post)
 
     def close(self) -> None:
         self._http.close()
@@ -153,8 +162,7 @@ class AsyncRPC(_Methods):
             response = await self._http.post("/", content=orjson.dumps(request), headers=_JSON)
         except httpx.HTTPError as exc:
             raise _unreachable(self.url, method, exc) from None
-        result = _result(self.url, method, response)
-        return result if post is None else post(result)
+        return _finish(self.url, method, _result(self.url, method, response), post)
 
     async def aclose(self) -> None:
         await self._http.aclose()

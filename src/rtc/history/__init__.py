@@ -6,11 +6,11 @@ node's background uploader), `reader` (reading the history back and checking it)
 `config` (a node's Swarm and feed key). Restoring a node from it is `rtc.node.restore`.
 """
 
-from .record import BlockRecord, Head, RecordError, check_contents, check_link, history_topic
+from .record import BlockRecord, Head, HistoryError, check_contents, check_link, history_topic
 from .snapshot import Manifest, SnapshotError, Snapshots
 from .uploader import ExecutedBlocks, HistoryUploader
 
 __all__ = [
-    "BlockRecord", "ExecutedBlocks", "Head", "HistoryUploader", "Manifest", "RecordError", "SnapshotError",
+    "BlockRecord", "ExecutedBlocks", "Head", "HistoryError", "HistoryUploader", "Manifest", "SnapshotError",
     "Snapshots", "check_contents", "check_link", "history_topic",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rtc.cometbft.lightclient import VerificationError, parse_header, verify_commit
 from rtc.swarm import Swarm
 
-from .record import BlockRecord, Head, RecordError, check_contents, check_link, history_topic
+from .record import BlockRecord, Head, HistoryError, check_contents, check_link, history_topic
 from .snapshot import Manifest
 
 
@@ -37,31 +37,31 @@ class HistoryReader:
         """The newest head the node published."""
         latest = self.swarm.latest_feed(self.owner, self.topic)
         if latest is None:
-            raise RecordError(f"feed owner {self.owner.hex()} has published no history for chain {self.chain_id}")
+            raise HistoryError(f"feed owner {self.owner.hex()} has published no history for chain {self.chain_id}")
         return self._head(latest[1])
 
     def head_at(self, height: int) -> Head:
         if height < 1:
-            raise RecordError("heights start at 1")
+            raise HistoryError("heights start at 1")
         return self._head(self.swarm.feed_at(self.owner, self.topic, height - 1))
 
     def _head(self, reference: bytes) -> Head:
         head = Head.decode(self.swarm.download(reference))
         if head.chain_id != self.chain_id:
-            raise RecordError(f"the feed's head is for chain {head.chain_id}, not {self.chain_id}")
+            raise HistoryError(f"the feed's head is for chain {head.chain_id}, not {self.chain_id}")
         return head
 
     def record(self, reference: bytes) -> BlockRecord:
         record = BlockRecord.decode(self.swarm.download(reference))
         if record.chain_id != self.chain_id:
-            raise RecordError(f"record {reference.hex()} is for chain {record.chain_id}, not {self.chain_id}")
+            raise HistoryError(f"record {reference.hex()} is for chain {record.chain_id}, not {self.chain_id}")
         return record
 
     def record_at(self, height: int) -> Located:
         reference = self.head_at(height).record
         record = self.record(reference)
         if record.height != height:
-            raise RecordError(f"the head for height {height} names a record of height {record.height}")
+            raise HistoryError(f"the head for height {height} names a record of height {record.height}")
         return Located(reference, record)
 
     def manifest(self, reference: bytes) -> Manifest:
@@ -73,7 +73,7 @@ class HistoryReader:
         while chain[-1].record.height > to_height:
             previous = chain[-1].record.previous
             if previous is None:
-                raise RecordError(f"record {chain[-1].record.height} has no previous record to follow")
+                raise HistoryError(f"record {chain[-1].record.height} has no previous record to follow")
             chain.append(Located(previous, self.record(previous)))
         return chain[::-1]
 
@@ -88,13 +88,13 @@ class HistoryReader:
             check_contents(record)
             header = parse_header(record.header)
             if index == 0 and trusted_validators_hash is not None and header.validators_hash != trusted_validators_hash:
-                raise RecordError(f"record {record.height} was signed by a validator set other than the trusted one; "
+                raise HistoryError(f"record {record.height} was signed by a validator set other than the trusted one; "
                                   "verify from an earlier height, or the set changed and needs another anchor")
             try:
                 verified = verify_commit(self.chain_id, {"header": record.header, "commit": record.commit},
                                          record.validators, header.validators_hash, height=record.height)
             except VerificationError as exc:
-                raise RecordError(f"record {record.height}: {exc}") from None
+                raise HistoryError(f"record {record.height}: {exc}") from None
             if index:
                 check_link(records[index - 1].record, record, records[index - 1].reference)
             yield (f"record {record.height} ({located.reference.hex()[:12]}…): {len(record.txs)} txs, "
@@ -121,7 +121,7 @@ class HistoryReader:
                                  note=f"more than {max_walk} blocks before the verified one")
         top = self.record_at(verified_height)
         if top.record.block_hash != block_hash:
-            raise RecordError(f"the record of block {verified_height} in Swarm is not the block the signatures cover")
+            raise HistoryError(f"the record of block {verified_height} in Swarm is not the block the signatures cover")
         chain = self.walk_back(top, max(1, written - 1))
         for earlier, later in zip(chain, chain[1:]):
             check_contents(later.record)

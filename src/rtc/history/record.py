@@ -29,8 +29,8 @@ HEAD_FORMAT = "rtc-head/1"
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
-class RecordError(ValueError):
-    """A record that is malformed or does not match what it should; the message says what."""
+class HistoryError(ValueError):
+    """A history record or head that is malformed, or a history that does not check out; the message says what."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,11 @@ class BlockRecord:
     @classmethod
     def decode(cls, data: bytes) -> "BlockRecord":
         if len(data) > MAX_RECORD_BYTES:
-            raise RecordError(f"a history record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
+            raise HistoryError(f"a history record of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
         try:
             raw = orjson.loads(data)
             if raw.get("format") != FORMAT:
-                raise RecordError(f"not a history record of format {FORMAT}")
+                raise HistoryError(f"not a history record of format {FORMAT}")
             return cls(
                 chain_id=str(raw["chain_id"]), height=int(raw["height"]), header=dict(raw["header"]),
                 commit=dict(raw["commit"]), validators=list(raw["validators"]),
@@ -72,10 +72,10 @@ class BlockRecord:
                 previous=bytes.fromhex(raw["previous"]) if raw["previous"] else None,
                 snapshot=bytes.fromhex(raw["snapshot"]) if raw.get("snapshot") else None,
             )
-        except RecordError:
+        except HistoryError:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RecordError(f"malformed history record: {exc}") from None
+            raise HistoryError(f"malformed history record: {exc}") from None
 
     @property
     def block_hash(self) -> bytes:
@@ -111,12 +111,12 @@ class Head:
         try:
             raw = orjson.loads(data)
             if raw.get("format") != HEAD_FORMAT:
-                raise RecordError(f"not a history head of format {HEAD_FORMAT}")
+                raise HistoryError(f"not a history head of format {HEAD_FORMAT}")
             return cls(str(raw["chain_id"]), int(raw["height"]), bytes.fromhex(raw["record"]), raw.get("snapshot"))
-        except RecordError:
+        except HistoryError:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise RecordError(f"malformed history head: {exc}") from None
+            raise HistoryError(f"malformed history head: {exc}") from None
 
 
 def _tx_results(results: list[dict[str, Any]]) -> list[TxResult]:
@@ -128,31 +128,31 @@ def check_contents(record: BlockRecord) -> None:
     """What a record proves about itself: its transactions are the block's, its commit is for this header."""
     header = parse_header(record.header)
     if header.height != record.height or header.chain_id != record.chain_id:
-        raise RecordError(f"record {record.height}: the header is for height {header.height} of {header.chain_id}")
+        raise HistoryError(f"record {record.height}: the header is for height {header.height} of {header.chain_id}")
     if txs_hash(record.txs) != header.data_hash:
-        raise RecordError(f"record {record.height}: the transactions do not hash to the header's data_hash")
+        raise HistoryError(f"record {record.height}: the transactions do not hash to the header's data_hash")
     if len(record.results) != len(record.txs):
-        raise RecordError(f"record {record.height}: {len(record.results)} results for {len(record.txs)} transactions")
+        raise HistoryError(f"record {record.height}: {len(record.results)} results for {len(record.txs)} transactions")
     block_id = record.commit.get("block_id", {}).get("hash", "")
     if bytes.fromhex(block_id or "00") != record.block_hash:
-        raise RecordError(f"record {record.height}: the commit is for another block than the header")
+        raise HistoryError(f"record {record.height}: the commit is for another block than the header")
 
 
 def check_link(earlier: BlockRecord, later: BlockRecord, earlier_reference: bytes) -> None:
     """Record H+1 continues record H: parent hash, Swarm link, validator sets, results and app_hash."""
     if later.height != earlier.height + 1:
-        raise RecordError(f"record {later.height} does not follow record {earlier.height}")
+        raise HistoryError(f"record {later.height} does not follow record {earlier.height}")
     if later.previous != earlier_reference:
-        raise RecordError(f"record {later.height} links to {later.previous.hex() if later.previous else None}, "
+        raise HistoryError(f"record {later.height} links to {later.previous.hex() if later.previous else None}, "
                           f"not to record {earlier.height} ({earlier_reference.hex()})")
     header = parse_header(later.header)
     before = parse_header(earlier.header)
     if header.last_block_id.hash != earlier.block_hash:
-        raise RecordError(f"header {later.height} names another parent than block {earlier.height}")
+        raise HistoryError(f"header {later.height} names another parent than block {earlier.height}")
     if header.validators_hash != before.next_validators_hash:
-        raise RecordError(f"header {later.height}: validator set other than the one block {earlier.height} named")
+        raise HistoryError(f"header {later.height}: validator set other than the one block {earlier.height} named")
     if header.app_hash != earlier.app_hash:
-        raise RecordError(f"record {earlier.height}: app_hash {earlier.app_hash.hex()[:16]}… is not the one "
+        raise HistoryError(f"record {earlier.height}: app_hash {earlier.app_hash.hex()[:16]}… is not the one "
                           f"header {later.height} commits to ({header.app_hash.hex()[:16]}…)")
     if header.last_results_hash != results_hash(_tx_results(earlier.results)):
-        raise RecordError(f"record {earlier.height}: the results do not hash to header {later.height}'s last_results_hash")
+        raise HistoryError(f"record {earlier.height}: the results do not hash to header {later.height}'s last_results_hash")

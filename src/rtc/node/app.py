@@ -332,8 +332,8 @@ class ClusterApp(Application):
             return ResultRecord.failed(outcome.error or "", outcome.fuel_used)
         record = ResultRecord.ok(outcome.value, outcome.fuel_used).at(block.height, envelope.digest)
         limit = self.backend.limits.max_result_bytes
-        if len(record.encoded) > limit:
-            return ResultRecord.failed(f"result record of {len(record.encoded)} bytes exceeds the limit of {limit} bytes",
+        if record.result_bytes > limit:
+            return ResultRecord.failed(f"result of {record.result_bytes} bytes exceeds the limit of {limit} bytes",
                                        outcome.fuel_used)
         for key, value in outcome.writes.items():
             if value is None:
@@ -376,18 +376,18 @@ class ClusterApp(Application):
     def query(self, req: abci_pb.RequestQuery) -> abci_pb.ResponseQuery:
         """The paths of `rtc.protocol.queries`: one proven state key, the entry points, or a read-only call."""
         height = self.store.height or 0
-        try:
+        try:  # a bad query is the asker's problem: answered with a code, never an exception
             key = queries.state_key(req.path)
+            if key is not None:
+                return self._query_key(key, req.prove)
+            if req.path == queries.ENTRY_POINTS:
+                listing = [entry.describe() for entry in self.backend.entry_points.values()]
+                body = {"code_hash": self.backend.code_hash.hex(), "entry_points": listing}
+                return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json(body), height=height)
+            if req.path == queries.CALL:
+                return self._query_call(req.data)
         except ValueError as exc:
             return abci_pb.ResponseQuery(code=Code.MALFORMED, log=str(exc), height=height)
-        if key is not None:
-            return self._query_key(key, req.prove)
-        if req.path == queries.ENTRY_POINTS:
-            listing = [entry.describe() for entry in self.backend.entry_points.values()]
-            body = {"code_hash": self.backend.code_hash.hex(), "entry_points": listing}
-            return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json(body), height=height)
-        if req.path == queries.CALL:
-            return self._query_call(req.data)
         return abci_pb.ResponseQuery(
             code=Code.MALFORMED, log=f"unknown query path {req.path!r}; see docs/protocol.md", height=height
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 from rtc.abci import abci_pb
 from rtc.cometbft import RPC, NodeHome
 from rtc.history.reader import HistoryReader, Located
-from rtc.history.record import RecordError
+from rtc.history.record import HistoryError
 from rtc.history.snapshot import SnapshotError, restore_snapshot
 from rtc.history.uploader import CURSOR_NAME, Cursor
 from rtc.swarm import Swarm
@@ -56,7 +56,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, trusted
     reader = HistoryReader(swarm, owner, chain_id)
     head = reader.head()
     if not head.snapshot:
-        raise RecordError(f"the history of feed owner {owner.hex()} names no snapshot yet; wait for the first one")
+        raise HistoryError(f"the history of feed owner {owner.hex()} names no snapshot yet; wait for the first one")
     manifest = reader.manifest(bytes.fromhex(head.snapshot["manifest"]))
     progress(f"newest record: height {head.height}; newest snapshot: height {manifest.height} "
              f"({manifest.entries} keys, {manifest.size} bytes in {len(manifest.parts)} parts)")
@@ -82,7 +82,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, trusted
             request.time.FromJsonString(record.header["time"])
             response = app.finalize_block(request)
             if response.app_hash != record.app_hash:
-                raise RecordError(f"replaying block {record.height} gives app_hash {response.app_hash.hex()[:16]}…, "
+                raise HistoryError(f"replaying block {record.height} gives app_hash {response.app_hash.hex()[:16]}…, "
                                   f"the cluster's was {record.app_hash.hex()[:16]}…")
             app.commit(abci_pb.RequestCommit())
         progress(f"replayed blocks {manifest.height + 1}..{head.height}; state at height {store.height}")

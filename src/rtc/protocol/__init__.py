@@ -6,14 +6,14 @@ encoding), `keys` (where things live in state), `records` (result and session re
 imports nothing else from `rtc`; docs/protocol.md describes the same bytes in prose.
 """
 
-from .canonical import canonical_json, tx_digest
+from .canonical import canonical_json
 from .codes import CODESPACE, Code
-from .envelope import Envelope, EnvelopeError, Kind, decode, sign
+from .envelope import Envelope, EnvelopeError, Kind, decode, sign, tx_digest
 from .proof import Proof, ProofError, check_proof, verify_proof
-from .records import FINAL, RecordError, ResultRecord, SessionRecord, Status
+from .records import FINAL, RecordError, ResultRecord, SessionRecord, SessionStatus, Status
 
 __all__ = [
     "CODESPACE", "FINAL", "Code", "Envelope", "EnvelopeError", "Kind", "Proof", "ProofError", "RecordError",
-    "ResultRecord", "SessionRecord", "Status", "canonical_json", "check_proof", "decode", "sign", "tx_digest",
+    "ResultRecord", "SessionRecord", "SessionStatus", "Status", "canonical_json", "check_proof", "decode", "sign", "tx_digest",
     "verify_proof",
 ]

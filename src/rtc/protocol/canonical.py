@@ -6,7 +6,6 @@ node must produce the same bytes for the same value, because those bytes feed `a
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -17,9 +16,3 @@ def canonical_json(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"cannot encode as JSON: {exc} (integers are limited to 64 bits)") from None
-
-
-def tx_digest(tx: bytes) -> str:
-    """A transaction's hash as CometBFT names it (upper-case hex of SHA-256), so a client
-    can tell that a result is its own transaction's."""
-    return hashlib.sha256(tx).hexdigest().upper()

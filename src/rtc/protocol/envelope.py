@@ -20,6 +20,7 @@ replayed on another.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -28,14 +29,18 @@ from functools import cached_property
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from .canonical import tx_digest
-
 MAGIC = b"RTC\x01"
 SIGNING_DOMAIN = b"rtc/tx/v1\n"
 HEADER = struct.Struct(">4sB32s16sQI")
 SIGNATURE_BYTES = 64
 MIN_BYTES = HEADER.size + SIGNATURE_BYTES
 MAX_COUNTER = 2**64 - 1
+
+
+def tx_digest(tx: bytes) -> str:
+    """A transaction's hash as CometBFT names it (upper-case hex of SHA-256), so a client
+    can tell that a result is its own transaction's."""
+    return hashlib.sha256(tx).hexdigest().upper()
 
 
 class Kind(IntEnum):

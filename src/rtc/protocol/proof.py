@@ -89,6 +89,9 @@ from typing import Any
 __all__ = [
     "EMPTY_HASH",
     "HASH_SIZE",
+    "HIGH_BITS_MASK",
+    "INNER_PREFIX",
+    "LEAF_PREFIX",
     "MAX_DEPTH",
     "Proof",
     "ProofError",

@@ -37,6 +37,13 @@ class Status(StrEnum):
 FINAL = frozenset({Status.OK, Status.ERROR, Status.SKIPPED})
 
 
+class SessionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # by the client's close envelope
+    FAILED = "failed"  # a call failed, or a gap stayed open too long
+    EXPIRED = "expired"  # no activity for too long
+
+
 class RecordError(ValueError):
     """Bytes that are not a well-formed record; the message says what is wrong."""
 
@@ -110,6 +117,13 @@ class ResultRecord:
         """Canonical JSON, computed once: the state, the block result and the size limit share it."""
         return canonical_json(self.to_json())
 
+    @property
+    def result_bytes(self) -> int:
+        """What the cluster's result limit (`max_result_bytes`) measures: the record without the
+        block's stamp, i.e. the length of `{"fuel":..,"status":"ok","value":..}`. Sorted keys put
+        `,"height":H` and `,"tx":"X"` inside the encoding, so their exact length is taken off."""
+        return len(self.encoded) - len(f',"height":{self.height},"tx":"{self.tx}"')
+
     @classmethod
     def decode(cls, data: bytes) -> "ResultRecord":
         raw = _object(data, "result record")
@@ -129,7 +143,7 @@ class SessionRecord:
     """A session's bookkeeping in state; changed only by `rtc.sessions` during a block."""
 
     next: int = 0  # the counter that runs next
-    status: str = "open"  # open, closed, failed or expired
+    status: SessionStatus = SessionStatus.OPEN
     reason: str | None = None  # why it is no longer open
     buffered: int = 0  # early calls waiting in the queue
     gap_deadline: int | None = None  # the height at which a missing predecessor fails the session
@@ -138,7 +152,7 @@ class SessionRecord:
 
     @property
     def open(self) -> bool:
-        return self.status == "open"
+        return self.status is SessionStatus.OPEN
 
     def deadlines(self) -> tuple[int | None, int | None]:
         return self.gap_deadline, self.idle_deadline
@@ -150,8 +164,8 @@ class SessionRecord:
     def decode(cls, data: bytes) -> "SessionRecord":
         raw = _object(data, "session record")
         try:
-            return cls(**raw)
-        except TypeError as exc:
+            return cls(**{**raw, "status": SessionStatus(raw.get("status"))})
+        except (TypeError, ValueError) as exc:
             raise RecordError(f"malformed session record: {exc}") from None
 
 

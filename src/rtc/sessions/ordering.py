@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rtc.protocol import Code, Envelope, Kind, ResultRecord, SessionRecord, Status, decode, keys, tx_digest
+from rtc.protocol import (
+    Code, Envelope, Kind, ResultRecord, SessionRecord, SessionStatus, Status, decode, keys, tx_digest,
+)
 
 # State writes that ending sessions may cost per block; sessions due beyond it wait for
 # the next block (still deterministic), so no block can be made arbitrarily expensive.
@@ -65,10 +67,6 @@ class Sessions:
     def record(self, session: bytes) -> SessionRecord | None:
         raw = self.kv.get(keys.session_key(session))
         return None if raw is None else SessionRecord.decode(raw)
-
-    def result(self, session: bytes, counter: int) -> ResultRecord | None:
-        raw = self.kv.get(keys.result_key(session, counter))
-        return None if raw is None else ResultRecord.decode(raw)
 
     def check(self, envelope: Envelope) -> None:
         """The admission rules alone (for CheckTx): raises Refused, writes nothing."""
@@ -133,11 +131,11 @@ class Sessions:
             k = current.counter
             if current.kind is Kind.CLOSE:
                 outcome = ResultRecord.close()
-                record.status, record.reason = "closed", f"closed by the client at counter {k}"
+                record.status, record.reason = SessionStatus.CLOSED, f"closed by the client at counter {k}"
             else:
                 outcome = run(current)
                 if outcome.status is not Status.OK:
-                    record.status, record.reason = "failed", f"call {k} failed: {outcome.error}"
+                    record.status, record.reason = SessionStatus.FAILED, f"call {k} failed: {outcome.error}"
             written.append(self._write_result(key, k, outcome.at(height, current.digest)))
             record.next = k + 1
             current = None
@@ -178,7 +176,7 @@ class Sessions:
                 continue
             old_deadlines = record.deadlines()
             if record.gap_deadline is not None and record.gap_deadline <= height:
-                record.status = "failed"
+                record.status = SessionStatus.FAILED
                 record.reason = f"counter {record.next} did not arrive within {self.rules.gap_timeout_blocks} blocks"
             elif record.idle_deadline is not None and record.idle_deadline <= height:
                 active_until = record.last_height + self.rules.idle_expiry_blocks
@@ -186,7 +184,7 @@ class Sessions:
                     record.idle_deadline = active_until
                     self._save(key, record, old_deadlines)
                     continue
-                record.status = "expired"
+                record.status = SessionStatus.EXPIRED
                 record.reason = f"no activity for {self.rules.idle_expiry_blocks} blocks"
             else:
                 continue

@@ -32,9 +32,6 @@ from rtc.protocol.proof import (
     LEAF_PREFIX,
     MAX_DEPTH,
     Proof,
-    inner_hash,
-    key_path,
-    leaf_hash,
 )
 
 __all__ = [
@@ -43,9 +40,6 @@ __all__ = [
     "TreeUpdate",
     "build_proof",
     "compute_root",
-    "inner_hash",
-    "key_path",
-    "leaf_hash",
     "node_position",
     "update_tree",
 ]
