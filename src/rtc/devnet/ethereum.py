@@ -3,6 +3,7 @@ deposit and joined to the cluster that runs the devnet's backend."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,7 +51,24 @@ def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes]) ->
         node_id = registry.register(operator, key, NODE_DEPOSIT)
         registry.join(operator, node_id, cluster_id)
         node_ids.append(node_id)
-    return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids, chain_id=int(w3.eth.chain_id))
+    wait_until_final(w3, int(w3.eth.block_number))
+    return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids,
+                        chain_id=int(w3.eth.chain_id))
+
+
+def wait_until_final(w3: Web3, block: int, timeout: float = 30.0) -> None:
+    """Return once `block` counts as final for the nodes (CONFIRMATIONS deep). The genesis names
+    every node as a validator; if the nodes started earlier, the first Ethereum sync could be
+    proposed from a final block that predates the last join and drop that node for a while."""
+    try:
+        w3.provider.make_request("anvil_mine", [CONFIRMATIONS])  # anvil: at once
+    except Exception:  # noqa: BLE001 - another dev chain: its blocks come by themselves
+        pass
+    deadline = time.monotonic() + timeout
+    while int(w3.eth.block_number) < block + CONFIRMATIONS:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Ethereum block {block} did not get {CONFIRMATIONS} confirmations within {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def operator_account(url: str, index: int) -> str:
