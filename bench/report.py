@@ -69,7 +69,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"A client checking a result itself ({verification['validators']} validators): "
                      f"p50 {verification['p50_ms']} ms for the commit's signatures, the header and validator-set "
                      f"hashes and the Merkle proof; {verification['end_to_end_ms_with_rpc']} ms end to end with its "
-                     "RPC calls.")
+                     "RPC calls, most of it waiting for the next block, whose header commits the result's state.")
     cli = report["clusters"].get(TARGET_NODES, {}).get("rtc", {}).get("cli")
     if cli:
         lines.append(f"`rtc call` costs {cli['call_beyond_commit_p50_ms']} ms of wall time beyond the commit it waits "
