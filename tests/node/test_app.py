@@ -133,3 +133,63 @@ def test_prepare_proposal_drops_what_cannot_execute(tmp_path: Path) -> None:
     init(app)
     response = app.prepare_proposal(abci_pb.RequestPrepareProposal(txs=TXS, max_tx_bytes=1_000_000))
     assert list(response.txs) == [TXS[0], TXS[2], TXS[3]]
+
+
+def test_check_tx_keeps_only_admitted_calls_and_stays_within_its_byte_budget(tmp_path: Path) -> None:
+    """Finding: refused calls (a counter far ahead) were cached; 2,000 of 65 KB took a node from
+    99 to 351 MB in seconds, at no cost to the sender."""
+    app = make_app(tmp_path / "a")
+    init(app)
+    padding = "x" * 60_000
+    for counter in range(1_000, 1_200):  # far beyond the session's buffer: refused
+        tx = signed(counter, {"function": "update_high", "symbol": padding, "value": 1.0})
+        assert app.check_tx(abci_pb.RequestCheckTx(tx=tx)).code == Code.TOO_EARLY
+    assert len(app._checked) == 0 and app._checked.bytes == 0
+    app._checked.budget = 2_000_000
+    for counter in range(60):  # admitted, but more than the budget holds
+        tx = signed(counter, {"function": "update_high", "symbol": padding, "value": 1.0})
+        assert app.check_tx(abci_pb.RequestCheckTx(tx=tx)).code == Code.OK
+    assert 0 < app._checked.bytes <= 2_000_000 and len(app._checked) < 60
+
+
+def test_a_block_spends_at_most_its_fuel_budget_and_refuses_the_rest(tmp_path: Path) -> None:
+    """Finding: no per-block budget; a proposer could fill a block with calls that each burn the
+    whole per-call limit and keep every node busy for minutes to hours."""
+    settings = ClusterSettings(Limits(fuel=1_000_000), block_fuel=3_000_000)
+    app = make_app(tmp_path / "a", "hostile", settings)
+    init(app, settings)
+    key = SigningKey(b"\x08" * 32)
+    txs = [sign(key, "t", bytes([i]) * 16, 0, canonical_json({"function": "spin"})).encode() for i in range(10)]
+    assert app.process_proposal(abci_pb.RequestProcessProposal(txs=txs, height=1)).status == \
+        abci_pb.ResponseProcessProposal.ACCEPT
+    results = block(app, 1, txs).tx_results
+    assert [r.code for r in results] == [Code.EXECUTION_FAILED] * 3 + [Code.BLOCK_FULL] * 7
+    assert sum(r.gas_used for r in results) == 3_000_000
+    assert "send it again" in results[-1].log
+    # the refused calls used no counter: resent in the next block, the first runs
+    assert block(app, 2, txs[3:4]).tx_results[0].code == Code.EXECUTION_FAILED
+
+
+def test_prepare_proposal_stops_near_the_budget_once_it_has_seen_what_calls_cost(tmp_path: Path) -> None:
+    settings = ClusterSettings(Limits(fuel=1_000_000), block_fuel=3_000_000)
+    app = make_app(tmp_path / "a", "hostile", settings)
+    init(app, settings)
+    key = SigningKey(b"\x08" * 32)
+    txs = [sign(key, "t", bytes([i]) * 16, 0, canonical_json({"function": "spin_n", "n": 10})).encode()
+           for i in range(10)]
+    unseen = app.prepare_proposal(abci_pb.RequestPrepareProposal(txs=txs, max_tx_bytes=1_000_000)).txs
+    assert len(unseen) == 3  # an entry point never run here may take all its fuel
+    block(app, 1, txs[:1])
+    assert len(app.prepare_proposal(abci_pb.RequestPrepareProposal(txs=txs, max_tx_bytes=1_000_000)).txs) == 10
+
+
+def test_process_proposal_refuses_a_block_with_a_transaction_no_honest_proposer_sends(tmp_path: Path) -> None:
+    """Finding: ProcessProposal accepted any transactions, so a Byzantine proposer could fill
+    blocks with garbage that every node must decode and refuse."""
+    app = make_app(tmp_path / "a")
+    init(app)
+    accept, reject = abci_pb.ResponseProcessProposal.ACCEPT, abci_pb.ResponseProcessProposal.REJECT
+    assert app.process_proposal(abci_pb.RequestProcessProposal(txs=[TXS[0], TXS[2]], height=1)).status == accept
+    for bad in (TXS[1], signed(5, {"function": "get_high", "symbol": "A"}),
+                signed(6, {"function": "update_high", "symbol": "A", "value": 1.0}, chain="other")):
+        assert app.process_proposal(abci_pb.RequestProcessProposal(txs=[TXS[0], bad], height=1)).status == reject

@@ -8,7 +8,6 @@ block, Commit to make it durable, Query to read committed state.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -23,6 +22,7 @@ from rtc.sessions import Refused, Runner, Sessions
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
 
+from .checked import Checked, CheckedCache
 from .config import ClusterSettings, GenesisAppState
 from .statesync import StateSync
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # the node's threads, made by the runner
 log = logging.getLogger("rtc.node")
 
 APP_VERSION = 1
-CHECKED_CACHE_SIZE = 20_000  # four full mempools (5,000 each); an entry is about 1.5 KB
 RESYNC_EVERY_ETH_BLOCKS = 32  # re-sync an unchanged membership this often, so clients see it is current
 
 # What a committed block held and gave, for the history uploader (height, txs, results, app_hash).
@@ -70,6 +69,20 @@ def _prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
+class BlockFuel:
+    """The fuel a block's calls burned so far, against the cluster's per-block budget."""
+
+    __slots__ = ("budget", "spent")
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.spent = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget
+
+
 class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
@@ -87,10 +100,10 @@ class ClusterApp(Application):
         self._pending_block: tuple[list[bytes], list[abci_pb.ExecTxResult], bytes] = ([], [], b"")
         self.on_commit: CommitListener | None = None  # the history uploader's feed
         self._genesis: Any = None  # InitChain's writes, committed with the first block
-        # Transactions this node already decoded, verified and type-checked (in CheckTx), by
-        # digest, so PrepareProposal and FinalizeBlock check each signature and call once per
-        # node. Only passed checks are kept; what they hold follows from the bytes alone.
-        self._checked: OrderedDict[str, tuple[Envelope, PreparedCall | None]] = OrderedDict()
+        self._checked = CheckedCache()  # so each signature and call is checked once per node
+        # The fuel each entry point last burned here: PrepareProposal's guess at what a block
+        # will spend (a guess may differ between nodes; only proposing uses it).
+        self._fuel_seen: dict[str, int] = {}
         chain_id = store.get(keys.CHAIN_ID_KEY)
         self.chain_id = chain_id.decode() if chain_id else ""
         if store.height:
@@ -150,16 +163,16 @@ class ClusterApp(Application):
                 code=Code.NOT_FROM_CLIENTS, codespace=CODESPACE,
                 log="Ethereum-sync transactions are added by block proposers, not sent by clients")
         try:
-            envelope, _ = self._prepare(req.tx)
-            Sessions(self.store, self.settings.sessions).check(envelope)
+            checked = self._prepare(req.tx)
+            Sessions(self.store, self.settings.sessions).check(checked[0])
         except (TxError, Refused) as exc:
             return abci_pb.ResponseCheckTx(code=exc.code, log=str(exc), codespace=CODESPACE)
+        self._checked.remember(checked[0].digest, checked, len(req.tx))  # only once admitted
         return abci_pb.ResponseCheckTx(code=Code.OK)
 
-    def _prepare(self, tx: bytes) -> tuple[Envelope, PreparedCall | None]:
+    def _prepare(self, tx: bytes) -> Checked:
         """Decode, verify and type-check a transaction: its envelope and (for a call) the call."""
-        digest = tx_digest(tx)
-        checked = self._checked.get(digest)
+        checked = self._checked.get(tx_digest(tx))
         if checked is not None:
             return checked
         if len(tx) > self.settings.max_tx_bytes:
@@ -172,11 +185,7 @@ class ClusterApp(Application):
             envelope.verify(self.chain_id)
         except EnvelopeError as exc:
             raise TxError(Code.BAD_SIGNATURE, str(exc)) from None
-        checked = envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
-        self._checked[digest] = checked
-        if len(self._checked) > CHECKED_CACHE_SIZE:
-            self._checked.popitem(last=False)
-        return checked
+        return envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
 
     def _call_of(self, envelope: Envelope) -> PreparedCall:
         try:
@@ -194,22 +203,26 @@ class ClusterApp(Application):
         return prepared
 
     def prepare_proposal(self, req: abci_pb.RequestPrepareProposal) -> abci_pb.ResponsePrepareProposal:
-        """Propose only well-formed, signed calls, up to the byte limit: invalid ones would only waste a block.
+        """Propose only well-formed, signed calls, up to the byte limit and about the block's fuel
+        budget: invalid ones would only waste a block, and calls beyond the budget are refused.
 
         When this node sees a newer final Ethereum block with another membership (or the
         last sync is getting old), the block opens with an Ethereum-sync transaction.
         """
         sync = self._sync_to_propose()
         txs, total = ([sync], len(sync)) if sync else ([], 0)
+        fuel, unknown = 0, self.settings.limits.fuel  # an entry point not yet seen may take all its fuel
         for tx in req.txs:
-            if total + len(tx) > req.max_tx_bytes:
+            if total + len(tx) > req.max_tx_bytes or fuel >= self.settings.block_fuel:
                 break
             if is_sync(tx):
                 continue
             try:
-                self._prepare(tx)
+                _, call = self._prepare(tx)
             except TxError:
                 continue
+            if call is not None:
+                fuel += self._fuel_seen.get(call.entry.name, unknown)
             total += len(tx)
             txs.append(tx)
         return abci_pb.ResponsePrepareProposal(txs=txs)
@@ -231,9 +244,25 @@ class ClusterApp(Application):
         return seen.encode()
 
     def process_proposal(self, req: abci_pb.RequestProcessProposal) -> abci_pb.ResponseProcessProposal:
-        """Accept any calls (invalid ones execute as deterministic refusals), but vote for an
-        Ethereum sync only if this node's own endpoint confirms it."""
+        """Accept only what an honest proposer sends: calls that decode, verify and type-check
+        (rules of the bytes alone, so every honest node judges alike; session rules depend
+        on the block's order and execute as refusals), and an Ethereum sync only if this
+        node's own endpoint confirms it.
+
+        The fuel budget is not judged here: fuel is known only by running the calls, so
+        FinalizeBlock enforces it (BlockFuel), the same on every node whatever was proposed.
+        """
         status = abci_pb.ResponseProcessProposal.ACCEPT
+        for tx in req.txs:
+            if is_sync(tx):
+                continue
+            try:
+                checked = self._prepare(tx)
+                self._checked.remember(checked[0].digest, checked, len(tx))  # FinalizeBlock will meet it
+            except TxError as exc:
+                log.warning("refusing proposal at height %d: it holds a transaction no honest proposer sends (%s)",
+                            req.height, exc)
+                return abci_pb.ResponseProcessProposal(status=abci_pb.ResponseProcessProposal.REJECT)
         syncs = [i for i, tx in enumerate(req.txs) if is_sync(tx)]
         if syncs:
             try:
@@ -257,7 +286,8 @@ class ClusterApp(Application):
         overlay = self._genesis if self._genesis is not None else self.store.begin()
         block = BlockInfo(height=req.height, time_ms=req.time.seconds * 1000 + req.time.nanos // 1_000_000)
         sessions = Sessions(overlay, self.settings.sessions)
-        run = partial(self._run, overlay, block)  # what the sessions call when a call's turn comes
+        fuel = BlockFuel(self.settings.block_fuel)
+        run = partial(self._run, overlay, block, fuel)  # what the sessions call when a call's turn comes
         updates: list[tuple[bytes, int]] = []
         results = []
         for tx in req.txs:
@@ -266,7 +296,7 @@ class ClusterApp(Application):
                 updates += applied
                 results.append(result)
             else:
-                results.append(self._deliver(tx, sessions, block, run))
+                results.append(self._deliver(tx, sessions, block, run, fuel))
         ended = sessions.end_block(req.height)
         events = [_result_event(key, counter, record) for key, counter, record in ended]
         app_hash = overlay.root()
@@ -300,9 +330,19 @@ class ClusterApp(Application):
         ])
         return abci_pb.ExecTxResult(code=Code.OK, data=canonical_json(membership.to_json()), events=[event]), updates
 
-    def _deliver(self, tx: bytes, sessions: Sessions, block: BlockInfo, run: Runner) -> abci_pb.ExecTxResult:
+    def _deliver(self, tx: bytes, sessions: Sessions, block: BlockInfo, run: Runner,
+                 fuel: BlockFuel) -> abci_pb.ExecTxResult:
+        if fuel.exhausted:
+            # Fuel is deterministic, so every node stops at the same transaction. The check is
+            # per transaction, so a block spends at most its budget plus one transaction's
+            # calls: its own and the queued successors it releases (SessionRules.max_buffered).
+            return abci_pb.ExecTxResult(
+                code=Code.BLOCK_FULL, codespace=CODESPACE,
+                log=f"the block's fuel budget of {fuel.budget} was spent before this call's turn; send it again")
         try:
-            envelope, _ = self._prepare(tx)
+            checked = self._prepare(tx)
+            envelope = checked[0]
+            self._checked.remember(envelope.digest, checked, len(tx))  # a queued call runs later
             written = sessions.deliver(envelope, block.height, run)
         except (TxError, Refused) as exc:
             return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace=CODESPACE)
@@ -317,7 +357,7 @@ class ClusterApp(Application):
             events=[_result_event(envelope.session_key, counter, record) for counter, record in written],
         )
 
-    def _run(self, overlay: Any, block: BlockInfo, envelope: Envelope) -> ResultRecord:
+    def _run(self, overlay: Any, block: BlockInfo, fuel: BlockFuel, envelope: Envelope) -> ResultRecord:
         """Execute one call whose turn has come; its writes apply only if it succeeds.
 
         The call was checked when it entered the mempool or the queue; the check is taken
@@ -328,6 +368,8 @@ class ClusterApp(Application):
         except TxError as exc:  # it passed when it was queued; kept for safety
             return ResultRecord.failed(str(exc), 0)
         outcome = self.backend.execute(prepared, BackendState(overlay), block, caller=envelope.client)
+        fuel.spent += outcome.fuel_used
+        self._fuel_seen[prepared.entry.name] = outcome.fuel_used
         if not outcome.ok:
             return ResultRecord.failed(outcome.error or "", outcome.fuel_used)
         record = ResultRecord.ok(outcome.value, outcome.fuel_used).at(block.height, envelope.digest)

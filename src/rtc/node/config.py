@@ -52,9 +52,17 @@ class ClusterSettings:
     max_tx_bytes: int = 64 * 1024
     sessions: SessionRules = field(default_factory=SessionRules)
     ethereum: EthereumSettings | None = None  # None: a fixed validator set, no contract
+    # Fuel one block may spend; once spent, the block's later calls are refused (BLOCK_FULL)
+    # rather than run, so no proposer can make a block that takes the nodes minutes.
+    block_fuel: int = 1_000_000_000
+
+    def __post_init__(self) -> None:
+        if self.block_fuel < self.limits.fuel:
+            raise ValueError(f"block_fuel ({self.block_fuel}) must be at least one call's fuel ({self.limits.fuel})")
 
     def to_json(self) -> dict[str, Any]:
-        data = {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes, "sessions": asdict(self.sessions)}
+        data = {"limits": asdict(self.limits), "max_tx_bytes": self.max_tx_bytes, "sessions": asdict(self.sessions),
+                "block_fuel": self.block_fuel}
         if self.ethereum is not None:
             data["ethereum"] = self.ethereum.to_json()
         return data
@@ -70,6 +78,7 @@ class ClusterSettings:
             int(data.get("max_tx_bytes", cls.max_tx_bytes)),
             SessionRules(**data.get("sessions", {})),
             EthereumSettings.from_json(data["ethereum"]) if data.get("ethereum") else None,
+            int(data.get("block_fuel", cls.block_fuel)),
         )
 
 

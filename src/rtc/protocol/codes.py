@@ -21,6 +21,7 @@ class Code(IntEnum):
     TOO_EARLY = 8  # the counter is too far ahead, or the session's buffer is full
     NOT_FROM_CLIENTS = 9  # an Ethereum-sync transaction sent to the mempool: only proposers add them
     INVALID_SYNC = 10  # an Ethereum sync that is malformed or not newer than the last one
+    BLOCK_FULL = 11  # the block's fuel budget was spent before this call's turn: send it again
 
 
 CODESPACE = "rtc"  # ABCI's codespace of every non-zero code above
