@@ -16,7 +16,8 @@ import orjson
 from rtc.abci import Application, ProofOp, PublicKey, abci_pb
 from rtc.membership import Membership, SyncError, Unconfirmed, apply_sync, decode_sync, is_sync
 from rtc.protocol import (
-    CODESPACE, Code, Envelope, EnvelopeError, Kind, ResultRecord, canonical_json, decode, keys, queries, tx_digest,
+    CODESPACE, Code, Envelope, EnvelopeError, JSONInputError, Kind, ResultRecord, canonical_json, decode, keys, queries,
+    strict_json, tx_digest,
 )
 from rtc.sessions import Refused, Runner, Sessions
 from rtc.state import StateStore
@@ -182,16 +183,16 @@ class ClusterApp(Application):
         except EnvelopeError as exc:
             raise TxError(Code.MALFORMED, str(exc)) from None
         try:
-            envelope.verify(self.chain_id)
+            envelope.verify(self.chain_id, self.settings.ethereum)
         except EnvelopeError as exc:
             raise TxError(Code.BAD_SIGNATURE, str(exc)) from None
         return envelope, (self._call_of(envelope) if envelope.kind is Kind.CALL else None)
 
     def _call_of(self, envelope: Envelope) -> PreparedCall:
         try:
-            call = orjson.loads(envelope.call)
-        except orjson.JSONDecodeError as exc:
-            raise TxError(Code.MALFORMED, f"the call is not valid UTF-8 JSON: {exc}") from None
+            call = strict_json(envelope.call)
+        except JSONInputError as exc:
+            raise TxError(Code.MALFORMED, f"the call: {exc}") from None
         try:
             prepared = self.backend.prepare(call)
         except CallError as exc:
@@ -447,9 +448,9 @@ class ClusterApp(Application):
     def _query_call(self, data: bytes) -> abci_pb.ResponseQuery:
         height = self.store.height or 0
         try:
-            call = orjson.loads(data)
+            call = strict_json(data)
             prepared = self.backend.prepare(call)
-        except (orjson.JSONDecodeError, CallError) as exc:
+        except (JSONInputError, CallError) as exc:
             return abci_pb.ResponseQuery(code=Code.INVALID_CALL, log=str(exc), height=height)
         if not prepared.entry.read_only:
             return abci_pb.ResponseQuery(

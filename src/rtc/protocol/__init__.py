@@ -6,14 +6,14 @@ encoding), `keys` (where things live in state), `records` (result and session re
 imports nothing else from `rtc`; docs/protocol.md describes the same bytes in prose.
 """
 
-from .canonical import canonical_json
+from .canonical import JSONInputError, canonical_json, strict_json
 from .codes import CODESPACE, Code
-from .envelope import Envelope, EnvelopeError, Kind, decode, sign, tx_digest
+from .envelope import Envelope, EnvelopeError, Kind, SigningDomain, decode, sign, tx_digest
 from .proof import Proof, ProofError, check_proof, verify_proof
 from .records import FINAL, RecordError, ResultRecord, SessionRecord, SessionStatus, Status
 
 __all__ = [
-    "CODESPACE", "FINAL", "Code", "Envelope", "EnvelopeError", "Kind", "Proof", "ProofError", "RecordError",
-    "ResultRecord", "SessionRecord", "SessionStatus", "Status", "canonical_json", "check_proof", "decode", "sign", "tx_digest",
-    "verify_proof",
+    "CODESPACE", "FINAL", "Code", "Envelope", "EnvelopeError", "JSONInputError", "Kind", "Proof", "ProofError",
+    "RecordError", "ResultRecord", "SessionRecord", "SessionStatus", "SigningDomain", "Status", "canonical_json", "check_proof",
+    "decode", "sign", "strict_json", "tx_digest", "verify_proof",
 ]
