@@ -91,8 +91,9 @@ async def test_all_signers_active_members_pass(world: World) -> None:
     assert report.signers[0].validator_address == address(keys[0])
     assert report.ethereum_block == world.chain.eth.block_number
     assert report.check_line() == (
-        f"4 signers are members of cluster {cluster} in Registry {world.registry.address} with deposits in place "
-        f"(10.0 ETH each), more than 2/3 of the 4 active members (Ethereum block {report.ethereum_block})"
+        f"4 signers are active members of cluster {cluster} in Registry {world.registry.address} with deposits in "
+        f"place (10.0 ETH each), more than 2/3 of the 4 active members (Ethereum block {report.ethereum_block}); "
+        "no slasher is set in the Registry: nobody can slash these deposits"
     )
     assert report.not_counted == [] and report.to_json()["counted"] == 4
 
@@ -119,7 +120,7 @@ async def test_unregistered_signers_are_not_counted_and_too_few_is_refused(world
         verify_signers(ContractCheck(world.registry, cluster), keys, keys, height=12)
     assert refused.value.kind == "membership"
     message = str(refused.value)
-    assert "only 2 of the 4 signers of header 12 are staked nodes" in message
+    assert "only 2 of the 4 signers of header 12 are active members" in message
     assert "at least 3" in message and "no node registered this validator key" in message
     assert address(strangers[0]) in message and "ask another node" in message
 
@@ -160,43 +161,38 @@ async def test_a_withdrawn_signer_is_not_counted(world: World) -> None:
     assert report.not_counted[0].status == "withdrawn" and report.not_counted[0].deposit_wei == 0
 
 
-async def test_a_leaving_node_in_cooling_off_counts_and_is_reported_as_leaving(world: World) -> None:
+async def test_a_leaving_node_no_longer_counts_while_the_set_catches_up(world: World) -> None:
     cluster = world.cluster()
     nodes = [world.node(i, cluster) for i in range(4)]
     keys = [k for k, _ in nodes]
     withdrawable = world.registry.request_leave(world.accounts[3], nodes[3][1])
     check = ContractCheck(world.registry, cluster)
     report = verify_signers(check, keys, keys)  # the set has not followed the contract yet
-    assert (report.active_members, report.validator_set_size, len(report.counted)) == (3, 4, 4)
-    leaving = report.signers[3]
+    assert (report.active_members, report.validator_set_size, len(report.counted)) == (3, 4, 3)
+    leaving = report.not_counted[0]
     assert (leaving.node_id, leaving.status, leaving.withdrawable_block, leaving.deposit_wei, leaving.counted) == (
-        nodes[3][1], "leaving", withdrawable, 10 * ETHER, True)
-    assert f"still slashable until block {withdrawable}" in leaving.reason
+        nodes[3][1], "leaving", withdrawable, 10 * ETHER, False)
+    assert "is leaving: it is no longer a member (it left at block" in leaving.reason
+    assert f"in its cooling-off until block {withdrawable}" in leaving.reason
     line = report.check_line()
-    assert "3 members (10.0 ETH each) and 1 leaving still in cooling-off" in line
+    assert "3 signers are active members" in line and "1 other signer was not counted" in line
     assert "more than 2/3 of the 4 validators in the header's set" in line
-
-    # Once the cooling-off is over the deposit may go at any moment: no longer counted.
-    world.mine(withdrawable - world.chain.eth.block_number)
-    report = verify_signers(check, keys, keys)
-    assert [s.node_id for s in report.not_counted] == [nodes[3][1]]
-    assert f"cooling-off ended at block {withdrawable}" in report.not_counted[0].reason
+    # Without one of the remaining members the old set is short: the leaver cannot make up for it.
+    with pytest.raises(VerificationError, match="only 2 of the 3 signers"):
+        verify_signers(check, keys, [keys[0], keys[1], keys[3]])
 
 
-async def test_an_ejected_node_counts_while_something_is_left_to_slash(world: World) -> None:
+async def test_an_ejected_node_does_not_count(world: World) -> None:
     cluster = world.cluster()
     nodes = [world.node(i, cluster, deposit=2 * ETHER) for i in range(4)]
     keys = [k for k, _ in nodes]
     world.send(world.owner, world.registry.contract.functions.set_slasher(world.owner))
     world.send(world.owner, world.registry.contract.functions.slash(nodes[0][1], 3 * ETHER // 2, "test"))
-    check = ContractCheck(world.registry, cluster)
-    report = verify_signers(check, keys, keys)
-    ejected = report.signers[0]
-    assert (ejected.status, ejected.deposit_wei, ejected.counted) == ("ejected", ETHER // 2, True)
-    assert "0.5 ETH" in report.check_line() and "1 ejected still in cooling-off" in report.check_line()
-    world.send(world.owner, world.registry.contract.functions.slash(nodes[0][1], ETHER, "the rest"))
-    report = verify_signers(check, keys, keys)
-    assert not report.signers[0].counted and "nothing left of its deposit" in report.signers[0].reason
+    report = verify_signers(ContractCheck(world.registry, cluster), keys, keys)
+    ejected = report.not_counted[0]
+    assert (ejected.status, ejected.deposit_wei, ejected.counted) == ("ejected", ETHER // 2, False)
+    assert "is ejected: it is no longer a member (it was ejected at block" in ejected.reason
+    assert len(report.counted) == 3 and f"slashable by {world.owner}" in report.check_line()
 
 
 async def test_one_staked_member_with_a_fabricated_set_of_itself_is_refused(world: World) -> None:
@@ -208,7 +204,7 @@ async def test_one_staked_member_with_a_fabricated_set_of_itself_is_refused(worl
         verify_signers(check, [keys[0]], [keys[0]], height=30)
     assert refused.value.kind == "membership"
     message = str(refused.value)
-    assert "only 1 of the 1 signers of header 30 is a staked node" in message
+    assert "only 1 of the 1 signers of header 30 is an active member" in message
     assert "more than 2/3 of the 4 active members is needed, i.e. at least 3" in message
     assert "a set smaller than the cluster cannot stand for it" in message
     # Two colluding members with a set of themselves are still short of 3.
@@ -271,3 +267,35 @@ async def test_nodes_by_keys_keeps_order_and_chunks_past_sixteen(world: World) -
     assert world.registry.nodes_by_keys([]) == []
     with pytest.raises(ValueError, match="32 bytes"):
         world.registry.nodes_by_keys([b"\x01" * 31])
+
+
+async def test_ex_members_in_cooling_off_cannot_vouch_for_a_forged_header(world: World) -> None:
+    """Issue 12: three members leave (LEAVING, still inside their cooling-off) and sign a header
+    whose validator set is just themselves; a leaving node is not a member, so it does not count."""
+    cluster = world.cluster()
+    nodes = [world.node(i, cluster) for i in range(4)]
+    keys = [k for k, _ in nodes]
+    for i in range(3):
+        world.registry.request_leave(world.accounts[i], nodes[i][1])
+    check = ContractCheck(world.registry, cluster)
+    with pytest.raises(VerificationError) as refused:
+        verify_signers(check, keys[:3], keys[:3], height=40)
+    assert refused.value.kind == "membership"
+    message = str(refused.value)
+    assert "only 0 of the 3 signers of header 40" in message
+    assert f"node {nodes[0][1]} is leaving: it is no longer a member" in message
+
+
+async def test_the_check_names_who_can_slash(world: World) -> None:
+    cluster = world.cluster()
+    keys = [world.node(i, cluster)[0] for i in range(4)]
+    check = ContractCheck(world.registry, cluster)
+    report = verify_signers(check, keys, keys)
+    assert report.slasher is None
+    assert "no slasher is set in the Registry: nobody can slash these deposits" in report.check_line()
+    assert "nobody can slash" in check.assumption(report.slasher)
+    world.send(world.owner, world.registry.contract.functions.set_slasher(world.accounts[9]))
+    report = verify_signers(check, keys, keys)
+    assert report.slasher == world.accounts[9] and report.to_json()["slasher"] == world.accounts[9]
+    assert f"slashable by {world.accounts[9]}" in report.check_line()
+    assert world.accounts[9] in check.assumption(report.slasher)

@@ -5,8 +5,8 @@ the commit also serves that validator set. A client that trusted a fixed set (ge
 could check it by hash; once the set changes as nodes join and leave the cluster in the
 contract, the set to trust is whatever the contract says the cluster is. `ContractCheck`
 asks the Registry (through the client's own Ethereum endpoint, never the node's) whether
-every signer is a node of this cluster with its deposit in place, and whether enough of
-them signed; a result signed that way has deposits that can be slashed behind it.
+every signer is an active member of this cluster (so its deposit is in place), whether
+enough of them signed, and who may slash those deposits (the Registry's `slasher`).
 
 Reading (`ContractCheck.read`, web3 I/O) is apart from judging (`ContractCheck.judge`,
 pure), so a receipt can be re-checked from the facts it holds.
@@ -50,13 +50,15 @@ class SignerFact:
 
 @dataclass(frozen=True)
 class RegistryFacts:
-    """What the contract said, all at one Ethereum block: each key's node, and the cluster's members."""
+    """What the contract said, all at one Ethereum block: each key's node, the cluster's members
+    and who may slash deposits."""
 
     registry: str
     cluster_id: int  # the cluster whose members `member_ids` are
     ethereum_block: int
     nodes: Mapping[bytes, NodeState | None]  # by validator key (None: no node ever registered it)
     member_ids: tuple[int, ...]
+    slasher: str | None = None  # the Registry's slasher (None: nobody can slash)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class MembershipReport:
     validator_set_size: int
     active_members: int
     signers: tuple[SignerFact, ...]
+    slasher: str | None = None  # who may take these deposits (None: nobody, no slasher is set)
 
     @property
     def counted(self) -> list[SignerFact]:
@@ -93,20 +96,18 @@ class MembershipReport:
             return f"the {self.active_members} active members"
         return f"the {self.validator_set_size} validators in the header's set"
 
+    def slasher_text(self) -> str:
+        if self.slasher is None:
+            return "no slasher is set in the Registry: nobody can slash these deposits"
+        return f"slashable by {self.slasher}"
+
     def check_line(self) -> str:
         """One line for `Receipt.checks`: what was established and against what."""
-        counted = self.counted
-        members = [s for s in counted if s.status == "active"]
-        cooling = [s for s in counted if s.status != "active"]
+        members = self.counted
         where = f"cluster {self.cluster_id} in Registry {self.registry}"
-        if not cooling:
-            line = f"{_n(len(members), 'signer is a member', 'signers are members')} of {where} with deposits in place ({_deposits(members)})"
-        else:
-            statuses = "/".join(sorted({s.status for s in cooling}))
-            line = (f"{_n(len(counted), 'signer has its', 'signers have their')} deposits in place for {where}: "
-                    f"{_n(len(members), 'member', 'members')} ({_deposits(members)}) and {len(cooling)} {statuses} "
-                    f"still in cooling-off, so still slashable ({_deposits(cooling)})")
-        line += f", more than 2/3 of {self.basis_text()} (Ethereum block {self.ethereum_block})"
+        line = (f"{_n(len(members), 'signer is an active member', 'signers are active members')} of {where} "
+                f"with deposits in place ({_deposits(members)}), more than 2/3 of {self.basis_text()} "
+                f"(Ethereum block {self.ethereum_block}); {self.slasher_text()}")
         if self.not_counted:
             line += f"; {_n(len(self.not_counted), 'other signer was', 'other signers were')} not counted"
         return line
@@ -126,20 +127,21 @@ class MembershipReport:
         return {
             "registry": self.registry, "cluster_id": self.cluster_id, "ethereum_block": self.ethereum_block,
             "validator_set_size": self.validator_set_size, "active_members": self.active_members,
-            "counted": len(self.counted), "needed_more_than": self.needed,
+            "counted": len(self.counted), "needed_more_than": self.needed, "slasher": self.slasher,
             "not_counted": [s.to_json() for s in self.not_counted],
         }
 
 
 class ContractCheck:
-    """Require that the signers of a header are staked nodes of one cluster in the Registry.
+    """Require that the signers of a header are active members of one cluster in the Registry.
 
     A signer counts when the contract, at the latest Ethereum block B, says its validator
-    key belongs to a node of THIS cluster whose deposit is in place: an active member, or a
-    node that left or was ejected but is still inside its cooling-off (B <
-    withdrawable_block) with something left to take, since such a node can still be slashed
-    for what it signs. An unknown key, a node of another cluster (or of none) and a node
-    that withdrew or may withdraw now do not count; they are reported.
+    key belongs to an active member of THIS cluster (which implies its deposit is at least
+    the minimum). A node that left or was ejected does not count, even inside its
+    cooling-off: its deposit is still slashable, but ex-members are exactly who could
+    forge a header together (three of a cluster of four leave, and sign a set of
+    themselves), and the cluster no longer stands behind them. An unknown key, a node of
+    another cluster (or of none) and a node that left do not count; they are reported.
 
     The counted signers must be more than 2/3 of max(size of the header's validator set,
     the cluster's active members), by count, because every member has the same voting
@@ -147,15 +149,17 @@ class ContractCheck:
     and a single staked member could serve a header signed by a set made of just itself
     (a perfect 1 of 1). Measuring against the contract's member count as well makes such a
     header need the signatures of more than 2/3 of the real cluster. Taking the larger of
-    the two, not only the member count, tolerates the short lag between a change in the
-    contract and the validator set following it (a node that has just left is still in
-    the set and still slashable, so it counts), while a set inflated with extra keys only
-    raises the bar. Counting, not summing the set's powers, means a fabricated set cannot
-    make one signer weigh more than another.
+    the two, not only the member count, means a set inflated with extra keys only raises
+    the bar; during the short lag between a member leaving in the contract and the
+    validator set following it, the remaining members still sign more than 2/3 of the old
+    set when they are all up. Counting, not summing the set's powers, means a fabricated
+    set cannot make one signer weigh more than another.
 
     The Ethereum endpoint is the client's own and the contract is the root of trust: a
-    node cannot influence either. The facts are those of the latest block, so a result
-    whose signers have since withdrawn no longer verifies; verify results when you get them.
+    node cannot influence either. The facts are those of the latest block, not of the time
+    the header was signed, so a result whose signers have since left no longer verifies;
+    verify results when you get them. The report names the Registry's slasher, the only
+    account that can take a deposit (none set: the deposits answer for nothing).
     """
 
     def __init__(self, registry: Registry, cluster_id: int) -> None:
@@ -178,6 +182,16 @@ class ContractCheck:
         endpoint = getattr(self.registry.w3.provider, "endpoint_uri", "an Ethereum endpoint")
         return f"cluster {self.cluster_id} in Registry {self.registry.address}, read through {endpoint}"
 
+    def assumption(self, slasher: str | None) -> str:
+        """What a passed check rests on, for the receipt's `Check.assumption`."""
+        slashing = (f"only {slasher} (the Registry's slasher) can take a deposit, so a deposit answers for what its "
+                    "node signs only if that slasher acts" if slasher is not None
+                    else "the Registry names no slasher, so nobody can slash these deposits: they answer for nothing")
+        return (f"your Ethereum endpoint reports the chain truthfully, and {self.registry.address} and cluster "
+                f"{self.cluster_id} are the cluster you mean; only nodes that are active members at the Ethereum "
+                "block read count (members that left or were ejected do not, even in their cooling-off), and they "
+                f"are checked then, not when the header was signed; {slashing}")
+
     # -- reading (blocking web3 calls) ----------------------------------------------------
 
     def read(self, keys: Sequence[bytes]) -> RegistryFacts:
@@ -191,6 +205,7 @@ class ContractCheck:
             block = int(self.registry.w3.eth.block_number)
             states = self.registry.nodes_by_keys(keys, block)
             ids = self.registry.contract.functions.members(self.cluster_id).call(block_identifier=block)
+            slasher = str(self.registry.contract.functions.slasher().call(block_identifier=block))
         except (Web3Exception, OSError) as exc:
             endpoint = getattr(self.registry.w3.provider, "endpoint_uri", "the Ethereum endpoint")
             raise VerificationError(
@@ -199,7 +214,7 @@ class ContractCheck:
                 "the result is NOT verified. Check that the Ethereum endpoint is up and that the address is the Registry.",
             ) from None
         return RegistryFacts(self.registry.address, self.cluster_id, block, dict(zip(keys, states)),
-                             tuple(int(i) for i in ids))
+                             tuple(int(i) for i in ids), None if int(slasher, 16) == 0 else slasher)
 
     # -- judging (pure) -------------------------------------------------------------------
 
@@ -223,7 +238,7 @@ class ContractCheck:
         members = list(facts.member_ids)
         judged = tuple(self._judge(key, facts.nodes.get(key), facts.ethereum_block, members) for key in signer_keys)
         report = MembershipReport(facts.registry, self.cluster_id, facts.ethereum_block, len(validator_keys),
-                                  len(members), judged)
+                                  len(members), judged, facts.slasher)
         if len(report.counted) <= report.needed:
             raise VerificationError("membership", self._refusal(report, height))
         return report
@@ -247,13 +262,11 @@ class ContractCheck:
                 return True, "active member"
             return False, f"node {s.node_id} is active but not a member of cluster {self.cluster_id} now"
         if s.status in ("leaving", "ejected"):
-            if block >= s.withdrawable_block:
-                return False, (f"node {s.node_id} is {s.status} and its cooling-off ended at block "
-                               f"{s.withdrawable_block}: it may withdraw its deposit at any time")
-            if s.deposit_wei == 0:
-                return False, f"node {s.node_id} is {s.status} with nothing left of its deposit to slash"
-            return True, (f"{s.status} since block {s.leave_block}, still slashable until block "
-                          f"{s.withdrawable_block}")
+            how = "left" if s.status == "leaving" else "was ejected"
+            cooling = (f"in its cooling-off until block {s.withdrawable_block}" if block < s.withdrawable_block
+                       else f"its cooling-off ended at block {s.withdrawable_block}")
+            return False, (f"node {s.node_id} is {s.status}: it is no longer a member (it {how} at block "
+                           f"{s.leave_block}; {cooling}), so it does not vouch for headers")
         if s.status == "withdrawn":
             return False, f"node {s.node_id} has withdrawn its deposit"
         return False, f"node {s.node_id} has status {s.status}"
@@ -262,7 +275,7 @@ class ContractCheck:
         header = f"header {height}" if height is not None else "the header"
         counted = len(report.counted)
         message = (f"only {counted} of the {len(report.signers)} signers of {header} "
-                   f"{'is a staked node' if counted == 1 else 'are staked nodes'} of cluster {self.cluster_id} "
+                   f"{'is an active member' if counted == 1 else 'are active members'} of cluster {self.cluster_id} "
                    f"in Registry {report.registry} (Ethereum block {report.ethereum_block}); more than 2/3 of "
                    f"{report.basis_text()} is needed, i.e. at least {report.needed + 1}")
         if report.validator_set_size < report.active_members:

@@ -312,8 +312,7 @@ def _registry(evidence: ResultEvidence, trust: TrustPolicy, verified: VerifiedCo
               checks: _Checks) -> MembershipReport:
     contract = trust.contract
     assert contract is not None
-    assumption = (f"your Ethereum endpoint reports the chain truthfully, and {contract.registry.address} and cluster "
-                  f"{contract.cluster_id} are the cluster you mean")
+    assumption = contract.assumption(evidence.registry.slasher if evidence.registry is not None else None)
     try:
         if evidence.registry is None:
             raise VerificationError("contract_unavailable", evidence.registry_error
