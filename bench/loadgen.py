@@ -26,7 +26,7 @@ import orjson
 import websockets
 from nacl.signing import SigningKey
 
-from rtc.protocol import canonical_json, sign
+from rtc.protocol import SigningDomain, canonical_json, sign
 
 TICK_S = 0.005  # the fixed-rate scheduler releases what is due this often
 
@@ -54,9 +54,9 @@ class TxSource:
 class RtcTxs(TxSource):
     """Signed calls of `sessions` concurrent sessions, each session's counters in order."""
 
-    def __init__(self, chain_id: str, sessions: int = 256, symbols: int = 1000) -> None:
+    def __init__(self, domain: SigningDomain | str, sessions: int = 256, symbols: int = 1000) -> None:
         super().__init__()
-        self.chain_id = chain_id
+        self.chain_id = domain  # the cluster's signing domain (a bare chain id: no contract)
         self.keys = [SigningKey.generate() for _ in range(sessions)]
         self.ids = [os.urandom(16) for _ in range(sessions)]
         self.counters = [0] * sessions

@@ -37,7 +37,9 @@ from kvstore import KvstoreCluster  # noqa: E402
 from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noqa: E402
 from report import write_reports  # noqa: E402
 
+from rtc.cometbft import NodeHome  # noqa: E402
 from rtc.devnet import Devnet  # noqa: E402
+from rtc.protocol import SigningDomain  # noqa: E402
 from rtc.tools import cometbft_binary  # noqa: E402
 from rtc.devnet import cometbft  # noqa: E402
 from rtc.vm import Backend, BlockInfo  # noqa: E402
@@ -208,7 +210,8 @@ def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
     try:
         devnet.start()
         urls = [n.rpc for n in devnet.nodes]
-        source = RtcTxs(devnet.chain_id)
+        genesis = NodeHome(Path(devnet.nodes[0].home)).genesis()  # calls are signed for this cluster's domain
+        source = RtcTxs(SigningDomain.from_genesis(genesis.chain_id, genesis.app_state))
         figures = asyncio.run(drive(urls, source, capacity_hint=2500,
                                     profile_pid=devnet.nodes[0].app_pid if nodes == PROFILED_NODES else 0))
         for phase in ("saturation", "load_50", "load_90", "light"):

@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
 from nacl.signing import SigningKey
 
 from rtc.client import AsyncClient, CallRejected
+from rtc.cometbft import NodeHome
 from rtc.devnet import Devnet
-from rtc.protocol import Code, sign
+from rtc.protocol import Code, SigningDomain, sign
 
 from .conftest import assert_all_agree
 
@@ -33,12 +36,20 @@ def broadcast(devnet: Devnet, tx: bytes, node: int = 0) -> dict:
 KEY = SigningKey.generate()
 
 
-def signed(call: bytes, counter: int = 0, chain: str = "rtc-devnet", session: bytes | None = None) -> bytes:
-    return sign(KEY, chain, session or os.urandom(16), counter, call).encode()
+def signed(call: bytes, counter: int = 0, chain: str | None = None,
+           session: bytes | None = None) -> Callable[[SigningDomain], bytes]:
+    """Signed once the test knows the cluster's domain (each devnet has its own), or for `chain` alone."""
+    session = session or os.urandom(16)
+    return lambda domain: sign(KEY, chain or domain, session, counter, call).encode()
 
 
-def forged_signature() -> bytes:
-    raw = bytearray(signed(b'{"function": "spin_n", "n": 1}'))
+def domain_of(devnet: Devnet) -> SigningDomain:
+    genesis = NodeHome(Path(devnet.nodes[0].home)).genesis()
+    return SigningDomain.from_genesis(genesis.chain_id, genesis.app_state)
+
+
+def forged_signature(domain: SigningDomain) -> bytes:
+    raw = bytearray(signed(b'{"function": "spin_n", "n": 1}')(domain))
     raw[-1] ^= 1
     return bytes(raw)
 
@@ -48,8 +59,8 @@ def forged_signature() -> bytes:
     [
         (b"\xff\xfe\x00garbage", Code.MALFORMED, "shorter than the minimum"),
         (b"RTC\x02" + b"\x00" * 200, Code.MALFORMED, "unknown envelope format"),
-        (signed(b'{"function": "spin_n", "n": 1}')[:-3], Code.MALFORMED, "a field has the wrong size"),
-        (forged_signature(), Code.BAD_SIGNATURE, "signature does not match"),
+        (lambda d: signed(b'{"function": "spin_n", "n": 1}')(d)[:-3], Code.MALFORMED, "a field has the wrong size"),
+        (forged_signature, Code.BAD_SIGNATURE, "signature does not match"),
         (signed(b'{"function": "spin_n", "n": 1}', chain="another-cluster"), Code.BAD_SIGNATURE, "signature does not match"),
         (signed(b"not json at all"), Code.MALFORMED, "not valid UTF-8 JSON"),
         (signed(b'{"function": "big_output", "n": "\xff"}'), Code.MALFORMED, "not valid UTF-8"),
@@ -65,8 +76,9 @@ def forged_signature() -> bytes:
         (signed(b'{"function": "write_then_trap", "key": "x' + b"a" * 70_000 + b'"}'), Code.MALFORMED, "exceeds the limit"),
     ],
 )
-def test_bad_transactions_are_refused_in_check_tx(hostile_cluster: Devnet, tx: bytes, code: int, message: str) -> None:
-    result = broadcast(hostile_cluster, tx)
+def test_bad_transactions_are_refused_in_check_tx(hostile_cluster: Devnet, tx: bytes | Callable[[SigningDomain], bytes],
+                                                  code: int, message: str) -> None:
+    result = broadcast(hostile_cluster, tx(domain_of(hostile_cluster)) if callable(tx) else tx)
     assert result["code"] == code, result
     assert message in result["log"], result["log"]
 

@@ -19,7 +19,9 @@ from nacl.signing import SigningKey
 
 from rtc.cometbft import AsyncRPC, GenesisDoc, RPCError, RPCUnavailable
 from rtc.cometbft.lightclient import BlockIDFlag, VerificationError, parse_signed_header, parse_validators
-from rtc.protocol import Code, Envelope, Kind, RecordError, ResultRecord, canonical_json, queries, sign, tx_digest
+from rtc.protocol import (
+    Code, Envelope, EnvelopeError, Kind, RecordError, ResultRecord, SigningDomain, canonical_json, queries, sign, tx_digest,
+)
 
 from .membership import RegistryFacts
 from .results import CallRejected, CallResult, QueryResult
@@ -45,6 +47,7 @@ class AsyncClient:
         self.trust = trust
         self.history = history
         self._chain_id: str | None = None
+        self._domain: SigningDomain | None = None
 
     @property
     def url(self) -> str:
@@ -69,6 +72,20 @@ class AsyncClient:
         if self._chain_id is None:
             self._chain_id = (await self.status())["node_info"]["network"]
         return self._chain_id
+
+    async def signing_domain(self) -> SigningDomain:
+        """The cluster a call is signed for: chain id, Registry and cluster id, from the node's genesis.
+
+        A node that lies about it can only make this client's signatures fail on the cluster;
+        a trust policy's chain id and contract, when given, must agree with it."""
+        if self._domain is None:
+            genesis = await self.rpc.genesis()
+            try:
+                domain = SigningDomain.from_genesis(str(genesis["chain_id"]), genesis.get("app_state"))
+            except (KeyError, TypeError, EnvelopeError) as exc:
+                raise RPCError(f"{self.url} served a genesis without a signing domain ({exc})", "genesis") from None
+            self._domain = domain
+        return self._domain
 
     async def entry_points(self) -> dict[str, Any]:
         response = await self.rpc.abci_query(queries.ENTRY_POINTS)
@@ -294,10 +311,10 @@ class AsyncSession:
         if counter is None:
             counter = self.next_counter
             self.next_counter += 1
-        chain_id = await self.client.chain_id()
+        domain = await self.client.signing_domain()
         if call is None:
-            return sign(self.key, chain_id, self.id, counter, b"", Kind.CLOSE)
-        return sign(self.key, chain_id, self.id, counter, canonical_json(call))
+            return sign(self.key, domain, self.id, counter, b"", Kind.CLOSE)
+        return sign(self.key, domain, self.id, counter, canonical_json(call))
 
     async def call(self, call: dict[str, Any], via: AsyncClient | None = None) -> int:
         """Send a call without waiting for any block (through `via`, another node, if given);

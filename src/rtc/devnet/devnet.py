@@ -93,7 +93,7 @@ class Devnet:
         nodes: int,
         app: Path,
         base_port: int = DEFAULT_BASE_PORT,
-        chain_id: str = "rtc-devnet",
+        chain_id: str | None = None,
         progress: Callable[[str], None] = lambda _: None,
         settings: ClusterSettings | None = None,
         eth_rpc: str | None = None,
@@ -107,6 +107,8 @@ class Devnet:
 
         from .ethereum import cluster_settings
 
+        # One chain id per devnet (signatures are bound to it): a call signed for one never holds on another.
+        chain_id = chain_id or f"rtc-devnet-{os.urandom(4).hex()}"
         home = home.resolve()
         if not 1 <= nodes <= MAX_NODES:
             raise DevnetError(f"a devnet has 1 to {MAX_NODES} nodes")
