@@ -136,22 +136,28 @@ def cmd_devnet_start_node(args: argparse.Namespace) -> int:
 # -- calls ------------------------------------------------------------------------------
 
 
-def _node_url(args: argparse.Namespace) -> str:
+def _node_urls(args: argparse.Namespace) -> list[str]:
+    """Every node to use, in order of preference: the --node URLs, or all of a devnet's nodes
+    (running ones first), so a client can fail over when one stops."""
     if args.node:
-        return args.node
+        return list(dict.fromkeys(args.node))
     from rtc.devnet import Devnet, DevnetError
 
     if args.home is None:
-        raise DevnetError("say which cluster: --home DIR (a devnet) or --node URL (an RPC endpoint)")
+        raise DevnetError("say which cluster: --home DIR (a devnet) or --node URL (an RPC endpoint; repeat it for "
+                          "several nodes of one cluster)")
     devnet = Devnet.load(args.home)
-    for i, node in enumerate(devnet.nodes):
-        if devnet.running(i):
-            return node.rpc
-    raise DevnetError(f"no node of the devnet in {args.home} is running; start it with `rtc devnet up`")
+    running = [devnet.running(i) for i in range(len(devnet.nodes))]
+    if not any(running):
+        raise DevnetError(f"no node of the devnet in {args.home} is running; start it with `rtc devnet up`")
+    return [n.rpc for n, up in zip(devnet.nodes, running) if up] + [n.rpc for n, up in zip(devnet.nodes, running) if not up]
 
 
 def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
-    """FUNCTION NAME=VALUE..., or the whole call as one JSON object."""
+    """FUNCTION NAME=VALUE..., or the whole call as one JSON object. A key given twice is refused
+    (a parser that keeps the last one would send a call other than the one written)."""
+    from rtc.protocol import strict_json
+
     if not args.function:
         raise SystemExit("rtc: name the function to call, or give the whole call as JSON: "
                          "'{\"function\": \"sum\", \"x\": 5, \"y\": 3}'")
@@ -159,8 +165,8 @@ def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
         if args.arguments:
             raise SystemExit("rtc: a call given as JSON takes no NAME=VALUE arguments; put them in the object")
         try:
-            call = json.loads(args.function)
-        except json.JSONDecodeError as exc:
+            call = strict_json(args.function)
+        except ValueError as exc:
             raise SystemExit(f"rtc: the call is not valid JSON: {exc}") from None
         if not isinstance(call, dict) or "function" not in call:
             raise SystemExit('rtc: a call is an object like {"function": "sum", "x": 5, "y": 3}')
@@ -170,10 +176,18 @@ def _parse_call(args: argparse.Namespace) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise SystemExit(f"rtc: argument {item!r} is not NAME=VALUE")
+        if name in call:
+            raise SystemExit(f"rtc: {name!r} is given twice; give each argument once"
+                             + (" (the function is the first word)" if name == "function" else ""))
         try:
-            call[name] = json.loads(raw)
-        except json.JSONDecodeError:
+            json.loads(raw)
+        except ValueError:
             call[name] = raw  # a bare word is a string: symbol=AAPL
+            continue
+        try:
+            call[name] = strict_json(raw)
+        except ValueError as exc:
+            raise SystemExit(f"rtc: argument {name!r}: {exc}") from None
     return call
 
 
@@ -181,13 +195,13 @@ def cmd_call(args: argparse.Namespace) -> int:
     from rtc.client import AsyncClient, CallRejected
 
     call = _parse_call(args)
-    url = _node_url(args)
+    urls = _node_urls(args)
     key = _client_key(args.key)
 
     async def go() -> Any:
         devnet = _devnet(args)
         trust = _trust_policy(args, devnet) if args.verify else None
-        async with AsyncClient(url, trust, _devnet_history(devnet) if args.verify else None) as client:
+        async with AsyncClient(urls, trust, _devnet_history(devnet) if args.verify else None) as client:
             session = client.session(key, bytes.fromhex(args.session) if args.session else None, args.counter)
             result = await session.call_and_wait(call, timeout=args.timeout)
             if not args.verify:
@@ -240,11 +254,23 @@ def _trust_policy(args: argparse.Namespace, devnet: Any) -> Any:
         chain_id=devnet.chain_id if devnet is not None else None,  # the devnet's manifest, not the node's word
         validators_hash=bytes.fromhex(args.trust_hash) if args.trust_hash else None,
         contract=contract,
-        genesis_file=Path(devnet.nodes[0].home) / "config" / "genesis.json" if devnet is not None else None)
+        genesis_file=Path(devnet.nodes[0].home) / "config" / "genesis.json" if devnet is not None else None,
+        trust_on_first_use=args.trust_on_first_use)
     if policy.trust_on_first_use:
-        print("rtc: trusting the validator set in the genesis this node serves; pin it with --trust-hash, "
-              "or check the signers in the Registry with --eth-rpc, --registry and --cluster-id", file=sys.stderr)
+        print("rtc: trusting the validator set in the genesis this node serves (--trust-on-first-use); pin it with "
+              "--trust-hash, or check the signers in the Registry with --eth-rpc, --registry and --cluster-id",
+              file=sys.stderr)
     return policy
+
+
+def _add_trust_flags(parser: argparse.ArgumentParser) -> None:
+    """What --verify rests on: a devnet's own genesis file and contract (--home), or these flags."""
+    parser.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default with --home: "
+                        "the devnet's genesis file)")
+    parser.add_argument("--trust-on-first-use", action="store_true", help="trust the validator set of the genesis "
+                        "the node itself serves (only as good as that node; the receipt names this assumption); "
+                        "without --home, --trust-hash or the Registry flags, --verify needs it")
+    _add_contract_flags(parser)
 
 
 def _add_contract_flags(parser: argparse.ArgumentParser,
@@ -314,10 +340,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     from rtc.client import AsyncClient, CallRejected
 
     call = _parse_call(args)
-    url = _node_url(args)
+    urls = _node_urls(args)
 
     async def go() -> Any:
-        async with AsyncClient(url) as client:
+        async with AsyncClient(urls) as client:
             return await client.query(call)
 
     try:
@@ -332,13 +358,13 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     from rtc.client import AsyncClient
 
-    url = _node_url(args)
+    urls = _node_urls(args)
     session = bytes.fromhex(args.session)
 
     async def go() -> Any:
         devnet = _devnet(args)
         trust = _trust_policy(args, devnet) if args.verify else None
-        async with AsyncClient(url, trust, _devnet_history(devnet) if args.verify else None) as client:
+        async with AsyncClient(urls, trust, _devnet_history(devnet) if args.verify else None) as client:
             if args.wait:
                 await client.wait_for_result(session, args.counter, timeout=args.timeout)
             if args.verify:
@@ -425,7 +451,9 @@ def cmd_node_run(args: argparse.Namespace) -> int:
 def _add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("which cluster")
     group.add_argument("--home", type=Path, help="a devnet's folder (uses its first running node)")
-    group.add_argument("--node", metavar="URL", help="a node's RPC endpoint, e.g. http://127.0.0.1:26601")
+    group.add_argument("--node", metavar="URL", action="append", help="a node's RPC endpoint, e.g. "
+                       "http://127.0.0.1:26601; repeat it for several nodes of the cluster (the client fails over "
+                       "between them and resends a call that a failed node swallowed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -506,8 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--verify", action="store_true", help="verify the result here (Merkle proof, commit "
                              "signatures, Registry, Swarm) and show each check; only a verified value is shown "
                              "(exit 3 when a check fails)")
-            sub.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
-            _add_contract_flags(sub)
+            _add_trust_flags(sub)
         _add_json(sub)
         sub.set_defaults(func=func)
 
@@ -518,8 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--wait", action="store_true", help="wait for a final result instead of reporting what is there")
     result.add_argument("--verify", action="store_true", help="verify the result here and show each check; only a "
                         "verified value is shown (exit 3 when a check fails)")
-    result.add_argument("--trust-hash", metavar="HEX", help="the validator set hash to trust (default: the devnet's genesis file, or the node's genesis)")
-    _add_contract_flags(result)
+    _add_trust_flags(result)
     result.add_argument("--timeout", type=float, default=30.0)
     _add_json(result)
     result.set_defaults(func=cmd_result)

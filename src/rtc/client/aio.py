@@ -1,60 +1,187 @@
 """The async client: signed session calls, results by counter, queries and verified receipts.
 
 An `AsyncSession` sends calls without waiting for blocks (counter k runs after k-1 on
-every node), and any result can be awaited or fetched later by counter. Waiting is by
-subscription on CometBFT's websocket, opened before anything is sent so that no event can
-be missed; there is no polling loop.
+every node), and any result can be awaited or fetched later by counter.
+
+A client may know several nodes of one cluster (`AsyncClient([url, url, ...])`): it uses
+one at a time and fails over when it refuses connections, hangs or is catching up
+(`nodes.NodePool`). Every call it sends is kept until it is seen in a block; one that is
+not within `resend_after_blocks` blocks (or `resend_after_s` seconds), or that was handed
+to a node that then failed, is sent again, as the same signed bytes, to another node (the
+cluster refuses the copy that comes second, so resending is always safe). The resend time
+is derived from the cluster's gap deadline, read from its genesis, so that a call a failed
+node swallowed lands long before the session would fail for the gap it leaves.
+
+Waiting is by one websocket subscription per client to every transaction and block
+(`events.EventStream`), dispatched by `rtc_result.key` and by transaction hash, and moved
+to another node when its node fails; whatever may have been missed meanwhile is read from
+state again. There is no polling loop, only a slow re-read as a safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
-import websockets
 from nacl.signing import SigningKey
 
 from rtc.cometbft import AsyncRPC, GenesisDoc, RPCError, RPCUnavailable
 from rtc.cometbft.lightclient import BlockIDFlag, VerificationError, parse_signed_header, parse_validators
 from rtc.protocol import (
-    Code, Envelope, EnvelopeError, Kind, RecordError, ResultRecord, SigningDomain, canonical_json, queries, sign, tx_digest,
+    Code, Envelope, EnvelopeError, Kind, RecordError, ResultRecord, SessionRecord, SigningDomain, canonical_json, decode, queries,
+    sign, tx_digest,
 )
 
+from .events import EventStream, TxEvent
 from .membership import RegistryFacts
+from .nodes import Node, NodePool
 from .results import CallRejected, CallResult, QueryResult
 from .trust import TrustPolicy
 from .verify import HistoryCheck, HistoryFinding, HistoryUnavailable, Receipt, ResultEvidence, verify
 
-MAX_EVENT_BYTES = 16 * 1024 * 1024
+log = logging.getLogger("rtc.client")
+T = TypeVar("T")
+
 MAX_SIGNERS_READ = 100  # the Registry is asked about at most this many keys (a cluster has at most 16 members)
+FALLBACK_GAP_BLOCKS = 20  # a genesis that names no gap deadline: assume the shortest one clusters have used
+MAX_RESENDS = 8  # a call not in a block after this many sends is left to its waiter's timeout
+REREAD_S = 2.0  # a waiter reads its result from state at least this often, in case an event was missed
+TICK_S = 0.25  # the resender looks at what is due at least this often (and at every block)
+
+
+def resend_blocks_for(gap_timeout_blocks: int) -> int:
+    """How many blocks a call may take to appear before it is sent again: an eighth of the gap
+    deadline (10 of the default 80), so a call that a failed node swallowed is resent, and lands,
+    several times over before the session's gap deadline could fail it."""
+    return max(2, gap_timeout_blocks // 8)
+
+
+def resend_seconds_for(resend_blocks: int) -> float:
+    """The same bound in seconds, for when no blocks are seen (the event node is failing): a
+    quarter second per block, at least one second."""
+    return max(1.0, resend_blocks * 0.25)
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What a client reads from a node's genesis: where its signatures hold, and the session rules."""
+
+    domain: SigningDomain
+    gap_timeout_blocks: int
+    max_buffered: int
+
+    @classmethod
+    def from_genesis(cls, genesis: dict[str, Any]) -> "ClusterFacts":
+        """From the `/genesis` answer: `chain_id` and `app_state.settings` (ethereum, sessions)."""
+        app_state = genesis.get("app_state") or {}
+        domain = SigningDomain.from_genesis(str(genesis["chain_id"]), app_state)
+        sessions = ((app_state.get("settings") or {}).get("sessions")) or {}
+        return cls(domain, int(sessions.get("gap_timeout_blocks", FALLBACK_GAP_BLOCKS)),
+                   int(sessions.get("max_buffered", 64)))
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A call sent and not yet seen in a block."""
+
+    tx: bytes
+    digest: str
+    key: str  # "<session hex>/<counter>"
+    order: tuple[bytes, int]
+    node: Node | None = None  # where it was last sent
+    sent_height: int | None = None
+    sent_at: float = 0.0  # 0: being sent for the first time
+    resends: int = 0
+    due: bool = False  # its node failed: send it again at once
+
+
+class _Watch:
+    """Someone waiting on one result key; woken by its events."""
+
+    def __init__(self, key: str, digest: str | None) -> None:
+        self.key, self.digest = key, digest
+        self.woken = asyncio.Event()
+        self.record: ResultRecord | None = None  # the transaction's own record, as its event carried it
+        self.refusal: tuple[int, str] | None = None
+
+    def wake(self, record: ResultRecord | None = None, refusal: tuple[int, str] | None = None) -> None:
+        if record is not None:
+            self.record = record
+        if refusal is not None:
+            self.refusal = refusal
+        self.woken.set()
 
 
 class AsyncClient:
-    """A client of one node's RPC endpoint, e.g. http://127.0.0.1:26601.
+    """A client of one cluster, through one or several of its nodes' RPC endpoints.
 
-    `trust`: what verification rests on (`TrustPolicy`); needed only to verify, and never
-    assumed: a client that wants to trust the genesis the node serves says so
-    (`TrustPolicy.first_use()`). `history`: where to check that a result's block is in Swarm
-    (`rtc.history.reader.HistoryReader`), or None.
+    `nodes`: one URL (e.g. http://127.0.0.1:26601) or several of the same cluster, in order
+    of preference. `trust`: what verification rests on (`TrustPolicy`); needed only to
+    verify, and never assumed: a client that wants to trust the genesis the node serves says
+    so (`TrustPolicy.first_use()`). `history`: where to check that a result's block is in
+    Swarm (`rtc.history.reader.HistoryReader`), or None. `timeout`: for one RPC answer.
+    `resend_after_blocks` / `resend_after_s`: when a call not yet in a block is sent again
+    (default: derived from the cluster's gap deadline, `resend_blocks_for`).
     """
 
-    def __init__(self, url: str, trust: TrustPolicy | None = None, history: HistoryCheck | None = None,
-                 timeout: float = 10.0) -> None:
-        self.rpc = AsyncRPC(url, timeout)
+    def __init__(self, nodes: str | Sequence[str], trust: TrustPolicy | None = None,
+                 history: HistoryCheck | None = None, timeout: float = 10.0, *,
+                 resend_after_blocks: int | None = None, resend_after_s: float | None = None,
+                 max_resends: int = MAX_RESENDS) -> None:
+        self.pool = NodePool([nodes] if isinstance(nodes, str) else list(nodes), timeout)
+        self.pool.on_down = self._node_down
         self.trust = trust
         self.history = history
+        self.timeout = timeout
+        self.max_resends = max_resends
+        self._resend_after_blocks = resend_after_blocks
+        self._resend_after_s = resend_after_s
+        self._facts: ClusterFacts | None = None
         self._chain_id: str | None = None
-        self._domain: SigningDomain | None = None
+        self._stream = EventStream(self.pool, self._on_tx, self._on_block, self._on_connect,
+                                   lambda: bool(self._pending or self._watches), timeout)
+        self._pending: dict[str, _Pending] = {}
+        self._pending_by_key: dict[str, set[str]] = {}
+        self._watches: dict[str, set[_Watch]] = {}
+        self._wake_resender = asyncio.Event()
+        self._new_block = asyncio.Event()
+        self._resender: asyncio.Task[None] | None = None
+        self.resent = 0  # calls sent again (for tests and load reports)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(node.url for node in self.pool.nodes)
 
     @property
     def url(self) -> str:
-        return self.rpc.url
+        """The node in use now."""
+        return self.pool.current.url
+
+    @property
+    def rpc(self) -> AsyncRPC:
+        """The RPC of the node in use now."""
+        return self.pool.current.rpc
+
+    @rpc.setter
+    def rpc(self, rpc: AsyncRPC) -> None:
+        self.pool.current.rpc = rpc
 
     async def aclose(self) -> None:
-        await self.rpc.aclose()
+        if self._resender is not None:
+            self._resender.cancel()
+            try:
+                await self._resender
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - it is being stopped
+                pass
+            self._resender = None
+        await self._stream.aclose()
+        await self.pool.aclose()
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -64,36 +191,76 @@ class AsyncClient:
 
     # -- the node ---------------------------------------------------------------------------
 
+    async def _read(self, method: Callable[[AsyncRPC], Awaitable[T]]) -> T:
+        """One read from a healthy node, moving to the next when a node cannot be reached."""
+        last: RPCUnavailable | None = None
+        for _ in range(len(self.pool)):
+            node = await self.pool.healthy()
+            try:
+                return await method(node.rpc)
+            except RPCUnavailable as exc:
+                self.pool.mark_down(node, str(exc))
+                last = exc
+        assert last is not None
+        raise last
+
     async def status(self) -> dict[str, Any]:
-        return await self.rpc.status()
+        return await self._read(lambda rpc: rpc.status())
 
     async def chain_id(self) -> str:
-        """The chain the node says it runs; transactions are signed for it."""
+        """The chain the node says it runs."""
         if self._chain_id is None:
-            self._chain_id = (await self.status())["node_info"]["network"]
+            self._chain_id = str((await self.status())["node_info"]["network"])
         return self._chain_id
 
-    async def signing_domain(self) -> SigningDomain:
-        """The cluster a call is signed for: chain id, Registry and cluster id, from the node's genesis.
+    async def cluster_facts(self) -> ClusterFacts:
+        """The signing domain and session rules of the cluster, from the genesis a node serves.
 
-        A node that lies about it can only make this client's signatures fail on the cluster;
-        a trust policy's chain id and contract, when given, must agree with it."""
-        if self._domain is None:
-            genesis = await self.rpc.genesis()
+        A node that lies about them can only make this client's signatures fail on the real
+        cluster (or name another cluster's domain): the trust policy's chain id and contract,
+        when given, must agree, and every node the client uses must run the same chain."""
+        if self._facts is None:
+            genesis = await self._read(lambda rpc: rpc.genesis())
             try:
-                domain = SigningDomain.from_genesis(str(genesis["chain_id"]), genesis.get("app_state"))
-            except (KeyError, TypeError, EnvelopeError) as exc:
-                raise RPCError(f"{self.url} served a genesis without a signing domain ({exc})", "genesis") from None
-            self._domain = domain
-        return self._domain
+                facts = ClusterFacts.from_genesis(genesis)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise RPCError(f"{self.url} served a genesis without a usable signing domain ({exc}); "
+                               "is it a node of an rtc cluster?", "genesis") from None
+            self._check_domain(facts.domain)
+            self._facts = facts
+        return self._facts
+
+    def _check_domain(self, domain: SigningDomain) -> None:
+        wrong = []
+        if self.pool.chain_id is not None and self.pool.chain_id != domain.chain_id:
+            wrong.append(f"its genesis names chain {domain.chain_id!r} but its status {self.pool.chain_id!r}")
+        if self.trust is not None and self.trust.chain_id is not None and self.trust.chain_id != domain.chain_id:
+            wrong.append(f"it runs chain {domain.chain_id!r}, the trust policy names {self.trust.chain_id!r}")
+        contract = self.trust.contract if self.trust is not None else None
+        if contract is not None:
+            address = bytes.fromhex(str(contract.registry.address)[2:])
+            if domain.registry != address or domain.cluster_id != contract.cluster_id:
+                wrong.append(f"it follows {domain.describe()}, the trust policy names cluster {contract.cluster_id} "
+                             f"of Registry {contract.registry.address}")
+        if wrong:
+            raise RPCError(f"{self.url} is not a node of the cluster this client trusts: " + "; ".join(wrong), "genesis")
+
+    async def signing_domain(self) -> SigningDomain:
+        """The cluster a call is signed for: chain id, Registry and cluster id (from the genesis)."""
+        return (await self.cluster_facts()).domain
+
+    async def resend_after(self) -> tuple[int, float]:
+        """When a call not yet seen in a block is sent again: (blocks, seconds)."""
+        blocks = self._resend_after_blocks or resend_blocks_for((await self.cluster_facts()).gap_timeout_blocks)
+        return blocks, self._resend_after_s or resend_seconds_for(blocks)
 
     async def entry_points(self) -> dict[str, Any]:
-        response = await self.rpc.abci_query(queries.ENTRY_POINTS)
+        response = await self._read(lambda rpc: rpc.abci_query(queries.ENTRY_POINTS))
         return orjson.loads(base64.b64decode(response["value"]))
 
     async def query(self, call: dict[str, Any]) -> QueryResult:
         """Run a read-only entry point against committed state (no consensus, no transaction, no proof)."""
-        response = await self.rpc.abci_query(queries.CALL, canonical_json(call))
+        response = await self._read(lambda rpc: rpc.abci_query(queries.CALL, canonical_json(call)))
         if int(response.get("code", 0)) != 0:
             raise CallRejected(int(response["code"]), response.get("log", ""))
         answer = orjson.loads(base64.b64decode(response["value"]))
@@ -111,14 +278,52 @@ class AsyncClient:
         return await self.session().call_and_wait(call, timeout)
 
     async def broadcast(self, tx: bytes) -> None:
-        """Hand a transaction to the node's mempool; CheckTx refusals raise CallRejected."""
-        checked = await self.rpc.broadcast_tx_sync(tx)
-        if int(checked.get("code", 0)) != 0:
-            raise CallRejected(int(checked["code"]), checked.get("log", ""))
+        """Hand a transaction to a healthy node's mempool, once (no resend); CheckTx refusals raise CallRejected."""
+        for _ in range(len(self.pool)):
+            node = await self.pool.healthy()
+            try:
+                refusal = await _offer(node, tx)
+            except RPCUnavailable as exc:
+                self.pool.mark_down(node, str(exc))
+                continue
+            if refusal is not None:
+                raise refusal
+            return
+        raise RPCUnavailable("no node of the cluster took the transaction: "
+                             + "; ".join(f"{n.url} ({n.why_down})" for n in self.pool.nodes), "broadcast_tx_sync")
+
+    async def submit(self, envelope: Envelope) -> None:
+        """Send a signed call and keep it until it is seen in a block: sent again (the same bytes)
+        to another node if it is not seen in time or its node fails. CheckTx refusals raise CallRejected."""
+        tx = envelope.raw
+        pending = _Pending(tx, envelope.digest, _key(envelope.session_key, envelope.counter),
+                           (envelope.session_key, envelope.counter))
+        self._track(pending)
+        try:
+            await self._stream.ready(self.timeout)  # so that its block is seen
+            await self.resend_after()  # the genesis is read before anything is in flight
+            self._start_resender()
+            loop = asyncio.get_running_loop()
+            for _ in range(len(self.pool)):
+                node = await self.pool.healthy()
+                try:
+                    refusal = await _offer(node, tx)
+                except RPCUnavailable as exc:
+                    self.pool.mark_down(node, str(exc))
+                    continue
+                if refusal is not None:
+                    raise refusal
+                pending.node, pending.sent_height, pending.sent_at = node, self._stream.height, loop.time()
+                return
+            raise RPCUnavailable("no node of the cluster took the call: "
+                                 + "; ".join(f"{n.url} ({n.why_down})" for n in self.pool.nodes), "broadcast_tx_sync")
+        except BaseException:
+            self._untrack(pending)
+            raise
 
     async def result(self, session: bytes, counter: int) -> CallResult | None:
         """The result record of (session, counter) in committed state now, or None (unverified)."""
-        response = await self.rpc.abci_query(queries.result_path(session, counter))
+        response = await self._read(lambda rpc: rpc.abci_query(queries.result_path(session, counter)))
         if int(response.get("code", 0)) != 0:
             raise RPCError(response.get("log", "query failed"), "abci_query")
         value = response.get("value")
@@ -129,78 +334,206 @@ class AsyncClient:
         except RecordError as exc:
             raise RPCError(f"the node answered with a malformed result record: {exc}", "abci_query") from None
 
+    async def session_record(self, session: bytes) -> SessionRecord | None:
+        """The session's record in committed state now (next counter, status, reason), or None (unverified)."""
+        response = await self._read(lambda rpc: rpc.abci_query(queries.session_path(session)))
+        value = response.get("value") if int(response.get("code", 0)) == 0 else None
+        if not value:
+            return None
+        try:
+            return SessionRecord.decode(base64.b64decode(value))
+        except (RecordError, ValueError) as exc:
+            raise RPCError(f"the node answered with a malformed session record: {exc}", "abci_query") from None
+
     async def wait_for_result(self, session: bytes, counter: int, timeout: float = 30.0,
                               tx: bytes | None = None) -> CallResult:
-        """Wait until (session, counter) has a final result; `tx`, if given, is sent once subscribed.
-
-        A transaction refused inside a block (a session rule, or a hostile proposer's pick)
-        writes no result; with `tx` given that refusal is seen on its own event and raised.
-        """
+        """Wait until (session, counter) has a final result; `tx`, if given, is sent (and kept, see
+        `submit`) once the client listens. A transaction refused inside a block (a session rule, or
+        a hostile proposer's pick) writes no result; with `tx` given that refusal is raised."""
         loop = asyncio.get_running_loop()
-        key = f"{session.hex()}/{counter}"
+        started = loop.time()
+        deadline = started + timeout
+        key = _key(session, counter)
         digest = tx_digest(tx) if tx is not None else None
-        queries_ = [("tx", f"tm.event='Tx' AND rtc_result.key='{key}'"),
-                    ("block", f"tm.event='NewBlockEvents' AND rtc_result.key='{key}'")]
-        if digest is not None:
-            queries_.append(("own", f"tm.event='Tx' AND tx.hash='{digest}'"))
-        async with await self._subscribe(queries_, timeout) as ws:
-            started = loop.time()
+        watch = _Watch(key, digest)
+        self._watches.setdefault(key, set()).add(watch)
+        try:
+            await self._stream.ready(timeout)
             if tx is not None:
-                await self.broadcast(tx)
-            result = await self.result(session, counter)
-            deadline = started + timeout
-            while result is None or not result.record.final:
                 try:
-                    refusal = await asyncio.wait_for(_next_result_event(ws, key), max(0.0, deadline - loop.time()))
-                except (asyncio.TimeoutError, websockets.ConnectionClosed):
-                    raise RPCError(
-                        f"no final result for counter {counter} within {timeout:.0f}s"
-                        + (f" (it is {result.status}: {result.error})" if result else "")
-                        + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
-                    ) from None
-                if refusal is not None:
-                    raise CallRejected(*refusal)
-                result = await self.result(session, counter)
+                    envelope = decode(tx)
+                except EnvelopeError as exc:
+                    raise CallRejected(Code.MALFORMED, str(exc)) from None
+                await self.submit(envelope)
+            result = await self._settle(watch, session, counter, deadline, timeout)
+        finally:
+            watchers = self._watches.get(key)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._watches[key]
         if digest is not None and result.record.tx != digest:
             raise CallRejected(
                 Code.DUPLICATE, f"counter {counter} of this session was used by another transaction ({result.record.tx})"
             )
         return CallResult(session, counter, result.record, (loop.time() - started) * 1000)
 
-    async def _subscribe(self, subscriptions: list[tuple[str, str]], timeout: float) -> Any:
-        """A websocket with these (id, query) subscriptions confirmed."""
-        try:
-            ws = await websockets.connect(self.rpc.ws_url, max_size=MAX_EVENT_BYTES, open_timeout=timeout)
-        except (OSError, websockets.WebSocketException) as exc:
-            raise RPCUnavailable(f"cannot open {self.rpc.ws_url} ({type(exc).__name__}); is the node running?") from None
-        try:
-            for name, query in subscriptions:
-                await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": name, "method": "subscribe",
-                                            "params": {"query": query}}).decode())
-                try:
-                    await asyncio.wait_for(_until_reply(ws, name), timeout)
-                except asyncio.TimeoutError:
-                    raise RPCError(f"{self.rpc.ws_url} did not confirm the subscription within {timeout:.0f}s") from None
-        except BaseException:
-            await ws.close()
-            raise
-        return ws
+    async def _settle(self, watch: _Watch, session: bytes, counter: int, deadline: float, timeout: float) -> CallResult:
+        loop = asyncio.get_running_loop()
+        current: CallResult | None = None
+        while True:
+            watch.woken.clear()
+            if watch.record is not None and watch.record.final:
+                return CallResult(session, counter, watch.record)
+            try:
+                current = await self.result(session, counter)
+            except RPCUnavailable:
+                current = None  # no node answers now; the stream is finding one
+            if current is not None and current.record.final:
+                return current
+            if watch.refusal is not None and not (current is not None and current.record.tx == watch.digest):
+                raise CallRejected(*watch.refusal)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RPCError(
+                    f"no final result for counter {counter} within {timeout:.0f}s"
+                    + (f" (it is {current.status}: {current.error})" if current else "")
+                    + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
+                )
+            try:
+                await asyncio.wait_for(watch.woken.wait(), min(remaining, REREAD_S))
+            except asyncio.TimeoutError:
+                pass
 
-    async def wait_for_height(self, height: int, timeout: float = 30.0) -> None:
-        """Return once the node has block `height` (header H+1 follows the state of H within a block)."""
-        if await self.rpc.latest_height() >= height:
-            return
+    async def wait_for_height(self, height: int, timeout: float = 30.0, rpc: AsyncRPC | None = None) -> None:
+        """Return once the node (`rpc`, else the one in use) has block `height`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with await self._subscribe([("nb", "tm.event='NewBlockHeader'")], timeout) as ws:
-            while await self.rpc.latest_height() < height:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise RPCError(f"block {height} did not appear within {timeout:.0f}s")
-                try:
-                    await asyncio.wait_for(ws.recv(), remaining)
-                except asyncio.TimeoutError:
-                    continue
+        self._stream.start()
+        while await (rpc or self.rpc).latest_height() < height:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RPCError(f"block {height} did not appear within {timeout:.0f}s")
+            self._new_block.clear()
+            try:
+                await asyncio.wait_for(self._new_block.wait(), min(remaining, 0.5))
+            except asyncio.TimeoutError:
+                continue
+
+    # -- keeping calls until they are in a block ------------------------------------------------
+
+    def _track(self, pending: _Pending) -> None:
+        self._pending[pending.digest] = pending
+        self._pending_by_key.setdefault(pending.key, set()).add(pending.digest)
+
+    def _untrack(self, pending: _Pending) -> None:
+        self._pending.pop(pending.digest, None)
+        digests = self._pending_by_key.get(pending.key)
+        if digests is not None:
+            digests.discard(pending.digest)
+            if not digests:
+                del self._pending_by_key[pending.key]
+
+    def _settled_key(self, key: str, record: ResultRecord | None = None) -> None:
+        """A record for `key` is in a block: whatever was sent for that counter is no longer resent."""
+        for digest in list(self._pending_by_key.get(key, ())):
+            self._untrack(self._pending[digest])
+        for watch in self._watches.get(key, ()):
+            watch.wake(record)
+
+    def _on_tx(self, event: TxEvent) -> None:
+        pending = self._pending.get(event.digest)
+        if pending is not None:
+            self._untrack(pending)
+            if event.code != 0 and not event.data and not event.keys:  # refused in the block: no record
+                refusal = (event.code, f"refused in block {event.height}: {event.log}")
+                for watch in self._watches.get(pending.key, ()):
+                    if watch.digest == event.digest:
+                        watch.wake(refusal=refusal)
+        own = None
+        if pending is not None and event.data:
+            try:
+                own = ResultRecord.decode(event.data)
+            except RecordError:
+                own = None
+        for key in event.keys:
+            self._settled_key(key, own if pending is not None and key == pending.key else None)
+
+    def _on_block(self, height: int, keys: list[str]) -> None:
+        for key in keys:
+            self._settled_key(key)
+        self._new_block.set()
+        self._wake_resender.set()
+
+    async def _on_connect(self, node: Node) -> None:
+        """A new subscription: anything may have happened meanwhile, so every waiter reads state again."""
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.wake()
+        self._wake_resender.set()
+
+    def _node_down(self, node: Node) -> None:
+        """What was handed to a failed node may never reach a block: send it again now."""
+        for pending in self._pending.values():
+            if pending.node is node:
+                pending.due = True
+        self._wake_resender.set()
+
+    def _start_resender(self) -> None:
+        if self._resender is None or self._resender.done():
+            self._resender = asyncio.get_running_loop().create_task(self._resend_loop(), name="rtc-resend")
+
+    async def _resend_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake_resender.wait(), TICK_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake_resender.clear()
+            if not self._pending:
+                continue
+            blocks, seconds = await self.resend_after()
+            height, now = self._stream.height, loop.time()
+            due = [p for p in self._pending.values() if p.sent_at and (
+                p.due or now - p.sent_at >= seconds
+                or (height is not None and p.sent_height is not None and height - p.sent_height >= blocks))]
+            for pending in sorted(due, key=lambda p: p.order):  # a session's calls in counter order
+                if pending.digest in self._pending:
+                    await self._resend(pending)
+
+    async def _resend(self, pending: _Pending) -> None:
+        loop = asyncio.get_running_loop()
+        if pending.resends >= self.max_resends:
+            log.warning("call %s was sent %d times and is still not in a block; giving up on it",
+                        pending.key, pending.resends + 1)
+            self._untrack(pending)
+            return
+        try:
+            node = await self.pool.healthy(avoid=pending.node)
+        except RPCUnavailable:
+            return  # no node now: tried again at the next tick
+        try:
+            refusal = await _offer(node, pending.tx)
+        except RPCUnavailable as exc:
+            self.pool.mark_down(node, str(exc))
+            return
+        except RPCError as exc:  # e.g. a full mempool: try again later, elsewhere
+            pending.node, pending.sent_at = node, loop.time()
+            log.info("resending %s to %s failed: %s", pending.key, node.url, exc)
+            return
+        pending.resends += 1
+        self.resent += 1
+        if refusal is None:
+            log.info("call %s resent to %s (not in a block yet)", pending.key, node.url)
+            pending.node, pending.sent_height, pending.sent_at, pending.due = node, self._stream.height, loop.time(), False
+            return
+        # The counter is taken (by this very call, most likely, in a block this client missed), or the
+        # session ended: stop resending, and let a waiter read the state and judge.
+        self._untrack(pending)
+        for watch in self._watches.get(pending.key, ()):
+            if watch.digest == pending.digest:
+                watch.wake(refusal=(refusal.code, refusal.log))
 
     # -- verification -------------------------------------------------------------------------
 
@@ -216,19 +549,31 @@ class AsyncClient:
         into the evidence for `verify` to judge; RPCError only when the node cannot be reached
         or does not reach the height it claims within `timeout`."""
         policy = self._policy()
-        answer = await self.rpc.abci_query(queries.result_path(session, counter), prove=True)
+        for attempt in range(len(self.pool)):
+            node = await self.pool.healthy()
+            try:  # every part from one node, so that they belong together
+                return await self._evidence_from(node.rpc, policy, session, counter, timeout)
+            except RPCUnavailable as exc:
+                self.pool.mark_down(node, str(exc))
+                if attempt == len(self.pool) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _evidence_from(self, rpc: AsyncRPC, policy: TrustPolicy, session: bytes, counter: int,
+                             timeout: float) -> ResultEvidence:
+        answer = await rpc.abci_query(queries.result_path(session, counter), prove=True)
         state_height = _answered_height(answer)
         if state_height is None:
             return ResultEvidence(session, counter, answer if isinstance(answer, dict) else {}, {}, {},
                                   await self.chain_id())
-        await self.wait_for_height(state_height + 1, timeout)
-        commit = await self.rpc.commit(state_height + 1)
+        await self.wait_for_height(state_height + 1, timeout, rpc)
+        commit = await rpc.commit(state_height + 1)
         signed_header = (commit.get("signed_header") if isinstance(commit, dict) else None) or {}
-        validators = await self.rpc.validators(state_height + 1)
+        validators = await rpc.validators(state_height + 1)
         genesis = None
         if policy.trust_on_first_use:
             try:
-                genesis = GenesisDoc.from_json(await self.rpc.genesis())
+                genesis = GenesisDoc.from_json(await rpc.genesis())
             except ValueError:
                 pass  # verify() refuses the missing genesis
         registry, registry_error = await self._registry(policy, signed_header, validators)
@@ -308,20 +653,24 @@ class AsyncSession:
 
     async def envelope(self, call: dict[str, Any] | None, counter: int | None = None) -> Envelope:
         """Sign the next call (or a close, for `call=None`) and take its counter."""
+        domain = await self.client.signing_domain()  # first: a counter is taken only for a call that is signed
         if counter is None:
             counter = self.next_counter
             self.next_counter += 1
-        domain = await self.client.signing_domain()
         if call is None:
             return sign(self.key, domain, self.id, counter, b"", Kind.CLOSE)
         return sign(self.key, domain, self.id, counter, canonical_json(call))
 
     async def call(self, call: dict[str, Any], via: AsyncClient | None = None) -> int:
-        """Send a call without waiting for any block (through `via`, another node, if given);
-        returns its counter."""
+        """Send a call without waiting for any block; returns its counter. The client keeps it
+        until it is in a block, sending it again if needed (`AsyncClient.submit`); through `via`,
+        another client, it is sent once."""
         envelope = await self.envelope(call)
         try:
-            await (via or self.client).broadcast(envelope.encode())
+            if via is None:
+                await self.client.submit(envelope)
+            else:
+                await via.broadcast(envelope.encode())
         except CallRejected as exc:
             self.give_back(envelope.counter, exc)
             raise
@@ -373,26 +722,21 @@ def _holds_a_final_record(evidence: ResultEvidence) -> bool:
         return False
 
 
-async def _until_reply(ws: Any, request_id: str) -> None:
-    while True:
-        message = orjson.loads(await ws.recv())
-        if message.get("id") == request_id:
-            if "error" in message:
-                raise RPCError(f"subscribe: {message['error'].get('message')} {message['error'].get('data', '')}")
-            return
+def _key(session: bytes, counter: int) -> str:
+    """How events and subscriptions name a result: `rtc_result.key`."""
+    return f"{session.hex()}/{counter}"
 
 
-async def _next_result_event(ws: Any, key: str) -> tuple[int, str] | None:
-    """Return when an event about `key` arrives (its data is then read from state), or the
-    refusal (code, log) of our own transaction when its block refused it."""
-    while True:
-        message = orjson.loads(await ws.recv())
-        result = message.get("result") or {}
-        if key in (result.get("events") or {}).get("rtc_result.key", []):
-            return None
-        tx_result = ((result.get("data") or {}).get("value") or {}).get("TxResult")
-        if tx_result is not None:
-            outcome = tx_result.get("result") or {}
-            code = int(outcome.get("code", 0))
-            if code != 0 and not outcome.get("data"):
-                return code, "refused in block " + str(tx_result.get("height")) + ": " + outcome.get("log", "")
+async def _offer(node: Node, tx: bytes) -> CallRejected | None:
+    """Hand `tx` to one node's mempool: None when it took it (or already had it), else CheckTx's
+    refusal. RPCUnavailable when the node cannot be reached; other RPCErrors as they come."""
+    try:
+        checked = await node.rpc.broadcast_tx_sync(tx)
+    except RPCUnavailable:
+        raise
+    except RPCError as exc:
+        if "already exists in cache" in str(exc):
+            return None  # the node has these very bytes (from us or by gossip)
+        raise
+    code = int(checked.get("code", 0))
+    return CallRejected(code, checked.get("log", "")) if code else None

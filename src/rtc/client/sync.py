@@ -1,18 +1,21 @@
 """The blocking client for scripts and the REPL: the same methods as the async one.
 
-`Client` runs an `AsyncClient` on an event loop of its own, kept for its lifetime, so a
-session's websocket and HTTP connections are reused between calls.
+`Client` runs an `AsyncClient` on an event loop of its own, in a background thread kept for
+the client's lifetime: its websocket and HTTP connections are reused between calls, and
+between calls it keeps following the cluster, failing over and resending calls that are
+not yet in a block, exactly as the async client does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import threading
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from nacl.signing import SigningKey
 
-from rtc.protocol import Envelope
+from rtc.protocol import Envelope, SessionRecord
 
 from .aio import AsyncClient, AsyncSession
 from .results import CallRejected, CallResult, QueryResult
@@ -23,19 +26,34 @@ T = TypeVar("T")
 
 
 class Client:
-    """A blocking client of one node's RPC endpoint; see `AsyncClient` for the arguments."""
+    """A blocking client of one or several nodes of a cluster; see `AsyncClient` for the arguments."""
 
-    def __init__(self, url: str, trust: TrustPolicy | None = None, history: HistoryCheck | None = None,
-                 timeout: float = 10.0) -> None:
-        self._runner = asyncio.Runner()
-        self.aio = AsyncClient(url, trust, history, timeout)
+    def __init__(self, nodes: str | Sequence[str], trust: TrustPolicy | None = None,
+                 history: HistoryCheck | None = None, timeout: float = 10.0, *,
+                 resend_after_blocks: int | None = None, resend_after_s: float | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rtc-client", daemon=True)
+        self._thread.start()
+        self.aio = AsyncClient(nodes, trust, history, timeout, resend_after_blocks=resend_after_blocks,
+                               resend_after_s=resend_after_s)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coroutine)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. Ctrl-C: stop the coroutine too
+            raise
 
     def close(self) -> None:
-        self._run(self.aio.aclose())
-        self._runner.close()
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self.aio.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -46,6 +64,10 @@ class Client:
     @property
     def url(self) -> str:
         return self.aio.url
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self.aio.urls
 
     def status(self) -> dict[str, Any]:
         return self._run(self.aio.status())
@@ -73,6 +95,9 @@ class Client:
 
     def result(self, session: bytes, counter: int) -> CallResult | None:
         return self._run(self.aio.result(session, counter))
+
+    def session_record(self, session: bytes) -> SessionRecord | None:
+        return self._run(self.aio.session_record(session))
 
     def wait_for_result(self, session: bytes, counter: int, timeout: float = 30.0, tx: bytes | None = None) -> CallResult:
         return self._run(self.aio.wait_for_result(session, counter, timeout, tx))

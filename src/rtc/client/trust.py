@@ -65,10 +65,11 @@ class TrustPolicy:
 
     @classmethod
     def choose(cls, *, chain_id: str | None = None, validators_hash: bytes | None = None,
-               contract: ContractCheck | None = None, genesis_file: Path | None = None) -> "TrustPolicy":
+               contract: ContractCheck | None = None, genesis_file: Path | None = None,
+               trust_on_first_use: bool = False) -> "TrustPolicy":
         """The strongest policy the given anchors allow: a pinned hash (with the contract as well,
         if given), else the contract alone (it follows validator-set changes), else a genesis
-        file, else trust on first use."""
+        file, else trust on first use, but only when asked for: never a silent fallback."""
         if validators_hash is not None:
             return cls.pinned(chain_id, validators_hash, contract)
         if contract is not None:
@@ -78,6 +79,10 @@ class TrustPolicy:
             if chain_id is not None and chain_id != policy.chain_id:
                 raise ValueError(f"chain id {chain_id!r} contradicts the genesis file's {policy.chain_id!r}")
             return policy
+        if not trust_on_first_use:
+            raise ValueError("nothing to verify against: give the validator set hash to trust (--trust-hash), the "
+                             "Registry (--eth-rpc, --registry, --cluster-id), a devnet's folder (--home), or accept "
+                             "the genesis the node serves with --trust-on-first-use")
         return cls.first_use(chain_id)
 
     def describe(self) -> str:
