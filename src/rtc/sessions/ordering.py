@@ -31,7 +31,11 @@ class SessionRules:
     """Cluster-wide bounds; part of the cluster settings, identical on every node."""
 
     max_buffered: int = 64  # early calls waiting per session; also how far ahead a counter may run
-    gap_timeout_blocks: int = 20  # a missing predecessor fails the session after this many blocks
+    # A missing predecessor fails the session after this many blocks. 80 covers a client's
+    # failover and resend (docs/protocol.md §4): clients resend a call not in a block after an
+    # eighth of it (10 blocks), so it lands several times over before the deadline; about 8 s
+    # at the 10 blocks/s a loopback cluster can reach, far longer when blocks come slower.
+    gap_timeout_blocks: int = 80
     idle_expiry_blocks: int = 10_000  # a session with no activity expires after this many blocks
 
     def __post_init__(self) -> None:
