@@ -56,30 +56,28 @@ class RecordingApp(Application):
 
 
 # A stream exercising every kind of framing: tiny frames, two-byte prefixes, two Flushes.
+# (All requests of the consensus connection: a connection keeps the role of its first one.)
 STREAM_REQUESTS: list[dict[str, object]] = [
     {"echo": pb.RequestEcho(message="hello")},
-    {"info": pb.RequestInfo(version="0.39.4")},
-    {"check_tx": pb.RequestCheckTx(tx=b"tx-1")},
+    {"prepare_proposal": pb.RequestPrepareProposal(max_tx_bytes=5, txs=[b"aa", b"bbb", b"c"])},
     {"flush": pb.RequestFlush()},
     {"finalize_block": pb.RequestFinalizeBlock(txs=[b"a" * 150, b"b"], height=5)},
     {"commit": pb.RequestCommit()},
-    {"query": pb.RequestQuery(data=b"abc", path="/x")},
+    {"process_proposal": pb.RequestProcessProposal(txs=[b"x"])},
     {"flush": pb.RequestFlush()},
 ]
 STREAM = b"".join(request_frame(**r) for r in STREAM_REQUESTS)
-STREAM_KINDS = ["echo", "info", "check_tx", "flush", "finalize_block", "commit", "query", "flush"]
+STREAM_KINDS = ["echo", "prepare_proposal", "flush", "finalize_block", "commit", "process_proposal", "flush"]
 
 
 def check_stream_responses(responses: list[pb.Response]) -> None:
     assert [r.WhichOneof("value") for r in responses] == STREAM_KINDS
     assert responses[0].echo.message == "hello"
-    assert responses[1].info.data == "recording-app"
-    assert responses[1].info.last_block_height == 7
-    assert responses[2].check_tx.data == b"tx-1"
-    assert [t.code for t in responses[4].finalize_block.tx_results] == [0, 0]
-    assert responses[4].finalize_block.app_hash == (5).to_bytes(8, "big")
-    assert responses[5].commit.retain_height == 1
-    assert responses[6].query.value == b"cba"
+    assert list(responses[1].prepare_proposal.txs) == [b"aa", b"bbb"]
+    assert [t.code for t in responses[3].finalize_block.tx_results] == [0, 0]
+    assert responses[3].finalize_block.app_hash == (5).to_bytes(8, "big")
+    assert responses[4].commit.retain_height == 1
+    assert responses[5].process_proposal.status == pb.ResponseProcessProposal.ACCEPT
 
 
 @pytest.fixture
@@ -143,6 +141,7 @@ async def test_every_split_point(server: ABCIServer, sock_path: str, connect, re
         assert reads == [cut, len(STREAM) - cut], cut
         check_stream_responses(await client.read_responses(len(STREAM_KINDS)))
         await client.close()
+        await wait_for(lambda: server.connection_count == 0)  # the consensus role is free again
 
 
 async def test_byte_by_byte(server: ABCIServer, sock_path: str, connect, reads: list[int]) -> None:
@@ -200,30 +199,33 @@ async def test_connections_are_independent(server: ABCIServer, sock_path: str, c
 
 async def test_default_application_answers(sock_path: str, connect) -> None:
     async with ABCIServer(Application(), f"unix://{sock_path}"):
-        client = await connect(sock_path)
-        reqs = [
-            {"prepare_proposal": pb.RequestPrepareProposal(max_tx_bytes=5, txs=[b"aa", b"bbb", b"c"])},
-            {"process_proposal": pb.RequestProcessProposal()},
-            {"verify_vote_extension": pb.RequestVerifyVoteExtension()},
-            {"finalize_block": pb.RequestFinalizeBlock(txs=[b"1", b"2", b"3"])},
-            {"insert_tx": pb.RequestInsertTx(tx=b"1")},
-            {"reap_txs": pb.RequestReapTxs()},
-            {"offer_snapshot": pb.RequestOfferSnapshot()},
-            {"init_chain": pb.RequestInitChain(chain_id="c")},
-            {"list_snapshots": pb.RequestListSnapshots()},
-            {"flush": pb.RequestFlush()},
+        flush = {"flush": pb.RequestFlush()}
+        by_connection = [
+            [
+                {"prepare_proposal": pb.RequestPrepareProposal(max_tx_bytes=5, txs=[b"aa", b"bbb", b"c"])},
+                {"process_proposal": pb.RequestProcessProposal()},
+                {"verify_vote_extension": pb.RequestVerifyVoteExtension()},
+                {"finalize_block": pb.RequestFinalizeBlock(txs=[b"1", b"2", b"3"])},
+                {"init_chain": pb.RequestInitChain(chain_id="c")},
+                flush,
+            ],
+            [{"insert_tx": pb.RequestInsertTx(tx=b"1")}, {"reap_txs": pb.RequestReapTxs()}, flush],
+            [{"offer_snapshot": pb.RequestOfferSnapshot()}, {"list_snapshots": pb.RequestListSnapshots()}, flush],
         ]
-        await client.send(b"".join(request_frame(**r) for r in reqs))
-        res = await client.read_responses(len(reqs))
-        assert list(res[0].prepare_proposal.txs) == [b"aa", b"bbb"]
-        assert res[1].process_proposal.status == pb.ResponseProcessProposal.ACCEPT
-        assert res[2].verify_vote_extension.status == pb.ResponseVerifyVoteExtension.ACCEPT
-        assert len(res[3].finalize_block.tx_results) == 3
-        assert res[4].insert_tx.code != 0
-        assert list(res[5].reap_txs.txs) == []
-        assert res[6].offer_snapshot.result == pb.ResponseOfferSnapshot.ABORT
-        assert res[7].WhichOneof("value") == "init_chain"
-        assert res[8].WhichOneof("value") == "list_snapshots"
+        res = []
+        for reqs in by_connection:
+            client = await connect(sock_path)
+            await client.send(b"".join(request_frame(**r) for r in reqs))
+            res.append(await client.read_responses(len(reqs)))
+        assert list(res[0][0].prepare_proposal.txs) == [b"aa", b"bbb"]
+        assert res[0][1].process_proposal.status == pb.ResponseProcessProposal.ACCEPT
+        assert res[0][2].verify_vote_extension.status == pb.ResponseVerifyVoteExtension.ACCEPT
+        assert len(res[0][3].finalize_block.tx_results) == 3
+        assert res[0][4].WhichOneof("value") == "init_chain"
+        assert res[1][0].insert_tx.code != 0
+        assert list(res[1][1].reap_txs.txs) == []
+        assert res[2][0].offer_snapshot.result == pb.ResponseOfferSnapshot.ABORT
+        assert res[2][1].WhichOneof("value") == "list_snapshots"
 
 
 # ---- errors ------------------------------------------------------------------------
@@ -316,8 +318,11 @@ async def test_disconnect_stops_serve_forever(
     assert not task.done()
 
     clients = [await connect(sock_path) for _ in range(4)]
-    for c in clients:
-        await c.send(request_frame(echo=pb.RequestEcho(message="hi")) + request_frame(flush=pb.RequestFlush()))
+    # CometBFT's four connections, each with one of its requests.
+    first_requests = [{"info": pb.RequestInfo()}, {"check_tx": pb.RequestCheckTx(tx=b"t")},
+                      {"finalize_block": pb.RequestFinalizeBlock(height=1)}, {"list_snapshots": pb.RequestListSnapshots()}]
+    for c, first in zip(clients, first_requests):
+        await c.send(request_frame(**first) + request_frame(flush=pb.RequestFlush()))
         await c.read_responses(2)
     for c in clients[:3]:
         await c.close()
@@ -446,7 +451,7 @@ def test_run_server_signal_exits_zero(sock_path: str, sig: signal.Signals) -> No
 
 async def test_run_server_disconnect_exits_zero(sock_path: str) -> None:
     proc = start_child(sock_path)
-    await child_exchange(sock_path, request_frame(echo=pb.RequestEcho(message="x")) + request_frame(flush=pb.RequestFlush()))
+    await child_exchange(sock_path, request_frame(info=pb.RequestInfo()) + request_frame(flush=pb.RequestFlush()))
     _, err = await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 0, err
     assert "CometBFT disconnected; stopping ABCI server" in err

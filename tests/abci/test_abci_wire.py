@@ -14,6 +14,7 @@ from rtc.abci.wire import (
     decode_uvarint,
     encode_frame,
     encode_uvarint,
+    max_frame_size_for,
 )
 
 VALUES = [0, 1, 127, 128, 255, 300, 16383, 16384, 2**21, 2**28 - 1, 2**32, 2**56 + 5, 2**63, 2**64 - 1]
@@ -116,11 +117,19 @@ def test_oversize_frame_refused_on_prefix_alone() -> None:
         dec.feed(encode_uvarint(1001))  # no body needed to refuse it
 
 
-def test_default_max_is_64_mib() -> None:
-    assert DEFAULT_MAX_FRAME_SIZE == 64 * 1024 * 1024
+def test_default_max_is_a_default_block_and_a_margin() -> None:
+    assert DEFAULT_MAX_FRAME_SIZE == 21 * 1024 * 1024 + (1 << 20)
     dec = FrameDecoder()
     with pytest.raises(FrameTooLargeError):
         dec.feed(encode_uvarint(DEFAULT_MAX_FRAME_SIZE + 1))
+
+
+def test_the_frame_limit_follows_the_block_size() -> None:
+    assert max_frame_size_for(50 * 1024 * 1024) == 51 * 1024 * 1024
+    assert max_frame_size_for(-1) == 101 * 1024 * 1024  # CometBFT's own cap
+    assert max_frame_size_for(1024 * 1024) == 16_000_000 + (1 << 20)  # a state sync chunk from a peer still fits
+    with pytest.raises(ValueError):
+        max_frame_size_for(0)
 
 
 def test_malformed_varint_refused() -> None:

@@ -1,9 +1,15 @@
 """Asyncio ABCI socket server: the process boundary between CometBFT and our
 state machine.
 
-CometBFT opens four connections (consensus, mempool, info/query, snapshot)
-and never says which is which, so every connection is handled the same way.
-On each one, requests are answered strictly in order. Replies are collected
+CometBFT opens four connections (consensus, mempool, query, snapshot) and
+never says which is which, but each sends only its own kinds of request
+(``proxy/app_conn.go``). So a connection takes the role of its first request
+that names one (``ROLES``), keeps it, and no two live connections share a
+role: something that connects besides CometBFT can never drive FinalizeBlock
+and Commit while CometBFT's consensus connection is open. At most
+``MAX_CONNECTIONS`` connections are accepted, and a unix socket is created
+owner-only (0600) before it gets its name (see docs/architecture.md, "The
+ABCI socket"). On each connection, requests are answered strictly in order. Replies are collected
 and handed to the socket when CometBFT sends Flush (which it does after every
 synchronous call and at most ~20 ms after asynchronous CheckTx calls), so a
 burst of requests costs one write, not one per message.
@@ -18,12 +24,16 @@ without copying the inner message into a wrapper first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import stat
+import struct
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -33,7 +43,7 @@ from rtc.abci._pb.tendermint.abci import types_pb2 as pb
 from rtc.abci.application import Application
 from rtc.abci.wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameError, encode_uvarint
 
-__all__ = ["ABCIServer", "AddressInUseError", "run_server", "parse_address"]
+__all__ = ["ABCIServer", "AddressInUseError", "MAX_CONNECTIONS", "ROLES", "run_server", "parse_address"]
 
 log = logging.getLogger("rtc.abci")
 
@@ -41,6 +51,19 @@ log = logging.getLogger("rtc.abci")
 _SERVER_HANDLED = frozenset({"echo", "flush"})
 # Pending replies are pushed to the socket early once they exceed this, even without a Flush.
 _MAX_PENDING_BYTES = 1 << 20
+#: CometBFT's four connections, plus room for a readiness probe or a reconnect racing the old close.
+MAX_CONNECTIONS = 6
+#: Which of CometBFT's connections sends each request (its AppConnConsensus, AppConnMempool,
+#: AppConnQuery and AppConnSnapshot). Echo and Flush go on any connection.
+ROLES: dict[str, str] = {
+    **dict.fromkeys(("init_chain", "prepare_proposal", "process_proposal", "extend_vote",
+                     "verify_vote_extension", "finalize_block", "commit"), "consensus"),
+    **dict.fromkeys(("check_tx", "insert_tx", "reap_txs"), "mempool"),
+    **dict.fromkeys(("info", "query"), "query"),
+    **dict.fromkeys(("list_snapshots", "offer_snapshot", "load_snapshot_chunk", "apply_snapshot_chunk"), "snapshot"),
+}
+# sun_path is 108 bytes on Linux, the last one the terminating NUL.
+_MAX_UNIX_PATH = 107
 _Request = pb.Request
 _ResponseEcho = pb.ResponseEcho
 
@@ -79,30 +102,100 @@ class _Address:
 
 
 def parse_address(address: str) -> _Address:
-    """Parse CometBFT's ``proxy_app`` syntax: ``unix:///path/abci.sock`` or ``tcp://host:port``."""
+    """Parse CometBFT's ``proxy_app`` syntax: ``unix:///path/abci.sock`` or ``tcp://host:port``.
+
+    TCP is accepted on loopback only: anything that can reach the port can drive the state
+    machine, so it must at least not be another machine.
+    """
     if address.startswith("unix://"):
         path = address[len("unix://") :]
         if not path:
             raise ValueError(f"empty unix socket path in {address!r}")
+        longest = len(os.fsencode(_temporary_name(path)))
+        if longest > _MAX_UNIX_PATH:
+            raise ValueError(f"{path} is too long for a unix socket ({longest} bytes while it is created, at most "
+                             f"{_MAX_UNIX_PATH}): put the socket in a folder with a shorter path")
         return _Address("unix", path=path)
     if address.startswith("tcp://"):
         hostport = address[len("tcp://") :]
         host, sep, port = hostport.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
-        host = host.strip("[]") or "0.0.0.0"
+        host = host.strip("[]")
+        if not _is_loopback(host):
+            raise ValueError(f"ABCI over TCP listens on loopback only (127.0.0.1 or ::1), not {host or 'every address'!r} "
+                             f"in {address!r}; better, use unix:///path/abci.sock in the node's home")
         return _Address("tcp", host=host, port=int(port))
-    raise ValueError(f"unsupported ABCI address {address!r} (use unix:///path or tcp://host:port)")
+    raise ValueError(f"unsupported ABCI address {address!r} (use unix:///path or tcp://127.0.0.1:port)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _temporary_name(path: str) -> str:
+    """Where the socket is bound before it is renamed to `path`: a private folder beside it
+    (its longest form: `mkdtemp` adds 8 characters to the prefix)."""
+    return os.path.join(os.path.dirname(path) or ".", ".abci" + "x" * 8, "s")
+
+
+def _bind_private_unix(path: str) -> socket.socket:
+    """A unix socket bound at `path` that only its owner can connect to, from the moment it has that name.
+
+    bind() creates the file with the umask's mode and a later chmod would leave a window in
+    which anyone may connect; so the socket is bound inside a fresh 0700 folder, made 0600
+    there, and only then renamed into place (rename keeps the socket: connect finds it by inode).
+    """
+    parent = os.path.dirname(path) or "."
+    private = tempfile.mkdtemp(prefix=".abci", dir=parent)  # mode 0700, whatever the umask
+    temporary = os.path.join(private, "s")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(temporary)
+        os.chmod(temporary, 0o600)
+        os.rename(temporary, path)
+    except BaseException:
+        sock.close()
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    finally:
+        os.rmdir(private)
+    return sock
+
+
+def _peer_of(transport: asyncio.Transport) -> tuple[str, int | None]:
+    """A connection's name for the logs, and for a unix socket the peer's uid (SO_PEERCRED)."""
+    peer = transport.get_extra_info("peername")
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
+        try:
+            pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            return f"pid {pid} (uid {uid})", uid
+        except OSError:
+            pass
+    return (str(peer) if peer else "?"), None
 
 
 def _prepare_unix_path(path: str) -> None:
-    """Remove a stale socket file left by a crash; refuse if a live server owns it."""
+    """Remove a stale socket file left by a crash of ours; refuse if a live server owns it, if it is
+    not a socket (a symlink is not followed) or if another user owns it."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise AddressInUseError(f"{path} exists and is not a socket; refusing to replace it")
+    if st.st_uid != os.geteuid():
+        raise AddressInUseError(f"{path} is a socket owned by uid {st.st_uid}, not by this user ({os.geteuid()}); "
+                                "refusing to remove it: check who made it, remove it yourself, then start again")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -128,9 +221,12 @@ def _prepare_unix_path(path: str) -> None:
 # Per-connection protocol
 
 
-def _build_dispatch(app: Application) -> dict[str, tuple[Callable[[Any], Any], type, bytes]]:
-    """Map each Request oneof name to (bound app method, expected response class, response tag)."""
-    table: dict[str, tuple[Callable[[Any], Any], type, bytes]] = {}
+_Entry = tuple[Callable[[Any], Any], type, bytes, str]
+
+
+def _build_dispatch(app: Application) -> dict[str, _Entry]:
+    """Map each Request oneof name to (bound app method, expected response class, response tag, role)."""
+    table: dict[str, _Entry] = {}
     response_fields = pb.Response.DESCRIPTOR.fields_by_name
     for field in pb.Request.DESCRIPTOR.oneofs_by_name["value"].fields:
         name = field.name
@@ -139,8 +235,11 @@ def _build_dispatch(app: Application) -> dict[str, tuple[Callable[[Any], Any], t
         method = getattr(app, name, None)
         if method is None:
             raise TypeError(f"{type(app).__name__} has no method {name!r} (subclass rtc.abci.Application)")
+        role = ROLES.get(name)
+        if role is None:
+            raise TypeError(f"ABCI request {name!r} has no connection in rtc.abci.server.ROLES; add it there")
         rfield = response_fields[name]
-        table[name] = (method, getattr(pb, rfield.message_type.name), _tag(rfield.number))
+        table[name] = (method, getattr(pb, rfield.message_type.name), _tag(rfield.number), role)
     return table
 
 
@@ -156,16 +255,20 @@ class _Connection(asyncio.Protocol):
         self._out_size = 0
         self._closed = False
         self.peer = "?"
-        self.spoke = False  # has sent at least one valid ABCI request
+        self.role: str | None = None  # "consensus", "mempool", "query" or "snapshot" once a request said which
 
     # asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = str(peer) if peer else f"conn#{id(self) & 0xFFFF:04x}"
-        self._server._connection_made(self)
+        peer, uid = _peer_of(transport)
+        self.peer = f"{peer} conn#{id(self) & 0xFFFF:04x}"
+        refusal = self._server._admit(self, uid)
+        if refusal is not None:
+            log.warning("refusing ABCI connection from %s: %s", self.peer, refusal)
+            self._closed = True
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -213,7 +316,9 @@ class _Connection(asyncio.Protocol):
             kind = req.WhichOneof("value")
             entry = dispatch.get(kind) if kind is not None else None
             if entry is not None:
-                method, rtype, tag = entry
+                method, rtype, tag, role = entry
+                if role != self.role and not self._take_role(role, kind):
+                    return False
                 try:
                     res = method(getattr(req, kind))
                     if type(res) is not rtype:
@@ -242,15 +347,23 @@ class _Connection(asyncio.Protocol):
                 what = f"oneof field {kind!r}" if kind else f"no known request field ({len(payload)} bytes)"
                 self._protocol_error(f"unknown ABCI request: {what}")
                 return False
-        if not self.spoke:
-            self._mark_spoke()
         if self._out_size > _MAX_PENDING_BYTES:
             self._write_out()
         return True
 
-    def _mark_spoke(self) -> None:
-        self.spoke = True
-        self._server._connection_spoke(self)
+    def _take_role(self, role: str, kind: str) -> bool:
+        """Make this the connection of `role`, or close it: False if it had to be closed."""
+        if self.role is not None:
+            self._protocol_error(f"the {self.role} connection sent {kind}, a request of the {role} connection")
+            return False
+        holder = self._server._role_holder(role)
+        if holder is not None:
+            self._protocol_error(f"{kind} on a second {role} connection: the {role} connection is already open "
+                                 f"({holder.peer}); only CometBFT's own may send {role} requests")
+            return False
+        self.role = role
+        self._server._role_taken(self)
+        return True
 
     # helpers ------------------------------------------------------------------------
 
@@ -282,8 +395,6 @@ class _Connection(asyncio.Protocol):
             exc_info=exc,
         )
         self._server.app_error = exc
-        if not self.spoke:
-            self._mark_spoke()  # a request reached the app: this was CometBFT
         self._close_with(f"{kind}: {type(exc).__name__}: {exc}")
 
     def abort(self) -> None:
@@ -301,8 +412,14 @@ class ABCIServer:
 
     ``stop_on_disconnect`` (default): once CometBFT has connected and spoken,
     losing all its connections makes :meth:`serve_forever` return, so the node
-    process exits with CometBFT instead of lingering. Pass False to keep
+    process exits with CometBFT instead of lingering (a connection that never
+    took a role, say a probe, does not keep it alive). Pass False to keep
     serving (e.g. to let CometBFT restart and reconnect).
+
+    ``max_frame_size`` bounds one request (and so what one connection buffers):
+    the node passes its genesis' block size plus a margin
+    (:func:`rtc.abci.wire.max_frame_size_for`). ``max_connections`` caps the
+    connections open at once; more are closed as they arrive.
     """
 
     def __init__(
@@ -312,15 +429,20 @@ class ABCIServer:
         *,
         stop_on_disconnect: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 4:
+            raise ValueError("max_connections must be at least 4: CometBFT opens four connections")
         self.app = app
         self.address = address
         self._addr = parse_address(address)
         self.stop_on_disconnect = stop_on_disconnect
         self.max_frame_size = max_frame_size
+        self.max_connections = max_connections
         self._dispatch = _build_dispatch(app)
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._roles: dict[str, _Connection] = {}  # the live connection of each role
         self._spoken = False
         self._stopped = asyncio.Event()
         self._socket_id: tuple[int, int] | None = None
@@ -349,7 +471,14 @@ class ABCIServer:
         if self._addr.scheme == "unix":
             path = self._addr.path
             _prepare_unix_path(path)
-            self._server = await loop.create_unix_server(lambda: _Connection(self), path=path)
+            sock = _bind_private_unix(path)
+            try:
+                self._server = await loop.create_unix_server(lambda: _Connection(self), sock=sock)
+            except BaseException:
+                sock.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                raise
             st = os.stat(path)
             self._socket_id = (st.st_dev, st.st_ino)
         else:
@@ -404,19 +533,36 @@ class ABCIServer:
 
     # connection bookkeeping --------------------------------------------------------
 
-    def _connection_made(self, conn: _Connection) -> None:
+    def _admit(self, conn: _Connection, uid: int | None) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+        if uid is not None and uid not in (os.geteuid(), 0):
+            return f"uid {uid} is neither this node's user nor root"
+        if len(self._connections) >= self.max_connections:
+            return (f"{len(self._connections)} connections are open already "
+                    f"(CometBFT opens 4; at most {self.max_connections} are accepted)")
         self._connections.add(conn)
         log.debug("ABCI connection from %s (%d open)", conn.peer, len(self._connections))
+        return None
 
-    def _connection_spoke(self, conn: _Connection) -> None:
+    def _role_holder(self, role: str) -> _Connection | None:
+        return self._roles.get(role)
+
+    def _role_taken(self, conn: _Connection) -> None:
+        assert conn.role is not None
+        self._roles[conn.role] = conn
+        log.debug("ABCI connection %s is the %s connection", conn.peer, conn.role)
         if not self._spoken:
             log.info("CometBFT connected to the ABCI server")
         self._spoken = True
 
     def _connection_lost(self, conn: _Connection) -> None:
+        if conn not in self._connections:
+            return  # refused when it arrived
         self._connections.discard(conn)
+        if conn.role is not None and self._roles.get(conn.role) is conn:
+            del self._roles[conn.role]
         log.debug("ABCI connection %s closed (%d open)", conn.peer, len(self._connections))
-        if self._connections or not self._spoken or self._server is None:
+        if self._roles or not self._spoken or self._server is None:
             return
         if self.stop_on_disconnect:
             log.info("CometBFT disconnected; stopping ABCI server")
@@ -436,6 +582,7 @@ def run_server(
     *,
     stop_on_disconnect: bool = True,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> int:
     """Run an ABCI server until CometBFT disconnects or SIGTERM/SIGINT arrives.
 
@@ -443,7 +590,8 @@ def run_server(
     method raised (so a supervisor can tell a crash from a shutdown).
     """
     return asyncio.run(
-        _run(app, address, stop_on_disconnect=stop_on_disconnect, max_frame_size=max_frame_size)
+        _run(app, address, stop_on_disconnect=stop_on_disconnect, max_frame_size=max_frame_size,
+             max_connections=max_connections)
     )
 
 

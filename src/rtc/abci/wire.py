@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "FRAME_MARGIN",
     "FrameDecoder",
     "FrameError",
     "FrameTooLargeError",
@@ -17,9 +18,19 @@ __all__ = [
     "decode_uvarint",
     "encode_frame",
     "encode_uvarint",
+    "max_frame_size_for",
 ]
 
-DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+# What CometBFT can send in one request: a block's transactions (FinalizeBlock,
+# ProcessProposal, PrepareProposal), at most the genesis' block.max_bytes, or one state
+# sync chunk from a peer (ApplySnapshotChunk), at most 16e6 bytes (statesync chunkMsgSize).
+# The rest of a request (header fields, the last commit's votes, evidence, which block
+# max_bytes counts too) fits in the margin.
+FRAME_MARGIN = 1 << 20
+COMETBFT_DEFAULT_BLOCK_BYTES = 22020096  # block.max_bytes of a genesis `cometbft init` writes (21 MiB)
+COMETBFT_MAX_BLOCK_BYTES = 104857600  # types.MaxBlockSizeBytes: what block.max_bytes -1 means (100 MiB)
+COMETBFT_MAX_SNAPSHOT_CHUNK = 16_000_000
+DEFAULT_MAX_FRAME_SIZE = COMETBFT_DEFAULT_BLOCK_BYTES + FRAME_MARGIN
 MAX_VARINT_LEN = 10  # a uint64 never needs more than 10 bytes
 
 _SMALL_VARINTS = tuple(bytes((i,)) for i in range(128))
@@ -83,6 +94,16 @@ def decode_uvarint(data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[
             return result, i
         shift += 7
     return None
+
+
+def max_frame_size_for(block_max_bytes: int) -> int:
+    """The largest request CometBFT sends to a chain whose blocks hold at most `block_max_bytes`
+    (its consensus parameter; -1 means CometBFT's own cap of 100 MiB), with the margin."""
+    if block_max_bytes == -1 or block_max_bytes > COMETBFT_MAX_BLOCK_BYTES:
+        block_max_bytes = COMETBFT_MAX_BLOCK_BYTES
+    if block_max_bytes <= 0:
+        raise ValueError(f"block.max_bytes is -1 or positive, not {block_max_bytes}")
+    return max(block_max_bytes, COMETBFT_MAX_SNAPSHOT_CHUNK) + FRAME_MARGIN
 
 
 def encode_frame(payload: bytes) -> bytes:
