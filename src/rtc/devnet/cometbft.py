@@ -14,6 +14,8 @@ from typing import Any
 from rtc.cometbft import GenesisValidator, NodeHome
 from rtc.tools import cometbft_binary
 
+from .manifest import DevnetError
+
 # Consensus timers for a cluster on loopback (see docs/architecture.md, "Timers").
 TIMERS = {
     "timeout_propose": "500ms",
@@ -56,8 +58,20 @@ def write_genesis(homes: list[NodeHome], chain_id: str, validators: list[Genesis
         genesis.write(home.genesis_file)
 
 
+def abci_socket(home: Path) -> str:
+    """Where a node's state machine serves ABCI: a unix socket in its home (`proxy_app` syntax).
+    A home too deep for a socket path is refused here, before anything starts."""
+    from rtc.node.config import abci_socket
+
+    try:
+        return abci_socket(home)
+    except ValueError as exc:
+        raise DevnetError(f"{exc} (pick a shorter --home)") from None
+
+
 def loopback_config(proxy_app: str, p2p_port: int, rpc_port: int, peers: list[str]) -> dict[str, dict[str, Any]]:
-    """The config.toml values of one node of a cluster on loopback (`peers`: "id@host:port").
+    """The config.toml values of one node of a cluster on loopback (`peers`: "id@host:port";
+    `proxy_app`: the app's ABCI address, `abci_socket`, or the name of an app built into CometBFT).
 
     Shared by our devnet and the benchmark's kvstore cluster, so both run with the same timers.
     """

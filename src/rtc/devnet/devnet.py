@@ -182,16 +182,19 @@ class Devnet:
             "trust_period": "168h0m0s"}})
 
     def _configure(self, info: NodeInfo, peers: list[NodeInfo]) -> None:
-        """The node's rtc.json and the CometBFT config values a loopback cluster needs."""
+        """The node's rtc.json and the CometBFT config values a loopback cluster needs.
+
+        ABCI goes over a unix socket in the node's home that only this user can open (the
+        state machine makes it 0600): on TCP any local process could drive the node."""
         from rtc.node.config import NodeConfig
 
-        NodeConfig(abci=f"tcp://127.0.0.1:{info.abci_port}", backend="../app.wasm",
+        abci = cometbft.abci_socket(Path(info.home))
+        NodeConfig(abci=abci, backend="../app.wasm",
                    eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
                    swarm=self.swarm.store, swarm_batch=self.swarm.batch,
                    snapshot_every=self.swarm.snapshot_every).save(Path(info.home))
         NodeHome(Path(info.home)).set_config(cometbft.loopback_config(
-            f"tcp://127.0.0.1:{info.abci_port}", info.p2p_port, info.rpc_port,
-            [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
+            abci, info.p2p_port, info.rpc_port, [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
 
     def add_node(self, progress: Callable[[str], None] = lambda _: None, timeout: float = 60.0,
                  state_sync: bool = False) -> NodeInfo:
@@ -281,7 +284,7 @@ class Devnet:
         self.save()  # recorded at once, so `down` finds it whatever happens next
         try:
             deadline = time.monotonic() + 30
-            while not _accepting(node.abci_port):
+            while not _abci_accepting(home):
                 if app.poll() is not None or time.monotonic() > deadline:
                     raise DevnetError(f"the state machine of {node.name} did not start; see {logs / (node.name + '-app.log')}")
                 time.sleep(0.05)
@@ -422,9 +425,20 @@ def _node_ports(base: int, index: int) -> tuple[int, int, int]:
     return start, start + 1, start + 2
 
 
-def _accepting(port: int) -> bool:
+def _abci_accepting(home: Path) -> bool:
+    """Whether the node's state machine listens on the ABCI address its rtc.json names."""
+    from rtc.node.config import NodeConfig
+
+    address = NodeConfig.load(home).abci
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
+        if address.startswith("unix://"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(0.2)
+                probe.connect(address.removeprefix("unix://"))
+        else:
+            host, _, port = address.removeprefix("tcp://").rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=0.2):
+                pass
+        return True
     except OSError:
         return False

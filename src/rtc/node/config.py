@@ -20,7 +20,7 @@ CONFIG_NAME = "rtc.json"
 class NodeConfig:
     """The state machine's own settings, kept beside CometBFT's config in the node's home."""
 
-    abci: str  # tcp://127.0.0.1:PORT or unix:///path
+    abci: str  # unix:///NODE_HOME/abci.sock (owner-only); tcp://127.0.0.1:PORT only with allow_tcp_abci
     backend: str  # path of the component, relative to the node home or absolute
     state_dir: str = "rtc-state"
     eth_rpc: str | None = None  # this node's own Ethereum endpoint, to check membership syncs
@@ -28,6 +28,9 @@ class NodeConfig:
     swarm: str | None = None  # history store: a folder (embedded store) or a Bee API URL; None: no history
     swarm_batch: str | None = None  # postage batch id, for a Bee node
     snapshot_every: int = 1000  # blocks between state snapshots (0: none); each hashes the whole state
+    # ABCI over TCP lets any local process drive the state machine (FinalizeBlock, Commit):
+    # refused unless the operator sets this (loopback only even then; docs/architecture.md).
+    allow_tcp_abci: bool = False
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -38,6 +41,16 @@ class NodeConfig:
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: is {home} a node home created by `rtc devnet up`?")
         return cls(**json.loads(path.read_text()))
+
+
+def abci_socket(home: Path) -> str:
+    """The ABCI address of a node at `home`: `unix://HOME/abci.sock` (the state machine creates
+    it owner-only). ValueError if the path is too long for a unix socket (107 bytes)."""
+    from rtc.abci.server import parse_address
+
+    address = f"unix://{home.resolve() / 'abci.sock'}"
+    parse_address(address)
+    return address
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Running one node's state machine process: config file in, ABCI server up, clean exit.
 
-A node is two processes: CometBFT and this one. CometBFT connects to us over ABCI; when
-it goes away we exit too, so a supervisor (the devnet, systemd) restarts them together.
+A node is two processes: CometBFT and this one. CometBFT connects to us over ABCI (a unix
+socket only this user can open, in the node's home); when it goes away we exit too, so a
+supervisor (the devnet, systemd) restarts them together.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import logging
 from pathlib import Path
 
 from rtc.abci import run_server
-from rtc.cometbft import NodeHome
+from rtc.abci.server import parse_address
+from rtc.abci.wire import COMETBFT_DEFAULT_BLOCK_BYTES, max_frame_size_for
+from rtc.cometbft import GenesisDoc, NodeHome
 from rtc.history import ExecutedBlocks, HistoryUploader, Snapshots
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.uploader import CURSOR_NAME
@@ -74,7 +77,40 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
                            home / config.state_dir / CURSOR_NAME, app.snapshots, executed=executed)
 
 
+def abci_address(home: Path, config: NodeConfig) -> str:
+    """The address to serve ABCI on, refusing TCP unless rtc.json says `allow_tcp_abci`."""
+    try:
+        scheme = parse_address(config.abci).scheme
+    except ValueError as exc:
+        raise SystemExit(f"{home / 'rtc.json'}: \"abci\": {exc}") from None
+    if scheme == "tcp":
+        if not config.allow_tcp_abci:
+            raise SystemExit(
+                f"{home / 'rtc.json'} serves ABCI on {config.abci}, where any local process could send the node "
+                f"blocks to commit. Use \"abci\": \"unix://{home.resolve() / 'abci.sock'}\" (and the same proxy_app "
+                "in config/config.toml), or set \"allow_tcp_abci\": true to accept that risk")
+        log.warning("serving ABCI on %s: any local process can connect and drive this node's state machine; "
+                    "use a unix socket unless CometBFT cannot reach one", config.abci)
+    return config.abci
+
+
+def block_max_bytes(genesis: GenesisDoc) -> int:
+    """The genesis' consensus parameter block.max_bytes (CometBFT's default when it names none)."""
+    params = genesis.document.get("consensus_params") or {}
+    value = (params.get("block") or {}).get("max_bytes", COMETBFT_DEFAULT_BLOCK_BYTES)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SystemExit(f"the genesis' consensus_params.block.max_bytes is {value!r}, not a number") from None
+
+
 def run_node(home: Path, eth_rpc: str | None = None) -> int:
+    address = abci_address(home, NodeConfig.load(home))
+    # The largest request CometBFT can send this chain bounds what one connection buffers.
+    try:
+        max_frame_size = max_frame_size_for(block_max_bytes(NodeHome(home).genesis()))
+    except ValueError as exc:
+        raise SystemExit(f"{NodeHome(home).genesis_file}: consensus_params: {exc}") from None
     app, config = build_app(home, eth_rpc)
     uploader = history_uploader(home, config, app)
     if app.watcher is not None:
@@ -82,7 +118,7 @@ def run_node(home: Path, eth_rpc: str | None = None) -> int:
     if uploader is not None:
         uploader.start()
     try:
-        return run_server(app, config.abci)
+        return run_server(app, address, max_frame_size=max_frame_size)
     finally:
         if app.watcher is not None:
             app.watcher.stop()
