@@ -101,18 +101,54 @@ def cmd_history_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+RESTORE_ANCHORS = """\
+nothing to check the history in Swarm against: its records are signed, but by the
+validators the history itself names. Pass one of
+  --trust-height H --trust-hash HASH   block H's hash, from a node you trust
+                                       (`curl NODE_RPC/block?height=H`: result.block_id.hash)
+  --anchor-genesis                     the genesis file's validator set (only while the
+                                       set has not changed since genesis)
+  --trust-on-first-use                 believe the history's own validators; what was
+                                       trusted is printed, to compare with a node you trust"""
+
+
+def _restore_anchor(args: argparse.Namespace, target: HistoryTarget) -> Any:
+    from rtc.node.restore import TrustAnchor
+
+    if (args.trust_hash is None) != (args.trust_height is None):
+        raise ValueError("--trust-hash and --trust-height go together: the hash of block H, and H")
+    given = [name for name, value in (("--trust-hash", args.trust_hash), ("--anchor-genesis", args.anchor_genesis),
+                                      ("--trust-on-first-use", args.trust_on_first_use)) if value]
+    if len(given) > 1:
+        raise ValueError(f"pass one trust anchor, not {' and '.join(given)}")
+    if args.trust_hash is not None:
+        try:
+            block_hash = bytes.fromhex(args.trust_hash.removeprefix("0x"))
+        except ValueError:
+            block_hash = b""
+        if len(block_hash) != 32 or args.trust_height < 1:
+            raise ValueError(f"--trust-height {args.trust_height} --trust-hash {args.trust_hash}: a block hash is 64 "
+                             "hex digits and heights start at 1")
+        return TrustAnchor.block(args.trust_height, block_hash)
+    if args.anchor_genesis:
+        return TrustAnchor.validator_set(target.genesis.validators_hash(), f"the genesis of {target.home}")
+    if args.trust_on_first_use:
+        return TrustAnchor.trust_on_first_use()
+    raise ValueError(RESTORE_ANCHORS)
+
+
 def cmd_node_restore(args: argparse.Namespace) -> int:
     from rtc.node.restore import bootstrap_cometbft, restore_state
 
     if not args.from_swarm:
         raise ValueError("say where to restore from: --from-swarm")
     target = HistoryTarget(args)
-    restored = restore_state(target.home, target.swarm, target.owner, target.chain_id,
-                             target.genesis.validators_hash() if args.anchor_genesis else None, progress)
+    anchor = _restore_anchor(args, target)
+    restored = restore_state(target.home, target.swarm, target.owner, target.chain_id, anchor, progress)
     data = restored.to_json()
     text = (f"state restored to height {restored.height} (snapshot {restored.snapshot_height} + "
             f"{restored.replayed} blocks replayed), app_hash {restored.app_hash.hex()[:16]}…, "
-            f"{restored.seconds:.1f}s")
+            f"{restored.seconds:.1f}s\n{restored.trusted}")
     if not target.node_home.has_blocks():
         progress("CometBFT's data folder is empty too: bootstrapping its state at the restored height")
         peers = args.rpc_servers.split(",") if args.rpc_servers else _devnet_rpcs(args)
@@ -167,12 +203,19 @@ def add_restore_parser(node_actions: Any) -> None:
     restore = node_actions.add_parser(
         "restore", help="rebuild a wiped node's state from Swarm: snapshot plus replayed records",
         description="Rebuild a node's state from its history in Swarm alone: the newest snapshot, then every later "
-                    "block replayed, each checked against the signed headers. If CometBFT's data folder is empty "
-                    "too, its state is bootstrapped at the restored height (light client against two peers).")
+                    "block replayed, each checked against the signed headers, starting from a trust anchor you give. "
+                    "If CometBFT's data folder is empty too, its state is bootstrapped at the restored height "
+                    "(light client against two peers).")
     _add_target(restore)
     restore.add_argument("--from-swarm", action="store_true", help="restore from the node's Swarm history")
     restore.add_argument("--rpc-servers", metavar="URL,URL", help="two peers' RPC for bootstrapping CometBFT "
                          "(default: a devnet's other running nodes)")
-    restore.add_argument("--anchor-genesis", action="store_true",
-                         help="require the snapshot's records to be signed by the genesis validator set")
+    trust = restore.add_argument_group("trust anchor (one is required)")
+    trust.add_argument("--trust-height", type=int, metavar="H", help="the height of the block --trust-hash names")
+    trust.add_argument("--trust-hash", metavar="HASH",
+                       help="block H's hash from a node you trust (its RPC's /block?height=H, result.block_id.hash)")
+    trust.add_argument("--anchor-genesis", action="store_true",
+                       help="require the snapshot's records to be signed by the genesis validator set")
+    trust.add_argument("--trust-on-first-use", action="store_true",
+                       help="believe the validators the history names; prints what it trusted")
     restore.set_defaults(func=cmd_node_restore)
