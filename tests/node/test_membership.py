@@ -19,7 +19,7 @@ from rtc.ethereum.registry import Registry
 from rtc.membership import (
     EthereumSettings, EthereumSync, Membership, SyncError, Unconfirmed, apply_sync, decode_sync,
 )
-from rtc.membership.watcher import EthereumWatcher
+from rtc.membership.watcher import EthereumWatcher, step_toward
 from rtc.node.app import ClusterApp
 from rtc.node.config import ClusterSettings, GenesisAppState
 from rtc.protocol import Code
@@ -39,7 +39,7 @@ class Chain:
         self.url = anvil.url
         self.w3 = Web3(Web3.HTTPProvider(anvil.url))
         accounts = self.w3.eth.accounts
-        self.owner, self.operators = accounts[0], accounts[1:6]
+        self.owner, self.operators = accounts[0], accounts[1:8]
         self.registry = Registry.deploy(self.w3, self.owner, ETHER, 5)
         self.cluster_id = self.registry.create_cluster(self.owner, b"\x33" * 32, b"\x22" * 32, 16)
         self.node_ids = []
@@ -48,6 +48,10 @@ class Chain:
             self.registry.join(operator, node_id, self.cluster_id)
             self.node_ids.append(node_id)
         self.settings = EthereumSettings(31337, self.registry.address, self.cluster_id, CONFIRMATIONS)
+
+    def admit(self, operator: str, node_id: int) -> None:
+        """The node joins the cluster."""
+        self.registry.join(operator, node_id, self.cluster_id)
 
     def mine(self, blocks: int = 1) -> None:
         self.w3.provider.make_request("anvil_mine", [blocks])
@@ -202,3 +206,83 @@ def test_apply_sync_updates_are_sorted_and_minimal() -> None:
     assert new.validators == {KEYS[1]: 10, KEYS[2]: 10, KEYS[3]: 10} and new.height == 9
     with pytest.raises(SyncError, match="not newer"):
         apply_sync(new, EthereumSync(6, b"i" * 32, (KEYS[1],)), height=10)
+
+
+def test_a_sync_adds_at_most_one_validator_and_removes_any_number() -> None:
+    """Issue 12: a sync that adds two unknown keys to four takes a third of the power at once."""
+    current = Membership(5, b"h" * 32, {KEYS[0]: 10, KEYS[1]: 10, KEYS[2]: 10, KEYS[3]: 10})
+    grown = EthereumSync(6, b"i" * 32, tuple(sorted(KEYS[:4] + [b"\xa1" * 32, b"\xa2" * 32])))
+    with pytest.raises(SyncError, match="adds 2 validators; a sync adds at most 1"):
+        apply_sync(current, grown, height=9)
+    new, updates = apply_sync(current, EthereumSync(6, b"i" * 32, (KEYS[3], KEYS[4])), height=9)
+    assert updates == [(KEYS[0], 0), (KEYS[1], 0), (KEYS[2], 0), (KEYS[4], 10)]  # three leave, one joins
+    assert new.validators == {KEYS[3]: 10, KEYS[4]: 10}
+
+
+def test_a_burst_of_joins_is_proposed_one_member_at_a_time(tmp_path: Path, anvil: Anvil) -> None:
+    """Two nodes admitted in successive Ethereum blocks: the proposer syncs to the block
+    where only the first had joined, then to the newest; voters refuse a sync adding both."""
+    chain = Chain(anvil)
+    watcher = EthereumWatcher(chain.url, chain.settings)
+    app = make_app(tmp_path / "a", chain, watcher)
+    other = make_app(tmp_path / "b", chain, EthereumWatcher(chain.url, chain.settings))
+    chain.mine(CONFIRMATIONS)
+    watcher.poll_once()
+    first = propose(app, 1)
+    for node in (app, other):
+        finalize(node, 1, first)
+
+    newcomers = [b"\xb1" * 32, b"\xb2" * 32]
+    for operator, key in zip(chain.operators[4:6], newcomers):
+        chain.admit(operator, chain.registry.register(operator, key, 2 * ETHER))
+    chain.mine(CONFIRMATIONS)
+    watcher.poll_once()
+    both = watcher.latest
+    assert both is not None and set(newcomers) <= set(both.members)
+    assert vote(other, 2, [both.encode()]) == REJECT  # confirmed on Ethereum, but two at once
+
+    for height, expected in ((2, newcomers[0]), (3, newcomers[1])):
+        txs = propose_after_poll(app, watcher, height)
+        assert len(txs) == 1, height
+        sync = decode_sync(txs[0])
+        assert set(sync.members) - set(app_validators(app)) == {expected}
+        assert vote(other, height, txs) == ACCEPT
+        updates = finalize(app, height, txs).validator_updates
+        assert [(u.pub_key.ed25519, u.power) for u in updates] == [(expected, 10)]
+        finalize(other, height, txs)
+    assert decode_sync(txs[0]).block_number == both.block_number
+    assert propose_after_poll(app, watcher, 4) == []
+
+
+def propose_after_poll(app: ClusterApp, watcher: EthereumWatcher, height: int) -> list[bytes]:
+    """What the proposer offers once its watcher has polled after seeing the cluster's set
+    (the step back to a block with one new member is found in the watcher's thread)."""
+    txs = propose(app, height)
+    if not txs:
+        watcher.poll_once()
+        txs = propose(app, height)
+    return txs
+
+
+def app_validators(app: ClusterApp) -> set[bytes]:
+    return set(Membership.from_json(orjson.loads(app.query(abci_pb.RequestQuery(path="/membership")).value)).validators)
+
+
+def test_step_toward_finds_a_block_with_one_new_member() -> None:
+    current = Membership(10, b"h" * 32, {KEYS[0]: 10, KEYS[1]: 10})
+    new = [b"\xc1" * 32, b"\xc2" * 32, b"\xc3" * 32]
+    joined = {13: new[0], 17: new[1], 18: new[2]}  # one join per Ethereum block, as the Registry allows
+    asked: list[int] = []
+
+    def keys_at(block: int) -> tuple[bytes, ...]:
+        asked.append(block)
+        members = {KEYS[0], KEYS[1]} | {key for at, key in joined.items() if at <= block}
+        if block >= 15:
+            members.discard(KEYS[0])  # leaving does not count against the limit
+        return tuple(sorted(members))
+
+    step = step_toward(current, 40, keys_at)
+    assert step is not None and 13 <= step < 17 and len(asked) <= 5
+    after = Membership(step, b"i" * 32, dict.fromkeys(keys_at(step), 10))
+    assert step_toward(after, 40, keys_at) == 17
+    assert step_toward(current, 11, keys_at) is None  # nothing between the synced block and the next

@@ -29,6 +29,7 @@ HEADER = struct.Struct(">4sQ32sB")
 KEY_BYTES = 32
 MAX_MEMBERS = 16  # the contract's MAX_MEMBERS
 VALIDATOR_POWER = 10  # every member has the same voting power
+MAX_ADDED_PER_SYNC = 1  # new validators one sync may bring in; removals are not limited
 
 
 class SyncError(ValueError):
@@ -121,10 +122,23 @@ def apply_sync(current: Membership, sync: EthereumSync, height: int) -> tuple[Me
 
     Deterministic in the committed state and the transaction alone. An Ethereum block no
     newer than the last one synced is refused, so a stale or replayed sync changes nothing.
+    A sync that adds more than one validator is refused too: every member has the same
+    power, so two new keys that no process runs would take a third of a cluster of four at
+    once and halt it. Members come in one per sync (the proposer steps through Ethereum
+    blocks, `rtc.membership.watcher`); any number may leave in one.
     """
     if sync.block_number <= current.block_number:
         raise SyncError(f"{sync.describe()} is not newer than the last synced block {current.block_number}")
+    added = added_keys(current, sync)
+    if len(added) > MAX_ADDED_PER_SYNC:
+        raise SyncError(f"{sync.describe()} adds {len(added)} validators; a sync adds at most {MAX_ADDED_PER_SYNC} "
+                        "(propose an earlier Ethereum block at which fewer members had joined)")
     new = {key: VALIDATOR_POWER for key in sync.members}
     updates = [(key, new.get(key, 0)) for key in sorted(current.validators.keys() | new.keys())
                if current.validators.get(key) != new.get(key)]
     return Membership(sync.block_number, sync.block_hash, new, height), updates
+
+
+def added_keys(current: Membership, sync: EthereumSync) -> set[bytes]:
+    """The keys the sync would make validators that are not validators now."""
+    return set(sync.members) - current.validators.keys()

@@ -5,6 +5,13 @@ cluster's member keys at it, so that PrepareProposal never waits on Ethereum. Wh
 endpoint is down or slow the thread keeps retrying and the cluster keeps running: this
 node proposes no sync and refuses to vote for one it cannot check, and membership catches
 up when the endpoint answers again.
+
+A sync brings in at most one new validator (`rtc.membership.sync.apply_sync`). When the
+newest final block has two or more new members (a burst of approvals), the thread looks
+for an earlier final block at which only one of them had joined (`step_toward`, a
+bisection over `member_keys_at`) and the proposer syncs to that one first; the next
+sync takes the next member. The Registry admits at most one node per cluster per
+Ethereum block, so such a block always exists.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from web3 import Web3
 
 from rtc.ethereum.registry import load_artifact
 
-from .sync import EthereumSettings, EthereumSync, Unconfirmed
+from .sync import MAX_ADDED_PER_SYNC, EthereumSettings, EthereumSync, Membership, Unconfirmed, added_keys
 
 log = logging.getLogger("rtc.membership")
 
@@ -36,6 +44,9 @@ class EthereumWatcher:
         self._latest: EthereumSync | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the proposer wants a step found: poll now
+        self._want: tuple[Hashable, Membership] | None = None  # the cluster's set a step is wanted for
+        self._step: tuple[Hashable, int, EthereumSync | None] | None = None  # (set, final block searched, step)
         self._thread: threading.Thread | None = None
         self._down_since_logged = False
         self._abi = load_artifact()["abi"]
@@ -54,10 +65,13 @@ class EthereumWatcher:
 
     def _observe(self, w3: Web3, registry: Any, number: int) -> EthereumSync:
         block_hash = bytes(w3.eth.get_block(number)["hash"])
+        return EthereumSync(number, block_hash, self._keys_at(registry, number))
+
+    def _keys_at(self, registry: Any, number: int) -> tuple[bytes, ...]:
         # member_keys_at reads the membership history from storage, so any endpoint answers
         # it for old blocks, not only archive nodes.
         keys = registry.functions.member_keys_at(self.settings.cluster_id, number).call()
-        return EthereumSync(number, block_hash, tuple(sorted(bytes(key) for key in keys)))
+        return tuple(sorted(bytes(key) for key in keys))
 
     def _check_chain(self, w3: Web3) -> None:
         chain_id = int(w3.eth.chain_id)
@@ -74,6 +88,7 @@ class EthereumWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=RPC_TIMEOUT_SECONDS * 3)
 
@@ -94,7 +109,8 @@ class EthereumWatcher:
                     log.warning("Ethereum endpoint %s unavailable (%s); the cluster continues, "
                                 "membership syncs resume when it answers", self.url, _short(exc))
                     self._down_since_logged = True
-            self._stop.wait(self.poll_seconds)
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
 
     def poll_once(self, w3: Web3 | None = None, registry: Any = None) -> EthereumSync | None:
         if w3 is None:
@@ -102,10 +118,11 @@ class EthereumWatcher:
         number = self._final_number(w3)
         if number < 1:
             return None
-        if self._latest is not None and self._latest.block_number == number:
-            return self._latest
-        observed = self._observe(w3, registry, number)
-        self._remember(observed)
+        observed = self._latest
+        if observed is None or observed.block_number != number:
+            observed = self._observe(w3, registry, number)
+            self._remember(observed)
+        self._find_step(w3, registry)
         return observed
 
     def _remember(self, observed: EthereumSync) -> None:
@@ -118,8 +135,53 @@ class EthereumWatcher:
 
     @property
     def latest(self) -> EthereumSync | None:
-        """The newest final block seen, for the proposer; never blocks."""
+        """The newest final block seen; never blocks."""
         return self._latest
+
+    # -- proposing: one new member per sync ---------------------------------------------
+
+    def proposal(self, current: Membership) -> EthereumSync | None:
+        """The final block to propose a sync for, given the cluster's committed membership; never blocks.
+
+        The newest final block when it adds at most one validator; otherwise the earlier
+        block with one new member that the polling thread found (None until it has: the
+        thread is woken at once, and a later proposal carries it)."""
+        latest = self._latest
+        if latest is None or latest.block_number <= current.block_number:
+            return None
+        if len(added_keys(current, latest)) <= MAX_ADDED_PER_SYNC:
+            return latest
+        key = _membership_key(current)
+        with self._lock:
+            step = self._step
+            if step is not None and step[0] == key and step[2] is not None:
+                return step[2]
+            self._want = (key, current)
+        self._wake.set()
+        return None
+
+    def _find_step(self, w3: Web3, registry: Any) -> None:
+        """Find the block `proposal` asked for, if it still wants one (runs in the polling thread)."""
+        with self._lock:
+            want, step, latest = self._want, self._step, self._latest
+        if want is None or latest is None:
+            return
+        key, current = want
+        if step is not None and step[0] == key and (step[2] is not None or step[1] >= latest.block_number):
+            return  # found already, or none to find up to this final block
+        if len(added_keys(current, latest)) <= MAX_ADDED_PER_SYNC:
+            return  # the newest final block will do
+        number = step_toward(current, latest.block_number, lambda n: self._keys_at(registry, n))
+        found = self._observe(w3, registry, number) if number is not None else None
+        if found is not None:
+            self._remember(found)
+            log.info("Ethereum block %d adds %d validators; proposing block %d first (one new validator per sync)",
+                     latest.block_number, len(added_keys(current, latest)), found.block_number)
+        else:
+            log.warning("no Ethereum block after %d adds at most one validator to the current set; "
+                        "the validator set cannot follow the contract until it does", current.block_number)
+        with self._lock:
+            self._step = (key, latest.block_number, found)
 
     # -- checking a proposal -------------------------------------------------------------
 
@@ -147,6 +209,29 @@ class EthereumWatcher:
         if known.members != sync.members:
             raise Unconfirmed(f"the cluster had {len(known.members)} other members at Ethereum block "
                               f"{sync.block_number} than the {len(sync.members)} proposed")
+
+
+def step_toward(current: Membership, final: int, keys_at: Callable[[int], tuple[bytes, ...]]) -> int | None:
+    """An Ethereum block in (current.block_number, final) whose members add at most one
+    validator to the current set, by bisection; None if there is none to find.
+
+    Assumes the members at `current.block_number` add none (they are the current set) and
+    those at `final` add more than one. At most one node joins a cluster per Ethereum block
+    (the Registry's rule), so the number of new members grows by at most one from a block
+    to the next: the block found is one where exactly one had joined, and syncing to it
+    always makes progress."""
+    low, high = current.block_number, final
+    while high - low > 1:
+        middle = (low + high) // 2
+        if len(set(keys_at(middle)) - current.validators.keys()) <= MAX_ADDED_PER_SYNC:
+            low = middle
+        else:
+            high = middle
+    return low if low > current.block_number else None
+
+
+def _membership_key(current: Membership) -> Hashable:
+    return current.block_number, frozenset(current.validators.items())
 
 
 def _short(exc: BaseException) -> str:

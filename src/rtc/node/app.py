@@ -229,17 +229,21 @@ class ClusterApp(Application):
         return abci_pb.ResponsePrepareProposal(txs=txs)
 
     def _membership(self, state: Any = None) -> Membership:
-        record = (self.store if state is None else state).get(keys.MEMBERSHIP_KEY)
+        """The membership in `state`; by default the committed one (InitChain's before the first block)."""
+        if state is None:
+            state = self._genesis if self._genesis is not None else self.store
+        record = state.get(keys.MEMBERSHIP_KEY)
         return Membership.from_json(orjson.loads(record)) if record else Membership()
 
     def _sync_to_propose(self) -> bytes | None:
-        seen = self.watcher.latest if self.watcher is not None else None
+        """A final Ethereum block that adds at most one validator (`EthereumWatcher.proposal`)."""
+        current = self._membership()
+        seen = self.watcher.proposal(current) if self.watcher is not None else None
         if seen is None:
             return None
-        current = self._membership()
         if seen.block_number <= current.block_number:
             return None
-        changed = set(seen.members) != set(current.validators)
+        changed = set(seen.members) != set(current.validators) or current.block_number == 0  # genesis: tie it to a block
         if not changed and seen.block_number < current.block_number + RESYNC_EVERY_ETH_BLOCKS:
             return None
         return seen.encode()
