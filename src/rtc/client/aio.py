@@ -99,6 +99,7 @@ class _Pending:
     sent_at: float = 0.0  # 0: being sent for the first time
     resends: int = 0
     due: bool = False  # its node failed: send it again at once
+    held: int = 0  # refused as too early (its predecessor is late): offered again at every block, this often so far
 
 
 class _Watch:
@@ -311,8 +312,11 @@ class AsyncClient:
                 except RPCUnavailable as exc:
                     self.pool.mark_down(node, str(exc))
                     continue
-                if refusal is not None:
+                if refusal is not None and refusal.code != Code.TOO_EARLY:
                     raise refusal
+                # Too early: an earlier call of the session is late (a failed node held it) and the
+                # buffer is full; kept, and offered again at each block until the buffer drains.
+                pending.held = 1 if refusal is not None else 0
                 pending.node, pending.sent_height, pending.sent_at = node, self._stream.height, loop.time()
                 return
             raise RPCUnavailable("no node of the cluster took the call: "
@@ -485,6 +489,7 @@ class AsyncClient:
 
     async def _resend_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        last_height: int | None = None
         while True:
             try:
                 await asyncio.wait_for(self._wake_resender.wait(), TICK_S)
@@ -495,8 +500,10 @@ class AsyncClient:
                 continue
             blocks, seconds = await self.resend_after()
             height, now = self._stream.height, loop.time()
+            new_block = height is not None and height != last_height
+            last_height = height
             due = [p for p in self._pending.values() if p.sent_at and (
-                p.due or now - p.sent_at >= seconds
+                p.due or (p.held and new_block) or now - p.sent_at >= seconds
                 or (height is not None and p.sent_height is not None and height - p.sent_height >= blocks))]
             for pending in sorted(due, key=lambda p: p.order):  # a session's calls in counter order
                 if pending.digest in self._pending:
@@ -504,13 +511,14 @@ class AsyncClient:
 
     async def _resend(self, pending: _Pending) -> None:
         loop = asyncio.get_running_loop()
-        if pending.resends >= self.max_resends:
+        gap = (await self.cluster_facts()).gap_timeout_blocks
+        if pending.resends >= self.max_resends or pending.held > gap:
             log.warning("call %s was sent %d times and is still not in a block; giving up on it",
                         pending.key, pending.resends + 1)
             self._untrack(pending)
             return
         try:
-            node = await self.pool.healthy(avoid=pending.node)
+            node = await self.pool.healthy(avoid=None if pending.held else pending.node)
         except RPCUnavailable:
             return  # no node now: tried again at the next tick
         try:
@@ -522,8 +530,13 @@ class AsyncClient:
             pending.node, pending.sent_at = node, loop.time()
             log.info("resending %s to %s failed: %s", pending.key, node.url, exc)
             return
+        if refusal is not None and refusal.code == Code.TOO_EARLY:  # still waiting for its predecessor
+            pending.held += 1
+            pending.node, pending.sent_at, pending.due = node, loop.time(), False
+            return
         pending.resends += 1
         self.resent += 1
+        pending.held = 0
         if refusal is None:
             log.info("call %s resent to %s (not in a block yet)", pending.key, node.url)
             pending.node, pending.sent_height, pending.sent_at, pending.due = node, self._stream.height, loop.time(), False
