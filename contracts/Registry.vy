@@ -3,9 +3,10 @@
 """
 @title Real-time clusters: node registry, security deposits and cluster membership
 @notice A node is an operator address with a CometBFT validator key (ed25519 public
-        key) and a deposit of at least `min_deposit` wei. An active node may join one
-        cluster (a backend named by its code reference in Swarm and its code hash).
-        Leaving, or being ejected by a slash below min_deposit, starts a cooling-off
+        key) and a deposit of at least `min_deposit` wei. An active node may ask to join
+        one cluster (a backend named by its code reference in Swarm and its code hash);
+        the cluster admits it when its owner approves, or more than 2/3 of its members'
+        operators do, at most one node per cluster per Ethereum block. Leaving, or being ejected by a slash below min_deposit, starts a cooling-off
         period of `cooling_off_blocks` Ethereum blocks during which the node can still
         be slashed; after it the operator withdraws what is left of the deposit, once.
         Every change emits an event; a follower that replays NodeJoined / NodeLeft of a
@@ -27,6 +28,11 @@ STATUS_WITHDRAWN: public(constant(uint8)) = 4  # deposit paid out; final
 # Why a membership ended (the `reason` of NodeLeft).
 LEFT_BY_LEAVE: public(constant(uint8)) = 1  # the operator requested to leave
 LEFT_BY_EJECTION: public(constant(uint8)) = 2  # slashed below min_deposit
+
+# Why a join request ended without admission (the `reason` of JoinCancelled).
+JOIN_CANCELLED_BY_OPERATOR: public(constant(uint8)) = 1  # the node's operator withdrew it
+JOIN_REFUSED_BY_OWNER: public(constant(uint8)) = 2  # the cluster's owner refused it
+JOIN_ENDED_BY_LEAVING: public(constant(uint8)) = 3  # the node left or was ejected while it waited
 
 MAX_MEMBERS: public(constant(uint256)) = 16  # most members a cluster can have at once
 MAX_CLUSTER_HISTORY: public(constant(uint256)) = 1024  # most nodes that can ever join one cluster
@@ -55,6 +61,12 @@ struct Cluster:
     max_members: uint256
     created_block: uint256
     members: DynArray[uint256, MAX_MEMBERS]  # current members' node ids, in joining order
+    owner: address  # may admit nodes alone; the creator at first; empty = only the members admit
+
+struct JoinRequest:
+    cluster_id: uint256  # the cluster asked (0 = no pending request)
+    requested_block: uint256
+    approvals: DynArray[uint256, MAX_MEMBERS]  # members (node ids) whose operators approved
 
 # ---------------------------------------------------------------------------
 # events
@@ -120,6 +132,31 @@ event NodeLeft:
     validator_key: indexed(bytes32)
     reason: uint8  # LEFT_*
 
+event JoinRequested:
+    cluster_id: indexed(uint256)
+    node_id: indexed(uint256)
+    operator: indexed(address)
+    validator_key: bytes32
+
+event JoinApproved:
+    cluster_id: indexed(uint256)
+    node_id: indexed(uint256)
+    approver: indexed(address)
+    by_owner: bool  # true: the cluster's owner admitted the node alone
+    approvals: uint256  # members' approvals that count now (this one included)
+    needed: uint256  # members' approvals that admit the node: more than 2/3 of the current members
+
+event JoinCancelled:
+    cluster_id: indexed(uint256)
+    node_id: indexed(uint256)
+    by: indexed(address)
+    reason: uint8  # JOIN_*
+
+event ClusterOwnershipTransferred:
+    cluster_id: indexed(uint256)
+    previous_owner: indexed(address)
+    new_owner: indexed(address)
+
 event OwnershipTransferred:
     previous_owner: indexed(address)
     new_owner: indexed(address)
@@ -154,6 +191,7 @@ total_burned: public(uint256)  # slashed wei locked here forever
 _nodes: HashMap[uint256, Node]
 _clusters: HashMap[uint256, Cluster]
 _history: HashMap[uint256, DynArray[uint256, MAX_CLUSTER_HISTORY]]  # every node that ever joined, in order
+_requests: HashMap[uint256, JoinRequest]  # node -> its pending join request
 
 # ---------------------------------------------------------------------------
 # construction and administration
@@ -278,6 +316,10 @@ def _start_cooling_off(node_id: uint256, status: uint8) -> uint256:
     self._nodes[node_id].status = status
     self._nodes[node_id].leave_block = block.number
     self._nodes[node_id].withdrawable_block = withdrawable
+    requested: uint256 = self._requests[node_id].cluster_id
+    if requested != 0:
+        self._requests[node_id] = empty(JoinRequest)
+        log JoinCancelled(cluster_id=requested, node_id=node_id, by=msg.sender, reason=JOIN_ENDED_BY_LEAVING)
     return withdrawable
 
 
@@ -424,6 +466,7 @@ def sweep_slashed() -> uint256:
 def create_cluster(code_reference: Bytes[64], code_hash: bytes32, max_members: uint256) -> uint256:
     """
     @notice Anyone may create a cluster for a backend; it means nothing until nodes join.
+            The creator becomes the cluster's owner, who admits nodes (see approve_join).
     @param code_reference Swarm reference of the backend component (32 or 64 bytes)
     @param code_hash SHA-256 of the backend component
     @param max_members most members at once, 1..MAX_MEMBERS
@@ -439,6 +482,7 @@ def create_cluster(code_reference: Bytes[64], code_hash: bytes32, max_members: u
     self._clusters[cluster_id].code_reference = code_reference
     self._clusters[cluster_id].max_members = max_members
     self._clusters[cluster_id].created_block = block.number
+    self._clusters[cluster_id].owner = msg.sender
     log ClusterCreated(
         cluster_id=cluster_id,
         creator=msg.sender,
@@ -451,23 +495,161 @@ def create_cluster(code_reference: Bytes[64], code_hash: bytes32, max_members: u
 
 @external
 @nonreentrant
-def join_cluster(node_id: uint256, cluster_id: uint256):
+def transfer_cluster_ownership(cluster_id: uint256, new_owner: address):
     """
-    @notice An active node joins a cluster (operator only). A node joins at most one
-            cluster in its life; its membership ends when it leaves or is ejected.
+    @notice The cluster's owner hands its right to admit nodes to `new_owner`; the empty
+            address renounces it, and from then on only the members admit nodes.
+    """
+    assert cluster_id != 0 and cluster_id <= self.cluster_count, "no such cluster"
+    assert msg.sender == self._clusters[cluster_id].owner, "caller is not the cluster's owner"
+    log ClusterOwnershipTransferred(
+        cluster_id=cluster_id, previous_owner=msg.sender, new_owner=new_owner
+    )
+    self._clusters[cluster_id].owner = new_owner
+
+
+@internal
+@view
+def _is_member(node_id: uint256, cluster_id: uint256) -> bool:
+    return (
+        cluster_id != 0
+        and self._nodes[node_id].cluster_id == cluster_id
+        and self._nodes[node_id].member_until == 0
+    )
+
+
+@internal
+@view
+def _approvals_needed(cluster_id: uint256) -> uint256:
+    return len(self._clusters[cluster_id].members) * 2 // 3 + 1
+
+
+@internal
+@view
+def _counted_approvals(node_id: uint256, cluster_id: uint256) -> DynArray[uint256, MAX_MEMBERS]:
+    """
+    @dev The approvals of a request whose approvers are still members of the cluster.
+    """
+    counted: DynArray[uint256, MAX_MEMBERS] = []
+    for approver: uint256 in self._requests[node_id].approvals:
+        if self._is_member(approver, cluster_id):
+            counted.append(approver)
+    return counted
+
+
+@external
+@nonreentrant
+def request_join(node_id: uint256, cluster_id: uint256):
+    """
+    @notice An active node asks to join a cluster (operator only). It becomes a member
+            once the cluster's owner, or more than 2/3 of the members' operators,
+            approve (approve_join). A node joins at most one cluster in its life and has
+            at most one pending request; cancel_join withdraws it.
     """
     self._only_operator(node_id)
     assert self._nodes[node_id].status == STATUS_ACTIVE, "node is not active"
     assert self._nodes[node_id].cluster_id == 0, "node already joined a cluster"
     assert cluster_id != 0 and cluster_id <= self.cluster_count, "no such cluster"
-    count: uint256 = len(self._clusters[cluster_id].members)
-    assert count < self._clusters[cluster_id].max_members, "cluster is full"
-    assert len(self._history[cluster_id]) < MAX_CLUSTER_HISTORY, "cluster history is full"
+    assert self._requests[node_id].cluster_id == 0, "node already requested to join a cluster"
+    assert len(self._clusters[cluster_id].members) < self._clusters[cluster_id].max_members, "cluster is full"
+    self._requests[node_id].cluster_id = cluster_id
+    self._requests[node_id].requested_block = block.number
+    log JoinRequested(
+        cluster_id=cluster_id,
+        node_id=node_id,
+        operator=msg.sender,
+        validator_key=self._nodes[node_id].validator_key,
+    )
+
+
+@external
+@nonreentrant
+def cancel_join(node_id: uint256):
+    """
+    @notice End a pending join request: its node's operator withdraws it, or the cluster's
+            owner refuses it. Approvals given so far are dropped.
+    """
+    cluster_id: uint256 = self._requests[node_id].cluster_id
+    assert cluster_id != 0, "no pending join request for this node"
+    reason: uint8 = JOIN_CANCELLED_BY_OPERATOR
+    if msg.sender != self._nodes[node_id].operator:
+        assert msg.sender == self._clusters[cluster_id].owner, "caller is neither the node's operator nor the cluster's owner"
+        reason = JOIN_REFUSED_BY_OWNER
+    self._requests[node_id] = empty(JoinRequest)
+    log JoinCancelled(cluster_id=cluster_id, node_id=node_id, by=msg.sender, reason=reason)
+
+
+@internal
+def _admit(node_id: uint256, cluster_id: uint256):
+    assert self._nodes[node_id].status == STATUS_ACTIVE, "node is not active"
+    assert len(self._clusters[cluster_id].members) < self._clusters[cluster_id].max_members, "cluster is full"
+    joined: uint256 = len(self._history[cluster_id])
+    assert joined < MAX_CLUSTER_HISTORY, "cluster history is full"
+    # One admission per cluster per Ethereum block: the validator set takes in one new
+    # member per sync, and this guarantees a block with exactly one more exists to sync to.
+    if joined > 0:
+        last: uint256 = self._history[cluster_id][joined - 1]
+        assert self._nodes[last].member_since < block.number, (
+            "the cluster admitted a node in this Ethereum block already: approve again in the next block"
+        )
+    self._requests[node_id] = empty(JoinRequest)
     self._clusters[cluster_id].members.append(node_id)
     self._history[cluster_id].append(node_id)
     self._nodes[node_id].cluster_id = cluster_id
     self._nodes[node_id].member_since = block.number
     log NodeJoined(cluster_id=cluster_id, node_id=node_id, validator_key=self._nodes[node_id].validator_key)
+
+
+@external
+@nonreentrant
+def approve_join(node_id: uint256) -> bool:
+    """
+    @notice Approve a node's pending join request. The cluster's owner admits it at once;
+            the operator of a current member adds its member's approval, and the approval
+            that makes more than 2/3 of the current members admits it (approvals of nodes
+            that have since left do not count; a member that approved may call again to
+            complete an admission that enough approvals now allow). At most one node is
+            admitted per cluster per Ethereum block.
+    @return true if the node is now a member
+    """
+    cluster_id: uint256 = self._requests[node_id].cluster_id
+    assert cluster_id != 0, "no pending join request for this node"
+    needed: uint256 = self._approvals_needed(cluster_id)
+    approvals: DynArray[uint256, MAX_MEMBERS] = self._counted_approvals(node_id, cluster_id)
+    if msg.sender == self._clusters[cluster_id].owner:
+        log JoinApproved(
+            cluster_id=cluster_id,
+            node_id=node_id,
+            approver=msg.sender,
+            by_owner=True,
+            approvals=len(approvals),
+            needed=needed,
+        )
+        self._admit(node_id, cluster_id)
+        return True
+    voter: uint256 = self.node_of_operator[msg.sender]
+    assert voter != 0 and self._is_member(voter, cluster_id), (
+        "caller is neither the cluster's owner nor the operator of one of its members"
+    )
+    if voter in approvals:
+        assert len(approvals) >= needed, concat(
+            "already approved (", uint2str(len(approvals)), " of the ", uint2str(needed), " approvals needed so far)"
+        )
+    else:
+        approvals.append(voter)
+    log JoinApproved(
+        cluster_id=cluster_id,
+        node_id=node_id,
+        approver=msg.sender,
+        by_owner=False,
+        approvals=len(approvals),
+        needed=needed,
+    )
+    if len(approvals) >= needed:
+        self._admit(node_id, cluster_id)
+        return True
+    self._requests[node_id].approvals = approvals
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -508,11 +690,29 @@ def is_active_member(node_id: uint256, cluster_id: uint256) -> bool:
     @notice True if the node is a member of the cluster now (which implies an active node
             with its deposit at or above min_deposit).
     """
-    return (
-        cluster_id != 0
-        and self._nodes[node_id].cluster_id == cluster_id
-        and self._nodes[node_id].member_until == 0
-    )
+    return self._is_member(node_id, cluster_id)
+
+
+@view
+@external
+def join_request(node_id: uint256) -> JoinRequest:
+    """
+    @notice The node's pending join request (cluster_id 0: none), with the approvals of
+            those approvers that are still members of the cluster.
+    """
+    request: JoinRequest = self._requests[node_id]
+    if request.cluster_id != 0:
+        request.approvals = self._counted_approvals(node_id, request.cluster_id)
+    return request
+
+
+@view
+@external
+def approvals_needed(cluster_id: uint256) -> uint256:
+    """
+    @notice How many members' approvals admit a node now: more than 2/3 of the current members.
+    """
+    return self._approvals_needed(cluster_id)
 
 
 @internal

@@ -48,8 +48,10 @@ def test_compiles_the_registry_into_a_deployable_artifact(compiled_registry, com
     assert artifact["source_sha256"] == hashlib.sha256(REGISTRY_SOURCE.read_bytes()).hexdigest()
     assert artifact["bytecode"].startswith("0x") and len(artifact["bytecode"]) > 1000
     names = {item.get("name") for item in artifact["abi"]}
-    assert {"register", "top_up", "request_leave", "withdraw", "slash", "create_cluster", "join_cluster", "node",
-            "members", "members_at", "NodeRegistered", "NodeJoined", "NodeLeft", "Slashed"} <= names
+    assert {"register", "top_up", "request_leave", "withdraw", "slash", "create_cluster", "request_join",
+            "approve_join", "cancel_join", "join_request", "node", "members", "members_at", "NodeRegistered",
+            "JoinRequested", "JoinApproved", "JoinCancelled", "NodeJoined", "NodeLeft", "Slashed"} <= names
+    assert "join_cluster" not in names  # admission is approved by the cluster, never open
     # the artifact is what boa compiles, and it deploys and runs
     deployer = boa.load_partial(str(REGISTRY_SOURCE))
     assert bytes.fromhex(artifact["bytecode"][2:]) == deployer.compiler_data.bytecode

@@ -1,5 +1,5 @@
 """The compiled artifact on the devnet's chain: deployed to anvil over plain JSON-RPC, one
-node's life (register, join, leave, early withdrawal refused with its reason, withdraw at
+node's life (register, ask to join, admitted by the cluster's owner, leave, early withdrawal refused with its reason, withdraw at
 the boundary block), membership read at an earlier block, and gas used per transaction."""
 
 from __future__ import annotations
@@ -98,9 +98,13 @@ def test_a_node_lifecycle_on_anvil(compiled_registry, tmp_path) -> None:
         send("top_up", calldata("top_up(uint256)", ["uint256"], 1), operator, 1)
         send("create_cluster", calldata("create_cluster(bytes,bytes32,uint256)", ["bytes", "bytes32", "uint256"],
                                         REFERENCE, CODE_HASH, 4), owner)
-        receipt = send("join_cluster", calldata("join_cluster(uint256,uint256)", ["uint256", "uint256"], 1, 1),
-                       operator)
+        send("request_join", calldata("request_join(uint256,uint256)", ["uint256", "uint256"], 1, 1), operator)
+        receipt = send("approve_join", calldata("approve_join(uint256)", ["uint256"], 1), owner)
         joined_at = int(receipt["blockNumber"], 16)
+        assert [log["topics"][0] for log in receipt["logs"]] == [
+            "0x" + keccak(text="JoinApproved(uint256,uint256,address,bool,uint256,uint256)").hex(),
+            "0x" + keccak(text="NodeJoined(uint256,uint256,bytes32)").hex(),
+        ]
         receipt = send("request_leave", calldata("request_leave(uint256)", ["uint256"], 1), operator)
         left_at = int(receipt["blockNumber"], 16)
         assert left_at == joined_at + 1  # anvil mines one block per transaction
@@ -137,6 +141,7 @@ def test_a_node_lifecycle_on_anvil(compiled_registry, tmp_path) -> None:
 
         print("gas used per transaction on anvil:", gas)
         assert gas["register"] < 250_000
-        assert gas["join_cluster"] < 200_000
+        assert gas["request_join"] < 100_000
+        assert gas["approve_join"] < 200_000
         assert gas["request_leave"] < 150_000
         assert gas["withdraw"] < 100_000

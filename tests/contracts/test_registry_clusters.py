@@ -1,5 +1,6 @@
-"""Clusters: creation, joining, membership lists after joins and leaves, membership at a
-given block, and a follower that rebuilds membership from events alone."""
+"""Clusters: creation, joining (admission itself: test_registry_admission.py), membership lists
+after joins and leaves, membership at a given block, and a follower that rebuilds membership
+from events alone."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ def register(registry, accounts, n: int) -> int:
 
 
 def join(registry, accounts, n: int, cluster_id: int) -> None:
-    registry.join_cluster(n, cluster_id, sender=accounts.operators[n - 1])
+    """Node n asks and the cluster's owner admits it: in this block, or in the next if the
+    cluster admitted a node in this one already (one admission per cluster per block)."""
+    registry.request_join(n, cluster_id, sender=accounts.operators[n - 1])
+    history = registry.cluster_history(cluster_id)
+    if history and registry.node(history[-1]).member_since == block():
+        set_block(block() + 1)
+    assert registry.approve_join(n, sender=registry.cluster(cluster_id).owner)
 
 
 def leave(registry, accounts, n: int) -> None:
@@ -52,7 +59,7 @@ def test_anyone_can_create_a_cluster(registry, accounts) -> None:
         "max_members": 4})]
     info = registry.cluster(1)
     assert (str(info.creator), info.code_hash, info.code_reference, info.max_members, info.created_block,
-            info.members) == (accounts.stranger, CODE_HASH, REFERENCE, 4, 42, [])
+            info.members, str(info.owner)) == (accounts.stranger, CODE_HASH, REFERENCE, 4, 42, [], accounts.stranger)
     assert registry.cluster_count() == 1
     assert registry.create_cluster(REFERENCE, CODE_HASH, 16, sender=accounts.operators[0]) == 2
     assert registry.cluster(2).max_members == 16
@@ -83,7 +90,7 @@ def test_create_cluster_refusals(registry, accounts, reference, code_hash, max_m
 def test_unknown_cluster_view_is_all_zero(registry) -> None:
     info = registry.cluster(3)
     assert (str(info.creator), info.code_hash, info.code_reference, info.max_members, info.created_block,
-            info.members) == (ZERO_ADDRESS, b"\x00" * 32, b"", 0, 0, [])
+            info.members, str(info.owner)) == (ZERO_ADDRESS, b"\x00" * 32, b"", 0, 0, [], ZERO_ADDRESS)
     assert registry.members(3) == []
     assert registry.member_keys(3) == []
     assert registry.cluster_history(3) == []
@@ -92,11 +99,15 @@ def test_unknown_cluster_view_is_all_zero(registry) -> None:
 # --- joining ------------------------------------------------------------------------------
 
 
-def test_an_active_node_joins_a_cluster(registry, accounts, cluster) -> None:
+def test_an_admitted_node_joins_a_cluster(registry, accounts, cluster) -> None:
     register(registry, accounts, 1)
     set_block(60)
     join(registry, accounts, 1, cluster)
-    assert events(registry) == [("NodeJoined", {"cluster_id": cluster, "node_id": 1, "validator_key": key(1)})]
+    assert events(registry) == [
+        ("JoinApproved", {"cluster_id": cluster, "node_id": 1, "approver": accounts.stranger, "by_owner": True,
+                          "approvals": 0, "needed": 1}),
+        ("NodeJoined", {"cluster_id": cluster, "node_id": 1, "validator_key": key(1)}),
+    ]
     node = registry.node(1)
     assert (node.cluster_id, node.member_since, node.member_until) == (cluster, 60, 0)
     assert registry.members(cluster) == [1]
@@ -109,22 +120,13 @@ def test_an_active_node_joins_a_cluster(registry, accounts, cluster) -> None:
     assert not registry.is_active_member(2, cluster)
 
 
-def test_stranger_cannot_put_another_node_in_a_cluster(registry, accounts, cluster) -> None:
+def test_stranger_cannot_ask_for_another_node(registry, accounts, cluster) -> None:
     register(registry, accounts, 1)
     register(registry, accounts, 2)
     for who in (accounts.stranger, accounts.operators[1], accounts.owner):
         with refused("caller is not the node's operator"):
-            registry.join_cluster(1, cluster, sender=who)
-    assert registry.members(cluster) == []
-
-
-def test_join_refuses_an_unknown_node_or_cluster(registry, accounts, cluster) -> None:
-    register(registry, accounts, 1)
-    with refused("no such node"):
-        registry.join_cluster(2, cluster, sender=accounts.operators[0])
-    for cluster_id in (0, cluster + 1):
-        with refused("no such cluster"):
-            registry.join_cluster(1, cluster_id, sender=accounts.operators[0])
+            registry.request_join(1, cluster, sender=who)
+    assert registry.members(cluster) == [] and registry.join_request(1).cluster_id == 0
 
 
 def test_a_node_joins_at_most_one_cluster_in_its_life(registry, accounts, cluster) -> None:
@@ -133,7 +135,7 @@ def test_a_node_joins_at_most_one_cluster_in_its_life(registry, accounts, cluste
     join(registry, accounts, 1, cluster)
     for cluster_id in (cluster, other):
         with refused("node already joined a cluster"):
-            join(registry, accounts, 1, cluster_id)
+            registry.request_join(1, cluster_id, sender=accounts.operators[0])
     assert registry.members(cluster) == [1]
     assert registry.members(other) == []
 
@@ -145,14 +147,14 @@ def test_leaving_ejected_and_withdrawn_nodes_cannot_join(slashable, accounts) ->
         register(registry, accounts, n)
     leave(registry, accounts, 1)
     with refused("node is not active"):
-        join(registry, accounts, 1, cluster)
+        registry.request_join(1, cluster, sender=accounts.operators[0])
     registry.slash(2, 1, "eject", sender=accounts.slasher)
     with refused("node is not active"):
-        join(registry, accounts, 2, cluster)
+        registry.request_join(2, cluster, sender=accounts.operators[1])
     set_block(block() + COOLING_OFF)
     registry.withdraw(1, sender=accounts.operators[0])
     with refused("node is not active"):
-        join(registry, accounts, 1, cluster)
+        registry.request_join(1, cluster, sender=accounts.operators[0])
     assert registry.members(cluster) == []
 
 
@@ -164,7 +166,7 @@ def test_a_full_cluster_refuses_members_until_one_leaves(registry, accounts) -> 
         join(registry, accounts, n, cluster)
     assert registry.members(cluster) == list(range(1, 17))
     with refused("cluster is full"):
-        join(registry, accounts, 17, cluster)
+        registry.request_join(17, cluster, sender=accounts.operators[16])
     leave(registry, accounts, 5)
     join(registry, accounts, 17, cluster)
     assert registry.members(cluster) == [n for n in range(1, 18) if n != 5]
@@ -178,7 +180,7 @@ def test_a_small_cluster_is_full_at_its_own_maximum(registry, accounts) -> None:
     join(registry, accounts, 1, cluster)
     join(registry, accounts, 2, cluster)
     with refused("cluster is full"):
-        join(registry, accounts, 3, cluster)
+        registry.request_join(3, cluster, sender=accounts.operators[2])
 
 
 # --- membership lists ---------------------------------------------------------------------
@@ -190,6 +192,8 @@ def test_member_list_after_joins_and_leaves_keeps_joining_order(registry, accoun
     for n in (3, 1, 4, 2):
         join(registry, accounts, n, cluster)
     assert registry.members(cluster) == [3, 1, 4, 2]
+    set_block(block() + 1)
+    assert block() <= 90
     set_block(90)
     leave(registry, accounts, 1)
     assert events(registry) == [
@@ -220,13 +224,13 @@ def test_leaving_without_a_cluster_emits_no_node_left(registry, accounts) -> Non
 
 
 def scenario(registry, accounts) -> int:
-    """Block 10: 1 and 2 join; 20: 3 joins; 30: 2 leaves; 40: 1 is ejected; 50: 4 joins."""
+    """Block 10: 1 joins; 11: 2 joins; 20: 3 joins; 30: 2 leaves; 40: 1 is ejected; 50: 4 joins."""
     cluster = registry.create_cluster(REFERENCE, CODE_HASH, 4, sender=accounts.stranger)
     for n in (1, 2, 3, 4):
         register(registry, accounts, n)
     set_block(10)
     join(registry, accounts, 1, cluster)
-    join(registry, accounts, 2, cluster)
+    join(registry, accounts, 2, cluster)  # in block 11
     set_block(20)
     join(registry, accounts, 3, cluster)
     set_block(30)
@@ -239,7 +243,7 @@ def scenario(registry, accounts) -> int:
     return cluster
 
 
-EXPECTED_AT = {9: [], 10: [1, 2], 19: [1, 2], 20: [1, 2, 3], 29: [1, 2, 3], 30: [1, 3], 39: [1, 3],
+EXPECTED_AT = {9: [], 10: [1], 11: [1, 2], 19: [1, 2], 20: [1, 2, 3], 29: [1, 2, 3], 30: [1, 3], 39: [1, 3],
                40: [3], 49: [3], 50: [3, 4], 60: [3, 4]}
 
 
@@ -292,12 +296,13 @@ def test_a_follower_rebuilds_membership_from_events(slashable, accounts) -> None
     cluster = tx(registry.create_cluster, REFERENCE, CODE_HASH, 4, sender=accounts.stranger)
     for n in range(1, 8):
         tx(registry.register, key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
-    steps = [(5, "join", 1), (5, "join", 2), (6, "join", 3), (6, "leave", 1), (6, "join", 4), (8, "slash", 3),
-             (8, "join", 5), (9, "leave", 4), (9, "join", 6), (12, "leave", 2), (12, "join", 7)]
+    steps = [(5, "join", 1), (6, "join", 2), (7, "join", 3), (7, "leave", 1), (8, "join", 4), (9, "slash", 3),
+             (9, "join", 5), (10, "leave", 4), (10, "join", 6), (12, "leave", 2), (12, "join", 7)]
     for at, action, n in steps:
         set_block(at)
         if action == "join":
-            tx(registry.join_cluster, n, cluster, sender=accounts.operators[n - 1])
+            tx(registry.request_join, n, cluster, sender=accounts.operators[n - 1])
+            tx(registry.approve_join, n, sender=accounts.stranger)
         elif action == "leave":
             tx(registry.request_leave, n, sender=accounts.operators[n - 1])
         else:

@@ -68,8 +68,9 @@ def test_reentering_withdraw_is_stopped_by_the_lock_and_pays_once(registry, atta
     assert registry.node(2).status == WITHDRAWN
 
 
-@pytest.mark.parametrize("function", ["register", "top_up", "request_leave", "withdraw_other", "join_cluster",
-                                      "create_cluster", "sweep_slashed"])
+@pytest.mark.parametrize("function", ["register", "top_up", "request_leave", "withdraw_other", "request_join",
+                                      "approve_join", "cancel_join", "create_cluster", "transfer_cluster_ownership",
+                                      "sweep_slashed"])
 def test_every_state_changing_function_is_locked_during_the_payment(registry, attacker, accounts, function) -> None:
     """The registry has already freed the operator slot when it pays, so without the lock
     re-registering from the fallback would work; the lock refuses every entry point."""
@@ -79,7 +80,10 @@ def test_every_state_changing_function_is_locked_during_the_payment(registry, at
         "top_up": (registry.top_up.prepare_calldata(2), ETHER),
         "request_leave": (registry.request_leave.prepare_calldata(2), 0),
         "withdraw_other": (registry.withdraw.prepare_calldata(1), 0),
-        "join_cluster": (registry.join_cluster.prepare_calldata(2, 1), 0),
+        "request_join": (registry.request_join.prepare_calldata(2, 1), 0),
+        "approve_join": (registry.approve_join.prepare_calldata(1), 0),
+        "cancel_join": (registry.cancel_join.prepare_calldata(1), 0),
+        "transfer_cluster_ownership": (registry.transfer_cluster_ownership.prepare_calldata(1, registry.address), 0),
         "create_cluster": (registry.create_cluster.prepare_calldata(b"\x01" * 32, b"\x02" * 32, 4), 0),
         "sweep_slashed": (registry.sweep_slashed.prepare_calldata(), 0),
     }[function]

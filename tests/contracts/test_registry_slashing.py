@@ -133,7 +133,9 @@ def test_slash_ejecting_a_member_ends_its_membership(slashable, accounts) -> Non
         register(slashable, accounts, n)
     cluster = slashable.create_cluster(b"\x11" * 32, b"\x22" * 32, 4, sender=accounts.stranger)
     for n in (1, 2, 3):
-        slashable.join_cluster(n, cluster, sender=accounts.operators[n - 1])
+        slashable.request_join(n, cluster, sender=accounts.operators[n - 1])
+        set_block(block() + 1)
+        slashable.approve_join(n, sender=accounts.stranger)
     set_block(77)
     slashable.slash(2, MIN_DEPOSIT, "all of it", sender=accounts.slasher)
     assert [name for name, _ in events(slashable)] == ["Slashed", "NodeLeft", "NodeEjected"]
