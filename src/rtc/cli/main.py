@@ -474,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=4, help="number of validator nodes (1-16, default 4)")
     up.add_argument("--app", type=Path, required=True, metavar="COMPONENT.wasm", help="the backend component")
     up.add_argument("--home", type=Path, required=True, help="folder for the cluster (must not hold one already)")
-    up.add_argument("--base-port", type=int, default=26600, help="first port; node i uses base+10i .. base+10i+2")
+    up.add_argument("--base-port", type=int, default=26600, help="first port; node i uses base+10i (p2p) and "
+                    "base+10i+1 (RPC); ABCI is a unix socket in the node's home")
     up.add_argument("--detach", action="store_true", help="leave the cluster running in the background and return")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first blocks")
     up.add_argument("--eth-rpc", metavar="URL", help="deploy the Registry on this existing chain instead of starting "
