@@ -45,12 +45,14 @@ class World:
     accounts: list[str]
 
     def node(self, account: int, cluster_id: int | None, deposit: int = 10 * ETHER) -> tuple[bytes, int]:
-        """Register a node with a new key for accounts[account]; join `cluster_id` unless None."""
+        """Register a node with a new key for accounts[account]; the cluster's owner admits it to
+        `cluster_id` unless None."""
         key = SigningKey.generate().verify_key.encode()
         operator = self.accounts[account]
         node_id = self.registry.register(operator, key, deposit)
         if cluster_id is not None:
-            self.registry.join(operator, node_id, cluster_id)
+            self.registry.request_join(operator, node_id, cluster_id)
+            assert self.registry.approve_join(self.owner, node_id)
         return key, node_id
 
     def cluster(self, max_members: int = 16) -> int:

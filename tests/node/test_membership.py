@@ -45,13 +45,14 @@ class Chain:
         self.node_ids = []
         for operator, key in zip(self.operators[:4], KEYS[:4]):
             node_id = self.registry.register(operator, key, 2 * ETHER)
-            self.registry.join(operator, node_id, self.cluster_id)
+            self.admit(operator, node_id)
             self.node_ids.append(node_id)
         self.settings = EthereumSettings(31337, self.registry.address, self.cluster_id, CONFIRMATIONS)
 
     def admit(self, operator: str, node_id: int) -> None:
-        """The node joins the cluster."""
-        self.registry.join(operator, node_id, self.cluster_id)
+        """The node asks to join and the cluster's owner approves (each transaction is its own block)."""
+        self.registry.request_join(operator, node_id, self.cluster_id)
+        assert self.registry.approve_join(self.owner, node_id)
 
     def mine(self, blocks: int = 1) -> None:
         self.w3.provider.make_request("anvil_mine", [blocks])
@@ -102,7 +103,7 @@ def test_a_new_member_is_proposed_confirmed_and_becomes_a_validator(tmp_path: Pa
     assert propose(app, 2) == []  # nothing new to say
 
     node_id = chain.registry.register(chain.operators[4], KEYS[4], 2 * ETHER)
-    chain.registry.join(chain.operators[4], node_id, chain.cluster_id)
+    chain.admit(chain.operators[4], node_id)
     chain.mine(CONFIRMATIONS)
     watcher.poll_once()
     txs = propose(app, 2)

@@ -1,4 +1,4 @@
-"""The Registry contract from Python: deploy it, act as a node operator, read membership.
+"""The Registry contract from Python: deploy it, act as a node operator or a cluster's approver, read membership.
 
 Every refusal of the contract surfaces as `ContractRefused` with the contract's own
 reason (for example "cooling-off not over: withdrawable at block 1234"), so the CLI can
@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from .types import STATUS_NAMES, ContractRefused, NodeState
+from .types import STATUS_NAMES, ContractRefused, JoinRequestState, NodeState
 
 # Package data: scripts/compile_contracts.py (run by `make setup`) writes it into
 # src/rtc/ethereum/contracts/, and a wheel built after setup ships it.
@@ -98,8 +98,21 @@ class Registry:
         self._transact(creator, self.contract.functions.create_cluster(code_reference, code_hash, max_members))
         return int(self.contract.functions.cluster_count().call())
 
-    def join(self, operator: str, node_id: int, cluster_id: int) -> None:
-        self._transact(operator, self.contract.functions.join_cluster(node_id, cluster_id))
+    def request_join(self, operator: str, node_id: int, cluster_id: int) -> None:
+        """Ask to join; the cluster's owner, or more than 2/3 of its members' operators, must approve."""
+        self._transact(operator, self.contract.functions.request_join(node_id, cluster_id))
+
+    def approve_join(self, approver: str, node_id: int) -> bool:
+        """Approve as the cluster's owner or a member's operator; True once the node is a member."""
+        self._transact(approver, self.contract.functions.approve_join(node_id))
+        return self.node(node_id).cluster_id != 0
+
+    def cancel_join(self, sender: str, node_id: int) -> None:
+        """Withdraw (the node's operator) or refuse (the cluster's owner) a pending join request."""
+        self._transact(sender, self.contract.functions.cancel_join(node_id))
+
+    def set_slasher(self, owner: str, slasher: str) -> None:
+        self._transact(owner, self.contract.functions.set_slasher(Web3.to_checksum_address(slasher)))
 
     def request_leave(self, operator: str, node_id: int) -> int:
         self._transact(operator, self.contract.functions.request_leave(node_id))
@@ -113,6 +126,24 @@ class Registry:
     def node(self, node_id: int, block: int | str = "latest") -> NodeState:
         fields = self.contract.functions.node(node_id).call(block_identifier=block)
         return _node_state(node_id, fields)
+
+    def join_request(self, node_id: int, block: int | str = "latest") -> JoinRequestState | None:
+        """The node's pending join request, None if it has none."""
+        cluster_id, requested, approvals = self.contract.functions.join_request(node_id).call(block_identifier=block)
+        if not cluster_id:
+            return None
+        needed = self.contract.functions.approvals_needed(cluster_id).call(block_identifier=block)
+        return JoinRequestState(node_id, int(cluster_id), int(requested), tuple(int(a) for a in approvals), int(needed))
+
+    def cluster_owner(self, cluster_id: int, block: int | str = "latest") -> str | None:
+        """Who admits nodes to the cluster alone (None: nobody, only its members do)."""
+        owner = str(self.contract.functions.cluster(cluster_id).call(block_identifier=block)[6])
+        return None if int(owner, 16) == 0 else Web3.to_checksum_address(owner)
+
+    def slasher(self, block: int | str = "latest") -> str | None:
+        """The only account that may slash (None: nobody can)."""
+        slasher = str(self.contract.functions.slasher().call(block_identifier=block))
+        return None if int(slasher, 16) == 0 else Web3.to_checksum_address(slasher)
 
     def members(self, cluster_id: int, block: int | str = "latest") -> list[NodeState]:
         ids = self.contract.functions.members(cluster_id).call(block_identifier=block)

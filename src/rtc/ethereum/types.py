@@ -32,3 +32,18 @@ class NodeState:
             "member_since": self.member_since, "member_until": self.member_until,
             "leave_block": self.leave_block, "withdrawable_block": self.withdrawable_block,
         }
+
+
+@dataclass(frozen=True)
+class JoinRequestState:
+    """A node's pending request to join a cluster: who approved so far and how many are needed."""
+
+    node_id: int
+    cluster_id: int
+    requested_block: int
+    approvals: tuple[int, ...]  # node ids of members whose operators approved (still members)
+    needed: int  # members' approvals that admit it now (more than 2/3); the cluster's owner admits alone
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "cluster_id": self.cluster_id, "requested_block": self.requested_block,
+                "approvals": list(self.approvals), "needed": self.needed}
