@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rtc.abci import ABCIServer, Application, abci_pb as pb
+from rtc.abci.wire import encode_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 COMETBFT = ROOT / ".tools" / "bin" / "cometbft"
@@ -163,6 +164,20 @@ async def test_cometbft_single_node_produces_blocks(sock_dir: Path, tmp_path: Pa
         status = await asyncio.to_thread(rpc_get, rpc_port, "/status")
         assert int(status["result"]["sync_info"]["latest_block_height"]) >= query_height - 1
         assert not serving.done()
+        # CometBFT's connections each took their own role (the snapshot one sends nothing without state sync).
+        assert {c.role for c in server._connections} == {"consensus", "mempool", "query", None}
+
+        # Something else on the socket cannot drive FinalizeBlock and Commit, and CometBFT goes on.
+        reader, writer = await asyncio.open_unix_connection(sock)
+        forged = [pb.Request(finalize_block=pb.RequestFinalizeBlock(height=app.height + 1, txs=[b"forged"])),
+                  pb.Request(commit=pb.RequestCommit()), pb.Request(flush=pb.RequestFlush())]
+        writer.write(b"".join(encode_frame(r.SerializeToString()) for r in forged))
+        answer = await asyncio.wait_for(reader.read(), 5)  # read to EOF: the server closed it
+        writer.close()
+        assert b"consensus connection is already open" in answer
+        height = app.height
+        await until(lambda: app.height >= height + 2, 30, "2 more blocks after the intruder", log)
+        assert b"forged" not in app.committed_txs
     finally:
         if node.returncode is None:
             node.send_signal(signal.SIGTERM)
