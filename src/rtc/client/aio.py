@@ -447,6 +447,12 @@ class AsyncClient:
 
     def _on_tx(self, event: TxEvent) -> None:
         pending = self._pending.get(event.digest)
+        if pending is not None and event.code == Code.BLOCK_FULL:
+            # The block's fuel budget ran out before its turn: it used no counter, and CometBFT
+            # forgets refused bytes, so the same bytes go again at once, for the next block.
+            pending.due = True
+            self._wake_resender.set()
+            return
         if pending is not None:
             self._untrack(pending)
             if event.code != 0 and not event.data and not event.keys:  # refused in the block: no record
