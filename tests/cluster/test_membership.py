@@ -1,8 +1,9 @@
 """On a real 4-node cluster with anvil: the validator set follows the Registry.
 
-A fifth node registers and starts signing; a node leaves and stops signing, and its
-deposit comes back only after the cooling-off; with Ethereum down the cluster keeps
-running and catches up afterwards, and a slashed node is dropped.
+A fifth node registers, is admitted by the cluster's owner and starts signing; a node
+leaves and stops signing, and its deposit comes back only after the cooling-off; with
+Ethereum down the cluster keeps running and catches up afterwards, and a node slashed by
+the devnet's stand-in slasher is dropped; strangers who ask to join change nothing.
 """
 
 from __future__ import annotations
@@ -124,10 +125,10 @@ def test_with_ethereum_down_the_cluster_runs_on_and_catches_up_dropping_a_slashe
 
     registry = registry_of(cluster)
     assert cluster.ethereum is not None
-    owner = registry.w3.eth.accounts[0]
+    owner = cluster.ethereum.owner
     slashed = NodeHome(Path(cluster.nodes[2].home)).validator_key()
     assert slashed in validator_keys(cluster)
-    registry.w3.eth.wait_for_transaction_receipt(registry.contract.functions.set_slasher(owner).transact({"from": owner}))
+    assert registry.slasher() == owner == registry.w3.eth.accounts[0]  # the devnet's stand-in for a dispute contract
     node_id = cluster.ethereum.node_ids[2]
     deposit = registry.node(node_id).deposit_wei
     tx = registry.contract.functions.slash(node_id, deposit - MIN_DEPOSIT + 1, "test: signed a wrong state").transact(
@@ -136,6 +137,25 @@ def test_with_ethereum_down_the_cluster_runs_on_and_catches_up_dropping_a_slashe
     assert registry.node(node_id).status == "ejected"
     wait_until(lambda: slashed not in validator_keys(cluster), "the slashed node2 is no longer a validator", 60)
     assert_all_agree(cluster, [0, 2, 3, 4])
+
+
+def test_strangers_who_ask_to_join_change_nothing_until_the_cluster_approves(cluster: Devnet) -> None:
+    """Issue 12: two registrations with keys nobody runs used to join on their own and halt the cluster."""
+    registry = registry_of(cluster)
+    assert cluster.ethereum is not None
+    cluster_id = cluster.ethereum.cluster_id
+    assert registry.cluster_owner(cluster_id) == cluster.ethereum.owner
+    before = validator_keys(cluster)
+    for i, stranger in enumerate(registry.w3.eth.accounts[17:19]):  # not the devnet's accounts
+        node_id = registry.register(stranger, bytes([0xE0 + i]) * 32, 10 * ETHER)
+        registry.request_join(stranger, node_id, cluster_id)
+        with pytest.raises(ContractRefused, match="caller is neither the cluster's owner nor the operator"):
+            registry.approve_join(stranger, node_id)
+    assert len(registry.pending_requests(cluster_id)) == 2
+    registry.w3.provider.make_request("anvil_mine", [3])
+    start = latest_height(cluster)
+    cluster.wait_for_height(start + 5, timeout=60)  # blocks go on
+    assert validator_keys(cluster) == before
 
 
 def test_a_devnet_on_an_existing_chain_leaves_that_chain_running(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""`rtc node register|leave|withdraw|status` against a real anvil: an operator's whole life of a
-node, with accounts unlocked at the endpoint and with keys that sign locally, the contract's
-own refusals, and the settings found in flags, node home or devnet manifest."""
+"""`rtc node register|join|leave|withdraw|status` and `rtc cluster requests|approve|refuse` against a
+real anvil: an operator's whole life of a node, its admission by the cluster's owner or members,
+with accounts unlocked at the endpoint and with keys that sign locally, the contract's own
+refusals, and the settings found in flags, node home or devnet manifest."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ class Chain:
     def flags(self) -> list[str]:
         return ["--eth-rpc", self.url, "--registry", self.registry.address]
 
+    @property
+    def owner(self) -> str:
+        """Created the clusters: approves joins alone."""
+        return self.w3.eth.accounts[0]
+
+    def approve(self, node_id: int, *extra: object) -> tuple[int, str, str]:
+        return rtc("cluster", "approve", node_id, *self.flags(), "--approver", self.owner, *extra)
+
     def mine_to(self, block: int) -> None:
         missing = block - self.w3.eth.block_number
         if missing > 0:
@@ -73,11 +82,16 @@ def test_register_with_an_unlocked_account_then_a_second_registration_is_refused
                          "--operator", operator)
     assert code == 0, err
     node_id = node_of(chain, home)
-    assert node_id > 0 and f"registered node {node_id} and joined cluster {chain.cluster_id}" in out
+    assert node_id > 0 and f"registered node {node_id} and asked to join cluster {chain.cluster_id}" in out
     assert "deposit        10 ETH" in out and "status         active" in out
+    assert f"asked to join cluster {chain.cluster_id} at block" in out and f"rtc cluster approve {node_id}" in out
     assert "registering validator key" in err and f"operator {operator}" in err  # each step is shown
     state = chain.registry.node(node_id)
-    assert (state.operator, state.deposit_wei, state.status, state.cluster_id) == (operator, 10 * ETHER, "active", chain.cluster_id)
+    assert (state.operator, state.deposit_wei, state.status, state.cluster_id) == (operator, 10 * ETHER, "active", 0)
+    assert node_id not in [m.node_id for m in chain.registry.members(chain.cluster_id)]  # until the cluster approves
+    code, out, err = chain.approve(node_id)
+    assert code == 0, err
+    assert f"node {node_id} is a member of cluster {chain.cluster_id}" in out and "as the cluster's owner" in err
     assert node_id in [m.node_id for m in chain.registry.members(chain.cluster_id)]
 
     # the same key again, by another operator: the contract's own reason, exit status 2
@@ -111,8 +125,8 @@ def test_register_signed_locally_with_settings_from_the_node_home(chain: Chain, 
     code, out, err = rtc("node", "register", "--home", home, "--deposit", "2.5", "--operator-key", key_file, "-J")
     assert code == 0, err
     data = json.loads(out)
-    assert data["deposit_wei"] == 25 * ETHER // 10 and data["status"] == "active" and data["member"] is True
-    assert data["cluster_id"] == chain.cluster_id and data["operator"] == account.address
+    assert data["deposit_wei"] == 25 * ETHER // 10 and data["status"] == "active" and data["member"] is False
+    assert data["join_request"]["cluster_id"] == chain.cluster_id and data["operator"] == account.address
     assert chain.registry.node(data["node_id"]).operator == account.address
     assert "signed here" in err and "rtc.json" in err and "genesis" in err
 
@@ -129,9 +143,11 @@ def test_leave_then_withdraw_refused_during_cooling_off_and_paid_after(chain: Ch
     assert rtc("node", "register", "--home", home, *chain.flags(), "--cluster-id", chain.cluster_id,
                "--operator", operator)[0] == 0
     node_id = node_of(chain, home)
+    assert chain.approve(node_id)[0] == 0
 
     code, out, err = rtc("node", "leave", "--home", home, *chain.flags(), "--operator", operator)
     assert code == 0, err
+    assert f"its membership of cluster {chain.cluster_id} has ended" in out
     withdrawable = chain.registry.node(node_id).withdrawable_block
     assert withdrawable == chain.w3.eth.block_number + COOLING_OFF
     assert f"withdrawable from Ethereum block {withdrawable}" in out
@@ -201,8 +217,14 @@ def test_settings_from_the_devnet_manifest(chain: Chain, tmp_path: Path) -> None
     code, out, err = rtc("node", "register", "--home", homes[1], "-J")
     assert code == 0, err
     data = json.loads(out)
-    assert data["operator"] == operators[1] and data["cluster_id"] == chain.cluster_id and data["member"] is True
+    assert data["operator"] == operators[1] and data["join_request"]["cluster_id"] == chain.cluster_id
     assert "devnet" in err
+    # the devnet folder names the cluster's owner (a manifest without it: anvil's first account)
+    code, out, err = rtc("cluster", "approve", data["node_id"], "--home", tmp_path, "-J")
+    assert code == 0, err
+    assert json.loads(out)["joined"] is True and json.loads(out)["by_owner"] is True
+    assert f"approver {chain.owner}" in err and "the cluster's owner" in err
+    assert chain.registry.node(data["node_id"]).cluster_id == chain.cluster_id
 
 
 def test_clear_errors_when_settings_are_missing_or_wrong(chain: Chain, tmp_path: Path) -> None:
@@ -257,3 +279,70 @@ def test_unknown_local_key_without_funds_is_a_clear_error(chain: Chain, tmp_path
     assert "other users may read the operator key" in err
     assert f"the Ethereum endpoint {chain.url} refused the request" in err and "nsufficient funds" in err
     assert node_of(chain, home) == 0
+
+
+def test_the_cluster_admits_by_its_members_or_its_owner_and_the_owner_refuses(chain: Chain, tmp_path: Path) -> None:
+    cluster_id = chain.registry.create_cluster(chain.owner, b"\x35" * 32, b"\x22" * 32, 8)
+    flags = [*chain.flags(), "--cluster-id", cluster_id]
+    operators = [chain.account() for _ in range(5)]
+    ids = []
+    for i, operator in enumerate(operators):
+        home = node_home(tmp_path, f"n{i}")
+        assert rtc("node", "register", "--home", home, *flags, "--no-join", "--operator", operator)[0] == 0
+        if i < 3:
+            code, out, err = rtc("node", "join", "--home", home, *flags, "--operator", operator)
+            assert code == 0, err
+            assert "asked to join cluster" in out
+            assert chain.approve(node_of(chain, home), "--cluster-id", cluster_id)[0] == 0
+        ids.append(node_of(chain, home))
+    assert [m.node_id for m in chain.registry.members(cluster_id)] == ids[:3]
+
+    # the fourth asks; the members' operators approve: 2 of 3 do not admit, 3 do
+    assert rtc("node", "join", "--home", tmp_path / "n3", *flags, "--operator", operators[3])[0] == 0
+    code, out, _ = rtc("cluster", "requests", *flags, "-J")
+    listed = json.loads(out)
+    assert code == 0 and (listed["owner"], listed["needed"]) == (chain.owner, 3)
+    assert [(r["node_id"], r["approvals"], r["operator"]) for r in listed["requests"]] == [(ids[3], [], operators[3])]
+    for voter, count in ((0, 1), (1, 2)):
+        code, out, err = rtc("cluster", "approve", ids[3], *flags, "--approver", operators[voter])
+        assert code == 0, err
+        assert f"approval recorded: node {ids[3]} has {count} of the 3 members' approvals" in out
+        assert f"as the operator of node {ids[voter]}" in err
+    code, out, _ = rtc("cluster", "approve", ids[3], *flags, "--approver", operators[0])
+    assert code == 2 and "refused: already approved (2 of the 3 approvals needed so far)" in out
+    code, out, _ = rtc("cluster", "approve", ids[3], *flags, "--approver", operators[2], "-J")
+    assert code == 0 and json.loads(out)["joined"] is True and json.loads(out)["by_owner"] is False
+    assert json.loads(rtc("cluster", "requests", *flags, "-J")[1])["requests"] == []
+
+    # the fifth asks: a member cannot refuse, the owner can; its operator may ask again and withdraw
+    home = tmp_path / "n4"
+    assert rtc("node", "join", "--home", home, *flags, "--operator", operators[4])[0] == 0
+    code, out, _ = rtc("cluster", "refuse", ids[4], *flags, "--approver", operators[0])
+    assert code == 2 and "caller is neither the node's operator nor the cluster's owner" in out
+    code, out, err = rtc("cluster", "refuse", ids[4], *flags, "--approver", chain.owner)
+    assert code == 0, err
+    assert f"node {ids[4]}'s request to join cluster {cluster_id} is refused" in out
+    code, _, err = chain.approve(ids[4])
+    assert code == 1 and f"node {ids[4]} has no pending request to join a cluster" in err and "rtc node join" in err
+    assert rtc("node", "join", "--home", home, *flags, "--operator", operators[4])[0] == 0
+    code, _, err = chain.approve(ids[4], "--cluster-id", chain.cluster_id)
+    assert code == 1 and f"asks to join cluster {cluster_id}, not cluster {chain.cluster_id}" in err
+    code, out, _ = rtc("node", "status", "--home", home, *chain.flags())
+    assert f"asked to join cluster {cluster_id} at block" in out and "0 of the 3 members' approvals" in out
+    code, out, err = rtc("node", "join", "--home", home, *flags, "--operator", operators[4], "--cancel", "-J")
+    assert code == 0, err
+    assert json.loads(out)["join_request"] is None and chain.registry.join_request(ids[4]) is None
+    assert [m.node_id for m in chain.registry.members(cluster_id)] == ids[:4]
+
+
+def test_cluster_commands_explain_missing_settings(chain: Chain, tmp_path: Path) -> None:
+    code, _, err = rtc("cluster", "approve", "1")
+    assert code == 1 and "no Ethereum endpoint: pass --eth-rpc URL" in err
+    code, _, err = rtc("cluster", "approve", "1", *chain.flags())
+    assert code == 1 and "no approving account" in err and "--approver-key FILE" in err
+    code, _, err = rtc("cluster", "requests", *chain.flags())
+    assert code == 1 and "which cluster? pass --cluster-id N" in err
+    code, _, err = rtc("cluster", "approve", "999", *chain.flags(), "--approver", chain.owner)
+    assert code == 1 and "there is no node 999" in err
+    code, _, err = rtc("cluster", "requests", "--home", tmp_path)
+    assert code == 1 and "is neither a devnet folder" in err

@@ -79,7 +79,7 @@ def test_the_registry_artifact_loads_from_the_installed_package(fresh_venv: Fres
         "                  'source_sha256': artifact['source_sha256'], 'bytecode': artifact['bytecode'][:2]}))\n")
     for path in (found["file"], found["artifact"]):
         assert Path(path).is_relative_to(fresh_venv.root) and not Path(path).is_relative_to(ROOT), path
-    assert {"register", "join_cluster", "members", "nodes_by_keys"} <= set(found["abi"])
+    assert {"register", "request_join", "approve_join", "members", "nodes_by_keys"} <= set(found["abi"])
     assert found["bytecode"] == "0x"
     # the artifact is current: compiled from the contract source in this checkout
     assert found["source_sha256"] == hashlib.sha256((ROOT / "contracts" / "Registry.vy").read_bytes()).hexdigest()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .history import add_history_parsers, add_restore_parser
-from .operator import add_operator_parsers
+from .operator import add_cluster_parsers, add_operator_parsers
 from .output import add_json as _add_json
 from .output import emit as _emit
 from .output import progress as _progress
@@ -494,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_node = dev.add_parser("add-node", help="start one more node and register it in the contract", description=(
         "Start one more node that syncs the chain from the others, then register its validator key with a "
-        "deposit in the Registry and join the cluster. The next Ethereum sync makes it a validator: watch its "
+        "deposit in the Registry and ask to join the cluster, which the devnet's cluster owner approves. The next "
+        "Ethereum sync makes it a validator: watch its "
         "voting power appear in `rtc devnet status`."))
     add_node.add_argument("--home", type=Path, required=True)
     add_node.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to catch up")
@@ -551,22 +552,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(result)
     result.set_defaults(func=cmd_result)
 
-    cluster = commands.add_parser("cluster", help="the cluster as the Ethereum contract sees it")
+    cluster = commands.add_parser("cluster", help="the cluster as the Ethereum contract sees it; admit nodes")
     cluster_actions = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     members = cluster_actions.add_parser("members", help="member nodes with their deposits and cooling-off state")
     members.add_argument("--home", type=Path, help="a devnet's folder")
     _add_contract_flags(members, "or any cluster, in the Registry on an Ethereum chain")
     _add_json(members)
     members.set_defaults(func=cmd_cluster_members)
+    add_cluster_parsers(cluster_actions)  # requests, approve, refuse
 
     inspect = commands.add_parser("inspect", help="list a component's entry points and their WIT types")
     inspect.add_argument("component", type=Path, metavar="COMPONENT.wasm")
     _add_json(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
-    node = commands.add_parser("node", help="run a node; register, leave and withdraw its deposit on Ethereum",
+    node = commands.add_parser("node", help="run a node; register, ask to join, leave and withdraw its deposit on Ethereum",
                                description="Run a node's state machine, and act as its operator in the Registry "
-                                           "contract: register with a deposit, leave, withdraw, show its state.")
+                                           "contract: register with a deposit, ask to join, leave, withdraw, show "
+                                           "its state.")
     node_actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
     run = node_actions.add_parser("run", help="serve ABCI for the CometBFT of this node home")
     run.add_argument("--home", type=Path, required=True)

@@ -154,15 +154,15 @@ class Devnet:
 
         keys = [NodeHome(Path(n.home)).validator_key() for n in self.nodes]
         if eth_rpc is not None:
-            progress(f"deploying the Registry on {eth_rpc} and registering the nodes with deposits")
+            progress(f"deploying the Registry on {eth_rpc}, registering the nodes with deposits and admitting them")
             info = register_cluster(eth_rpc, code_hash, keys)
             info.managed = False
             return info
-        progress("starting anvil, deploying the Registry, registering the nodes with deposits")
+        progress("starting anvil, deploying the Registry, registering the nodes with deposits and admitting them")
         anvil = start_anvil(self.home, base_port + ANVIL_PORT_OFFSET)
         self._anvil = anvil
         try:
-            info = register_cluster(anvil.url, code_hash, keys)
+            info = register_cluster(anvil.url, code_hash, keys, managed=True)
         except BaseException:
             anvil.stop()
             raise
@@ -200,7 +200,8 @@ class Devnet:
                  state_sync: bool = False) -> NodeInfo:
         """One more node: it syncs the chain from the others (every block, or with `state_sync` a
         snapshot the others serve, then the blocks after it), then registers with a deposit and
-        joins the cluster in the contract, and the next Ethereum sync makes it a validator."""
+        asks to join the cluster in the contract, the cluster's owner (the devnet's deployer
+        account) approves, and the next Ethereum sync makes it a validator."""
         if self.ethereum is None:
             raise DevnetError("this devnet has no Ethereum side, so its validator set cannot grow")
         from .ethereum import operator_account, register_node
@@ -226,7 +227,7 @@ class Devnet:
         self.start_node(index, progress)
         progress(f"{name} is syncing the chain from the others")
         self.wait_for_height(max(s.height or 0 for s in self.status()), timeout=timeout, nodes=[index])
-        progress(f"registering {name} with a deposit and joining the cluster")
+        progress(f"registering {name} with a deposit; it asks to join the cluster and the cluster's owner approves")
         operator = operator_account(self.ethereum.url, index)
         node_id = register_node(self.ethereum, operator, node_home.validator_key())
         self.ethereum.operators.append(operator)

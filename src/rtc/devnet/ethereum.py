@@ -1,9 +1,12 @@
 """The devnet's Ethereum side: an anvil chain with the Registry, every node registered with a
-deposit and joined to the cluster that runs the devnet's backend."""
+deposit, asking to join the cluster that runs the devnet's backend, and admitted by the
+cluster's owner (the account that deployed the Registry and created the cluster)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +23,7 @@ MIN_DEPOSIT = 1 * ETHER
 NODE_DEPOSIT = 10 * ETHER
 COOLING_OFF_BLOCKS = 20
 CONFIRMATIONS = 2  # anvil has no finality; a block this deep counts as final
+BLOCK_SECONDS = 1  # anvil mines on this timer, so "final" advances while nothing happens
 
 
 def cluster_settings(info: EthereumInfo) -> EthereumSettings:
@@ -28,15 +32,20 @@ def cluster_settings(info: EthereumInfo) -> EthereumSettings:
 
 
 def start_anvil(home: Path, port: int) -> Anvil:
-    anvil = Anvil(port, block_time=1.0, log_path=home / "logs" / "anvil.log", state_path=state_file(home))
+    anvil = Anvil(port, block_time=BLOCK_SECONDS, log_path=home / "logs" / "anvil.log", state_path=state_file(home))
     return anvil.start()
 
 
-def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes]) -> EthereumInfo:
-    """Deploy the Registry, create the cluster for the backend and register and join every node.
+def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], managed: bool = False) -> EthereumInfo:
+    """Deploy the Registry, create the cluster for the backend, register every node and admit it.
 
     Needs funded accounts unlocked at the endpoint (anvil's, or a dev chain's): the first
-    deploys, the next ones are the nodes' operators.
+    deploys the Registry and creates the cluster, so it owns the cluster and approves each
+    node's request to join (one per Ethereum block, as the contract allows); the next ones
+    are the nodes' operators. The deployer is also named the Registry's slasher: a stand-in
+    until the dispute contract exists, so that a devnet's deposits can be slashed (by hand)
+    and a client's check names who can slash them. `managed`: the devnet's own anvil, which
+    mines each of these transactions at once instead of on its timer.
     """
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
     accounts = w3.eth.accounts
@@ -44,16 +53,36 @@ def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes]) ->
         raise RuntimeError(f"{url} has {len(accounts)} unlocked accounts; a devnet needs {1 + MAX_NODES} "
                            "funded ones (the deployer and one operator per possible node), as anvil gives")
     deployer, operators = accounts[0], accounts[1:1 + len(validator_keys)]
-    registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
-    cluster_id = registry.create_cluster(deployer, code_hash, code_hash, MAX_NODES)
-    node_ids = []
-    for operator, key in zip(operators, validator_keys):
-        node_id = registry.register(operator, key, NODE_DEPOSIT)
-        registry.join(operator, node_id, cluster_id)
-        node_ids.append(node_id)
+    with _mining_at_once(w3, managed):
+        registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
+        registry.set_slasher(deployer, deployer)  # stand-in for the dispute contract
+        cluster_id = registry.create_cluster(deployer, code_hash, code_hash, MAX_NODES)
+        node_ids = [admit_node(registry, deployer, operator, key, cluster_id)
+                    for operator, key in zip(operators, validator_keys)]
     wait_until_final(w3, int(w3.eth.block_number))
     return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids,
-                        chain_id=int(w3.eth.chain_id))
+                        chain_id=int(w3.eth.chain_id), owner=deployer)
+
+
+def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, cluster_id: int) -> int:
+    """Register a node with the devnet's deposit, ask to join the cluster and approve it as the cluster's owner."""
+    node_id = registry.register(operator, validator_key, NODE_DEPOSIT)
+    registry.request_join(operator, node_id, cluster_id)
+    registry.approve_join(owner, node_id)  # each transaction waits for its block: one admission per block
+    return node_id
+
+
+@contextmanager
+def _mining_at_once(w3: Web3, managed: bool) -> Iterator[None]:
+    """On the devnet's own anvil, mine every transaction at once (then the timer again)."""
+    if not managed:
+        yield
+        return
+    w3.provider.make_request("evm_setAutomine", [True])
+    try:
+        yield
+    finally:
+        w3.provider.make_request("evm_setIntervalMining", [BLOCK_SECONDS])
 
 
 def wait_until_final(w3: Web3, block: int, timeout: float = 30.0) -> None:
@@ -77,8 +106,11 @@ def operator_account(url: str, index: int) -> str:
 
 
 def register_node(info: EthereumInfo, operator: str, validator_key: bytes) -> int:
-    """Register one more node with the devnet's deposit and join it to the cluster."""
+    """Register one more node with the devnet's deposit; it asks to join and the cluster's owner approves."""
     registry = Registry.connect(info.url, info.registry)
-    node_id = registry.register(operator, validator_key, NODE_DEPOSIT)
-    registry.join(operator, node_id, info.cluster_id)
-    return node_id
+    return admit_node(registry, cluster_owner(info), operator, validator_key, info.cluster_id)
+
+
+def cluster_owner(info: EthereumInfo) -> str:
+    """The account that owns the devnet's cluster (a manifest from before it was recorded: the deployer)."""
+    return info.owner or Web3(Web3.HTTPProvider(info.url, request_kwargs={"timeout": 10})).eth.accounts[0]

@@ -46,6 +46,7 @@ class EthereumInfo:
     anvil_pid: int = 0
     managed: bool = True  # anvil started by the devnet (False: an existing chain given with --eth-rpc)
     chain_id: int = 31337
+    owner: str = ""  # deployed the Registry, owns the cluster (approves joins) and stands in as its slasher
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

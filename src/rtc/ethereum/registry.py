@@ -135,6 +135,20 @@ class Registry:
         needed = self.contract.functions.approvals_needed(cluster_id).call(block_identifier=block)
         return JoinRequestState(node_id, int(cluster_id), int(requested), tuple(int(a) for a in approvals), int(needed))
 
+    def pending_requests(self, cluster_id: int, block: int | str = "latest") -> list[JoinRequestState]:
+        """The join requests waiting for the cluster's approval, oldest first: the nodes that asked
+        (JoinRequested events since the cluster was created) whose request is still pending."""
+        if isinstance(block, str):
+            block = int(self.w3.eth.get_block(block)["number"])
+        created = int(self.contract.functions.cluster(cluster_id).call(block_identifier=block)[4])
+        if not created:
+            return []
+        logs = self.contract.events.JoinRequested().get_logs(
+            argument_filters={"cluster_id": cluster_id}, from_block=created, to_block=block)
+        asked = dict.fromkeys(int(entry["args"]["node_id"]) for entry in logs)
+        found = [self.join_request(node_id, block) for node_id in asked]
+        return [r for r in found if r is not None and r.cluster_id == cluster_id]
+
     def cluster_owner(self, cluster_id: int, block: int | str = "latest") -> str | None:
         """Who admits nodes to the cluster alone (None: nobody, only its members do)."""
         owner = str(self.contract.functions.cluster(cluster_id).call(block_identifier=block)[6])
