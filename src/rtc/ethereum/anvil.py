@@ -1,8 +1,9 @@
 """A local Ethereum chain for devnets and tests: anvil from the pinned npm package.
 
 anvil's accounts come from a fixed mnemonic, so a devnet's operators have known,
-funded keys; it mines a block per transaction (and, with `block_time`, on a timer so
-that "finalized" advances while nothing happens).
+funded keys; it mines a block per transaction, or, with `block_time`, on a timer only (so
+that "finalized" advances while nothing happens; a transaction then waits for the next
+tick, and `evm_setAutomine` switches back to a block per transaction).
 """
 
 from __future__ import annotations
