@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from typing import Callable, Iterator
 
 import pytest
 
@@ -22,16 +23,13 @@ class DictState:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+    def iterate(self, start: bytes, end: bytes | None, meter: Callable[[int], None]) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(self.data)
-        out = []
         for key in keys[bisect_left(keys, start):]:
+            meter(len(key) + len(self.data[key]))  # as the node's store: every entry read is charged
             if end is not None and key >= end:
-                break
-            out.append((key, self.data[key]))
-            if len(out) == limit:
-                break
-        return out
+                return
+            yield key, self.data[key]
 
     def apply(self, writes: dict[bytes, bytes | None]) -> None:
         for key, value in writes.items():

@@ -8,6 +8,7 @@ block, Commit to make it durable, Query to read committed state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,7 +22,7 @@ from rtc.protocol import (
 )
 from rtc.sessions import Refused, Runner, Sessions
 from rtc.state import StateStore
-from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
+from rtc.vm import Backend, BlockInfo, CallError, Meter, PreparedCall
 
 from .checked import Checked, CheckedCache
 from .config import ClusterSettings, GenesisAppState
@@ -59,11 +60,13 @@ class BackendState:
     def get(self, key: bytes) -> bytes | None:
         return self.overlay.get(keys.BACKEND_PREFIX + key)
 
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+    def iterate(self, start: bytes, end: bytes | None, meter: Meter) -> Iterator[tuple[bytes, bytes]]:
+        """The backend's entries from `start`, read only as far as the VM takes them; `meter`
+        charges the call for every entry the store steps over (see rtc.vm.StateView)."""
         prefix = keys.BACKEND_PREFIX
         upper = prefix + end if end is not None else _prefix_end(prefix)
         cut = len(prefix)
-        return [(key[cut:], value) for key, value in self.overlay.scan(prefix + start, upper, limit)]
+        return ((key[cut:], value) for key, value in self.overlay.iterate(prefix + start, upper, meter))
 
 
 def _prefix_end(prefix: bytes) -> bytes:
@@ -192,6 +195,9 @@ class ClusterApp(Application):
         try:
             call = strict_json(envelope.call)
         except JSONInputError as exc:
+            named = self.backend.argument_error(envelope.call)  # an integer beyond 64 bits, by its parameter
+            if named is not None:
+                raise TxError(Code.INVALID_CALL, named) from None
             raise TxError(Code.MALFORMED, f"the call: {exc}") from None
         try:
             prepared = self.backend.prepare(call)
@@ -455,7 +461,8 @@ class ClusterApp(Application):
             call = strict_json(data)
             prepared = self.backend.prepare(call)
         except (JSONInputError, CallError) as exc:
-            return abci_pb.ResponseQuery(code=Code.INVALID_CALL, log=str(exc), height=height)
+            named = self.backend.argument_error(data) if isinstance(exc, JSONInputError) else None
+            return abci_pb.ResponseQuery(code=Code.INVALID_CALL, log=named or str(exc), height=height)
         if not prepared.entry.read_only:
             return abci_pb.ResponseQuery(
                 code=Code.INVALID_CALL, log=f"'{call['function']}' changes state; send it with `rtc call`", height=height

@@ -30,7 +30,7 @@ from functools import partial
 from hashlib import sha256
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import lmdb
 
@@ -65,6 +65,13 @@ _DIRECT_KEY_LIMIT = 478
 _META_HEIGHT = b"height"
 _META_ROOT = b"root"
 _META_FORMAT = b"format"
+
+
+Meter = Callable[[int], None]
+"""Told of every entry an `iterate` steps over, returned or not (a committed entry a pending
+write shadows or deletes, a pending deletion): called once per entry with its size in bytes
+(key and value). It may raise to stop the iteration. The VM charges a call's fuel with it,
+so what a scan skips is paid for too."""
 
 
 class StateError(Exception):
@@ -172,31 +179,45 @@ class BlockOverlay:
         _check_limit(limit)
         return list(islice(self._iter(start, end), limit))
 
-    def _pending_in_range(self, start: bytes | None, end: bytes | None) -> list[bytes]:
+    def iterate(self, start: bytes | None = None, end: bytes | None = None,
+                meter: Meter | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with start <= key < end, ascending, read only as far as they are taken;
+        `meter` is told of every entry stepped over. Use it within the block (before the
+        next commit), like the overlay itself."""
+        self._check_usable()
+        _check_bound(start, "start")
+        _check_bound(end, "end")
+        return self._iter(start, end, meter)
+
+    def _pending_in_range(self, start: bytes | None, end: bytes | None) -> tuple[list[bytes], int, int]:
+        """The sorted pending keys and the index range [lo, hi) of those in range."""
         keys = self._sorted_keys
-        if keys is None:
+        if keys is None:  # not metered: whether it was sorted already must not change a call's fuel
             keys = self._sorted_keys = sorted(self._pending)
         lo = 0 if start is None else bisect_left(keys, start)
         hi = len(keys) if end is None else bisect_left(keys, end)
-        return keys[lo:hi]
+        return keys, lo, hi
 
-    def _iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    def _iter(self, start: bytes | None, end: bytes | None, meter: Meter | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Merge the pending writes over the committed state, ascending."""
-        base = self._store._committed_iter(start, end)
-        mine = self._pending_in_range(start, end)
-        if not mine:
+        base = self._store._committed_iter(start, end, meter)
+        mine, index, count = self._pending_in_range(start, end)
+        if index >= count:
             yield from base
             return
         pending = self._pending
-        index, count = 0, len(mine)
         for key, value in base:
             while index < count and mine[index] < key:
                 own = pending[mine[index]]
+                if meter is not None:
+                    meter(len(mine[index]) + (len(own) if own is not None else 0))
                 if own is not None:
                     yield mine[index], own
                 index += 1
             if index < count and mine[index] == key:
                 own = pending[key]
+                if meter is not None:
+                    meter(len(key) + (len(own) if own is not None else 0))
                 index += 1
                 if own is not None:
                     yield key, own
@@ -204,6 +225,8 @@ class BlockOverlay:
             yield key, value
         while index < count:
             own = pending[mine[index]]
+            if meter is not None:
+                meter(len(mine[index]) + (len(own) if own is not None else 0))
             if own is not None:
                 yield mine[index], own
             index += 1
@@ -315,6 +338,14 @@ class StateStore:
         _check_limit(limit)
         return list(islice(self._committed_iter(start, end), limit))
 
+    def iterate(self, start: bytes | None = None, end: bytes | None = None,
+                meter: Meter | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Committed pairs with start <= key < end, ascending, read only as far as they are
+        taken; `meter` is told of every entry stepped over. Use it before the next commit."""
+        _check_bound(start, "start")
+        _check_bound(end, "end")
+        return self._committed_iter(start, end, meter)
+
     def prove(self, key: bytes) -> Proof:
         """Proof of `key`'s committed value (or absence) against `self.root`."""
         _check_key(key)
@@ -354,14 +385,15 @@ class StateStore:
             )
         return read_node
 
-    def _committed_iter(self, start: bytes | None, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    def _committed_iter(self, start: bytes | None, end: bytes | None,
+                        meter: Meter | None = None) -> Iterator[tuple[bytes, bytes]]:
         cursor = self._reader().cursor(db=self._leaves)
         low = start or b""
         # Long keys are filed under their first _DIRECT_KEY_LIMIT bytes, so
         # seek there and skip what sorts before `start`.
         if not cursor.set_range(_KEY_PREFIX + low[:_DIRECT_KEY_LIMIT]):
             return
-        for key, value in _decoded_entries(cursor):
+        for key, value in _decoded_entries(cursor, meter):
             if key < low:
                 continue
             if end is not None and key >= end:
@@ -548,16 +580,19 @@ class FrozenState:
         self.close()
 
 
-def _decoded_entries(cursor: lmdb.Cursor) -> Iterator[tuple[bytes, bytes]]:
+def _decoded_entries(cursor: lmdb.Cursor, meter: Meter | None = None) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) pairs from the cursor's position on, in raw key order.
 
     Long-key entries sharing a head are adjacent in LMDB but ordered by
-    hash; each such run is sorted by full key before it is yielded.
+    hash; each such run is sorted by full key before it is yielded (`meter`
+    is told of each entry as it is read, so before the run is sorted).
     """
     direct_limit = _DIRECT_KEY_LIMIT + 1
     group_head: bytes | None = None
     group: list[tuple[bytes, bytes]] = []
     for stored_key, stored in _pairs(cursor):
+        if meter is not None:
+            meter(len(stored_key) + len(stored))
         if len(stored_key) > direct_limit:
             head = stored_key[1:direct_limit]
             if head != group_head:

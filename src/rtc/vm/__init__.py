@@ -11,6 +11,7 @@ from .engine import (
     EntryPoint,
     HostFailure,
     Limits,
+    Meter,
     PreparedCall,
     StateView,
 )
@@ -18,5 +19,5 @@ from .marshal import ArgumentError
 
 __all__ = [
     "HOST_INTERFACES", "WIT_PATH", "ArgumentError", "Backend", "BlockInfo", "CallError", "CallOutcome",
-    "DeployError", "EntryPoint", "HostFailure", "Limits", "PreparedCall", "StateView",
+    "DeployError", "EntryPoint", "HostFailure", "Limits", "Meter", "PreparedCall", "StateView",
 ]

@@ -5,6 +5,10 @@ from Python classes on each call; here the static WIT type drives a direct walk 
 `wasmtime_component_val_t`, which is both faster and unambiguous. Values handed to
 `lower` were already checked by `marshal.check`, so lowering cannot fail half-way.
 The C calls themselves go through capi.py, the one module that uses wasmtime's private API.
+
+Lifting a result is bounded by a size limit measured in canonical JSON bytes: a lower
+bound of the result's JSON length is counted before each string or list is copied out of
+wasmtime's value tree, so a result that cannot fit is refused before it is copied in full.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import ctypes
 import math
 import struct
 from typing import Any
+
+import orjson
 
 from . import capi
 from .capi import Val
@@ -28,6 +34,8 @@ _PRIM_KIND = {
     "u32": K_U32, "s64": K_S64, "u64": K_U64, "f32": K_F32, "f64": K_F64, "char": K_CHAR,
     "string": K_STRING,
 }
+_U8 = Prim("u8")
+_U8_KIND = bytes((K_U8,))
 _PRIM_FIELD = {
     "bool": "boolean", "s8": "s8", "u8": "u8", "s16": "s16", "u16": "u16", "s32": "s32",
     "u32": "u32", "s64": "s64", "u64": "u64", "f32": "f32", "f64": "f64",
@@ -60,7 +68,7 @@ def lower(ty: WitType, value: Any, out: Any) -> None:
         element = ty.element
         capi.alloc_list(out.of.list, len(value))
         data = out.of.list.data
-        if element == Prim("u8"):
+        if element == _U8:
             _fill_bytes(data, value)
         else:
             for i, item in enumerate(value):
@@ -127,52 +135,162 @@ def float_json(value: float) -> float | str:
     return value
 
 
-def lift_json(ty: WitType, val: Any) -> Any:
-    """Read the C value `val` of type `ty` into the JSON form documented in marshal.py."""
-    if isinstance(ty, Prim):
-        name = ty.name
-        if name == "string":
-            return _text(val.of.string)
-        if name == "char":
-            return chr(val.of.character)
-        if name == "f32":
-            return float_json(shortest_f32(val.of.f32))
-        if name == "f64":
-            return float_json(val.of.f64)
-        return getattr(val.of, _PRIM_FIELD[name])
-    if isinstance(ty, ListT):
-        lst = val.of.list
-        if ty.element == Prim("u8"):
-            return list(_read_bytes(lst))
-        return [lift_json(ty.element, lst.data[i]) for i in range(lst.size)]
-    if isinstance(ty, RecordT):
-        rec = val.of.record
-        return {snake(name): lift_json(field_ty, rec.data[i].val) for i, (name, field_ty) in enumerate(ty.fields)}
-    if isinstance(ty, TupleT):
-        tup = val.of.tuple
-        return [lift_json(element_ty, tup.data[i]) for i, element_ty in enumerate(ty.elements)]
-    if isinstance(ty, OptionT):
-        if not val.of.option:
-            return None
-        inner = lift_json(ty.payload, val.of.option.contents)
-        return {"some": inner} if nullable(ty.payload) else inner
-    if isinstance(ty, ResultT):
-        res = val.of.result
-        side, payload_ty = ("ok", ty.ok) if res.is_ok else ("err", ty.err)
-        return {side: None if payload_ty is None else lift_json(payload_ty, res.val.contents)}
-    if isinstance(ty, EnumT):
-        return snake(_text(val.of.enumeration))
-    if isinstance(ty, VariantT):
-        case = _text(val.of.variant.discriminant)
-        case_ty = dict(ty.cases)[case]
-        if case_ty is None:
-            return snake(case)
-        return {snake(case): lift_json(case_ty, val.of.variant.val.contents)}
-    if isinstance(ty, FlagsT):
-        flags = val.of.flags
-        chosen = {_text(flags.data[i]) for i in range(flags.size)}
-        return [snake(name) for name in ty.names if name in chosen]
-    raise TypeError(f"cannot lift {ty!r}")  # pragma: no cover
+class ResultTooLarge(Exception):
+    """A result whose canonical JSON is longer than the limit; it is known to be at least `size` bytes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"result of at least {size} bytes")
+        self.size = size
+
+
+_PRIM_SHORTEST = {"bool": 4, "f32": 3, "f64": 3, "char": 3, "string": 2}  # true, 0.0, "x", ""; integers: 1
+
+
+class _Budget:
+    """What is left of the size limit, spent on a lower bound of the JSON lifted so far."""
+
+    __slots__ = ("limit", "left")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ResultTooLarge(self.limit - self.left)
+
+
+class Lifter:
+    """Reads results out of wasmtime's value tree, within a size limit.
+
+    It remembers the shortest JSON encoding of each type it met, by the type's id: one
+    Lifter serves one Backend, whose entry points keep those types alive, so the
+    memory goes with the Backend instead of growing a module-wide cache."""
+
+    __slots__ = ("_shortest",)
+
+    def __init__(self) -> None:
+        self._shortest: dict[int, tuple[WitType, int]] = {}
+
+    def lift_json(self, ty: WitType, val: Any, limit: int) -> Any:
+        """Read the C value `val` of type `ty` into the JSON form documented in marshal.py,
+        refusing (ResultTooLarge) a value whose canonical JSON is longer than `limit` bytes.
+
+        The refusal comes as soon as a lower bound of the length passes the limit: the
+        bound starts at the type's shortest encoding and grows by what each string, list
+        and chosen case adds to it, counted before their contents are copied out; the
+        exact length of what was lifted is checked at the end."""
+        budget = _Budget(limit)
+        budget.spend(self.shortest(ty))
+        value = self._lift(ty, val, budget)
+        size = len(orjson.dumps(value))
+        if size > limit:
+            raise ResultTooLarge(size)
+        return value
+
+    def shortest(self, ty: WitType) -> int:
+        """The length of the shortest canonical JSON of any value of `ty` (lift_json's form)."""
+        hit = self._shortest.get(id(ty))
+        if hit is not None and hit[0] is ty:
+            return hit[1]
+        shortest = self.shortest
+        if isinstance(ty, Prim):
+            size = _PRIM_SHORTEST.get(ty.name, 1)
+        elif isinstance(ty, (ListT, FlagsT)):
+            size = 2  # []
+        elif isinstance(ty, RecordT):  # {"name":v,...}
+            size = 1 + sum(len(snake(name)) + 4 + shortest(field) for name, field in ty.fields)
+        elif isinstance(ty, TupleT):  # [a,b]
+            size = 1 + sum(1 + shortest(element) for element in ty.elements)
+        elif isinstance(ty, OptionT):
+            size = min(4, self._some_size(ty))
+        elif isinstance(ty, ResultT):
+            size = min(self._side_size("ok", ty.ok), self._side_size("err", ty.err))
+        elif isinstance(ty, EnumT):
+            size = min(len(snake(name)) + 2 for name in ty.names)
+        elif isinstance(ty, VariantT):
+            size = min(self._case_size(name, case) for name, case in ty.cases)
+        else:  # pragma: no cover - types are closed
+            raise TypeError(f"cannot size {ty!r}")
+        self._shortest[id(ty)] = (ty, size)
+        return size
+
+    def _some_size(self, ty: OptionT) -> int:
+        payload = self.shortest(ty.payload)
+        return payload + 9 if nullable(ty.payload) else payload  # {"some":v} or v
+
+    def _side_size(self, side: str, ty: WitType | None) -> int:
+        return len(side) + 5 + (4 if ty is None else self.shortest(ty))  # {"ok":v}
+
+    def _case_size(self, name: str, ty: WitType | None) -> int:
+        name_size = len(snake(name))
+        return name_size + 2 if ty is None else name_size + 5 + self.shortest(ty)  # "case" or {"case":v}
+
+    def _lift(self, ty: WitType, val: Any, budget: _Budget) -> Any:
+        if isinstance(ty, Prim):
+            name = ty.name
+            if name == "string":
+                budget.spend(val.of.string.size)  # its bytes, beyond the two quotes
+                return _text(val.of.string)
+            if name == "char":
+                return chr(val.of.character)
+            if name == "f32":
+                return float_json(shortest_f32(val.of.f32))
+            if name == "f64":
+                return float_json(val.of.f64)
+            return getattr(val.of, _PRIM_FIELD[name])
+        lift = self._lift
+        if isinstance(ty, ListT):
+            lst = val.of.list
+            count = lst.size
+            if count == 0:
+                return []
+            element = ty.element
+            budget.spend(count - 1 + count * self.shortest(element))  # commas, each element's shortest form
+            if element == _U8:
+                return list(_read_bytes(lst))
+            return [lift(element, lst.data[i], budget) for i in range(count)]
+        if isinstance(ty, RecordT):
+            rec = val.of.record
+            return {snake(name): lift(field_ty, rec.data[i].val, budget) for i, (name, field_ty) in enumerate(ty.fields)}
+        if isinstance(ty, TupleT):
+            tup = val.of.tuple
+            return [lift(element_ty, tup.data[i], budget) for i, element_ty in enumerate(ty.elements)]
+        if isinstance(ty, OptionT):
+            shortest = self.shortest(ty)
+            if not val.of.option:
+                budget.spend(4 - shortest)
+                return None
+            budget.spend(self._some_size(ty) - shortest)
+            inner = lift(ty.payload, val.of.option.contents, budget)
+            return {"some": inner} if nullable(ty.payload) else inner
+        if isinstance(ty, ResultT):
+            res = val.of.result
+            side, payload_ty = ("ok", ty.ok) if res.is_ok else ("err", ty.err)
+            budget.spend(self._side_size(side, payload_ty) - self.shortest(ty))
+            return {side: None if payload_ty is None else lift(payload_ty, res.val.contents, budget)}
+        if isinstance(ty, EnumT):
+            name = snake(_text(val.of.enumeration))
+            budget.spend(len(name) + 2 - self.shortest(ty))
+            return name
+        if isinstance(ty, VariantT):
+            case = _text(val.of.variant.discriminant)
+            case_ty = dict(ty.cases)[case]
+            budget.spend(self._case_size(case, case_ty) - self.shortest(ty))
+            if case_ty is None:
+                return snake(case)
+            return {snake(case): lift(case_ty, val.of.variant.val.contents, budget)}
+        if isinstance(ty, FlagsT):
+            flags = val.of.flags
+            chosen = {_text(flags.data[i]) for i in range(flags.size)}
+            return [snake(name) for name in ty.names if name in chosen]  # at most the declared names
+        raise TypeError(f"cannot lift {ty!r}")  # pragma: no cover
+
+
+def lift_json(ty: WitType, val: Any, limit: int) -> Any:
+    """Lifter.lift_json with a Lifter of its own (tests, one-off use)."""
+    return Lifter().lift_json(ty, val, limit)
 
 
 # A list<u8> is an array of full-size value structs, one per byte; reading and writing
@@ -188,12 +306,20 @@ def _read_bytes(lst: Any) -> bytes:
     return raw[_PAYLOAD::_STRIDE]
 
 
+_DIRECT_FILL = 512  # from this size on, the bytes are written straight into the C array
+
+
 def _fill_bytes(data: Any, value: bytes) -> None:
     count = len(value)
     if count == 0:
         return
+    if count >= _DIRECT_FILL:  # no second buffer of 32 bytes per byte to allocate and copy
+        view = memoryview((ctypes.c_ubyte * (count * _STRIDE)).from_address(ctypes.addressof(data.contents))).cast("B")
+        view[0::_STRIDE] = _U8_KIND * count
+        view[_PAYLOAD::_STRIDE] = value
+        return
     buffer = bytearray(count * _STRIDE)
-    buffer[0::_STRIDE] = bytes((K_U8,)) * count
+    buffer[0::_STRIDE] = _U8_KIND * count
     buffer[_PAYLOAD::_STRIDE] = value
     ctypes.memmove(data, bytes(buffer), len(buffer))
 
@@ -203,10 +329,28 @@ def lift_bytes(val: Any) -> bytes:
     return _read_bytes(val.of.list)
 
 
+#: The bytes of a `list<u8>`'s vallist (`val.of.list`), whose `size` can be checked first.
+read_bytes = _read_bytes
+
+
 def lower_bytes(data: bytes, out: Any) -> None:
     out.kind = K_LIST
     capi.alloc_list(out.of.list, len(data))
     _fill_bytes(out.of.list.data, data)
+
+
+def lower_entries(entries: list[tuple[bytes, bytes]], out: Any) -> None:
+    """A scan's answer, `list<tuple<list<u8>, list<u8>>>`."""
+    out.kind = K_LIST
+    capi.alloc_list(out.of.list, len(entries))
+    data = out.of.list.data
+    for i, (key, value) in enumerate(entries):
+        item = data[i]
+        item.kind = K_TUPLE
+        capi.alloc_tuple(item.of.tuple, 2)
+        pair = item.of.tuple.data
+        lower_bytes(key, pair[0])
+        lower_bytes(value, pair[1])
 
 
 def delete(val: Val) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import math
 import re
 import weakref
+from bisect import bisect_left, insort
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -19,7 +23,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from . import abi, capi
-from .marshal import ArgumentError, check_arguments
+from .marshal import JSON_INT_RANGE, ArgumentError, check_arguments
 from .types import ListT, OptionT, Prim, RecordT, TupleT, UnsupportedType, WitType, from_wasmtime, kebab, snake
 
 HOST_PACKAGE = "rtc:backend"
@@ -50,37 +54,74 @@ HOST_SIGNATURES: dict[str, dict[str, tuple[tuple[WitType, ...], WitType | None]]
 }
 
 
+WASM_PAGE = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Per-call resource limits; part of the cluster's configuration, identical on every node."""
+    """Per-call resource limits; part of the cluster's configuration, identical on every node.
+
+    Memory is bounded per call, over every linear memory the component's instance creates:
+    at most `memories` of them, each growing to at most `memory_bytes // memories` (whole
+    64 KiB pages), so together never more than `memory_bytes`. Tables hold at most
+    `tables * table_elements` entries of 8 bytes. Everything the host does for a call
+    (host functions, copying bytes, scanning state) is charged fuel, so its time is
+    bounded by `fuel` too (docs/backends.md lists the charges).
+    """
 
     fuel: int = 100_000_000
-    memory_bytes: int = 64 * 1024 * 1024
-    table_elements: int = 100_000
-    instances: int = 32
+    memory_bytes: int = 64 * 1024 * 1024  # all linear memories of one call together
+    memories: int = 1  # linear memories one call may create (a Rust backend has one)
+    table_elements: int = 100_000  # per table
+    tables: int = 8
+    instances: int = 32  # core module instances per call
     max_wasm_stack: int = 512 * 1024
     max_key_bytes: int = 1024
     max_value_bytes: int = 64 * 1024
     max_writes: int = 10_000
     max_scan: int = 1_000
-    max_result_bytes: int = 256 * 1024
-    host_call_fuel: int = 1_000
-    fuel_per_byte: int = 2
-    query_fuel: int = 10_000_000  # read-only queries run on the node's event loop, outside consensus
+    max_scan_bytes: int = 1024 * 1024  # keys and values one scan returns (the host holds 32 bytes per byte)
+    max_result_bytes: int = 256 * 1024  # the result record without height and tx (see result limit in docs)
+    host_call_fuel: int = 3_000  # every host function call, and every read of the state a scan makes
+    fuel_per_byte: int = 24  # every byte copied between guest and host (keys, values, scan bounds, caller)
+    scan_entry_fuel: int = 3_000  # every entry a scan returns (on top of its bytes)
+    scan_step_fuel: int = 150  # every entry a scan reads or steps over, in state or in the call's writes
+    scan_byte_fuel: int = 1  # every byte of those entries (keys and values read from the store)
+    query_fuel: int = 1_000_000  # read-only queries run on the node's event loop, outside consensus
+    query_result_bytes: int = 64 * 1024  # a query's value as canonical JSON
 
     def __post_init__(self) -> None:
         # wasmtime's C API aborts the whole process above 2 MiB instead of returning an error.
         if not 64 * 1024 <= self.max_wasm_stack <= 2 * 1024 * 1024:
             raise ValueError("max_wasm_stack must be between 64 KiB and 2 MiB")
-        if min(self.fuel, self.query_fuel, self.memory_bytes) <= 0:
-            raise ValueError("fuel, query_fuel and memory_bytes must be positive")
+        if min(self.fuel, self.query_fuel, self.memories, self.tables, self.instances) <= 0:
+            raise ValueError("fuel, query_fuel, memories, tables and instances must be positive")
+        if self.memory_bytes < self.memories * WASM_PAGE:
+            raise ValueError(f"memory_bytes must hold at least one 64 KiB page for each of the {self.memories} memories")
+        if min(self.max_result_bytes, self.query_result_bytes) <= 0:
+            raise ValueError("max_result_bytes and query_result_bytes must be positive")
+
+    @property
+    def memory_bytes_each(self) -> int:
+        """How far each linear memory may grow: an equal share of memory_bytes, in whole pages."""
+        return self.memory_bytes // self.memories // WASM_PAGE * WASM_PAGE
+
+
+#: Called by a state iteration once for every entry it steps over, returned or not (shadowed
+#: or deleted by a write earlier in the block, say), with the entry's size in bytes; it raises
+#: to stop the iteration of a call that is out of fuel.
+Meter = Callable[[int], None]
 
 
 class StateView(Protocol):
-    """What a call sees of state: the node's block overlay (reads see earlier writes in the block)."""
+    """What a call sees of state: the node's block overlay (reads see earlier writes in the block).
+
+    `iterate` yields the entries with start <= key < end in key order, reading only as far
+    as they are taken, and calls `meter` for every entry it touches, so that a call pays for
+    the work however many entries the iteration skips."""
 
     def get(self, key: bytes) -> bytes | None: ...
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]: ...
+    def iterate(self, start: bytes, end: bytes | None, meter: Meter) -> Iterator[tuple[bytes, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -176,9 +217,12 @@ def trap_reason(message: str, host_error: str | None) -> str:
 
 
 class _Call:
-    """The mutable context of the call in flight, reached by the host functions."""
+    """The mutable context of the call in flight, reached by the host functions.
 
-    __slots__ = ("state", "block", "caller", "read_only", "writes", "host_error", "failure")
+    `writes` keeps the call's buffered writes in first-write order (the order they are
+    applied in); `order` holds the same keys sorted, so a scan merges them without sorting."""
+
+    __slots__ = ("state", "block", "caller", "read_only", "writes", "order", "host_error", "failure")
 
     def __init__(self, state: StateView, block: BlockInfo, caller: bytes, read_only: bool) -> None:
         self.state = state
@@ -186,8 +230,38 @@ class _Call:
         self.caller = caller
         self.read_only = read_only
         self.writes: dict[bytes, bytes | None] = {}
+        self.order: list[bytes] = []
         self.host_error: str | None = None
         self.failure: BaseException | None = None
+
+
+class _Meter:
+    """The fuel of a call inside one host function: read once, spent as the work is done,
+    written back once. It traps (out of fuel) before the work it cannot pay for."""
+
+    __slots__ = ("ctx", "fuel", "step_fuel", "byte_fuel")
+
+    def __init__(self, ctx: capi.Context, step_fuel: int, byte_fuel: int) -> None:
+        self.ctx = ctx
+        self.fuel = capi.get_fuel(ctx)
+        self.step_fuel = step_fuel
+        self.byte_fuel = byte_fuel
+
+    def charge(self, cost: int) -> None:
+        self.fuel -= cost
+        if self.fuel < 0:
+            capi.set_fuel(self.ctx, 0)
+            raise _Trap("out of fuel")
+
+    def __call__(self, size: int) -> None:
+        """Charge one entry of `size` bytes read or stepped over (the state's Meter)."""
+        self.fuel -= self.step_fuel + size * self.byte_fuel
+        if self.fuel < 0:
+            capi.set_fuel(self.ctx, 0)
+            raise _Trap("out of fuel")
+
+    def settle(self) -> None:
+        capi.set_fuel(self.ctx, max(self.fuel, 0))  # 0 once a charge trapped
 
 
 class Backend:
@@ -200,7 +274,15 @@ class Backend:
         try:
             self.component = wc.Component(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            raise DeployError(f"not a valid WebAssembly component: {str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0]
+            if "pooling allocator" in reason:  # checked when wasmtime compiles it, against the instance slots
+                raise DeployError(
+                    f"the component needs more than one call may use: {reason}. A call may create "
+                    f"{limits.memories} linear memory(ies) of up to {limits.memory_bytes_each} bytes each "
+                    f"({limits.memory_bytes} bytes in all), {limits.tables} tables and {limits.instances} core "
+                    f"instances (Limits.memories, memory_bytes, tables, instances)"
+                ) from None
+            raise DeployError(f"not a valid WebAssembly component: {reason}") from None
         component_type = self.component.type
         self._check_imports(component_type)
         self.entry_points: dict[str, EntryPoint] = {}
@@ -209,6 +291,11 @@ class Backend:
         if not self.entry_points:
             raise DeployError("the component exports no functions, so it has no entry points")
         self._call: _Call | None = None
+        self._lifter = abi.Lifter()
+        # wasmtime's store limiter: memory size (each), table elements (each), instances,
+        # tables, memories; with the counts these bound the call's total (Limits).
+        self._store_limits = (limits.memory_bytes_each, limits.table_elements, limits.instances, limits.tables,
+                              limits.memories)
         self._host_linker = _HostLinker(self.engine, self)
 
     @classmethod
@@ -294,25 +381,53 @@ class Backend:
         except ArgumentError as exc:
             raise CallError(str(exc)) from None
 
+    def argument_error(self, data: bytes | str) -> str | None:
+        """For a JSON call holding an integer beyond 64 bits: the error of the argument it is
+        in, naming the parameter, its WIT type and range ("argument 'amount': expected u64,
+        got 18446744073709551616, out of range [0, 18446744073709551615]"). None for any other
+        text, whose faults strict JSON names (not JSON, duplicate keys, NaN, infinities).
+
+        For the node: strict JSON refuses such an integer before any type is known, and
+        JSON readers would make it a float; here it is read at its exact size."""
+        beyond = False
+
+        def exact_int(text: str) -> int:
+            nonlocal beyond
+            number = int(text)
+            beyond = beyond or not JSON_INT_RANGE[0] <= number <= JSON_INT_RANGE[1]
+            return number
+
+        try:
+            call = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                              parse_float=_finite_float, parse_int=exact_int)
+            if not beyond:
+                return None
+            self.prepare(call)
+        except CallError as exc:
+            return str(exc)
+        except (ValueError, RecursionError):  # not JSON, a duplicate key, NaN, an infinity
+            return None
+        return None  # pragma: no cover - no WIT type takes an integer beyond 64 bits
+
     def execute(self, prepared: PreparedCall, state: StateView, block: BlockInfo, caller: bytes = b"") -> CallOutcome:
-        """Run one call in a fresh instance; never raises for anything the guest does."""
+        """Run one call in a fresh instance; never raises for anything the guest does.
+
+        An entry point of the `queries` interface runs with the query limits (`query_fuel`,
+        `query_result_bytes`), any other with the call limits (`fuel`, `max_result_bytes`)."""
         entry = prepared.entry
         limits = self.limits
         call = _Call(state, block, caller, entry.read_only)
-        fuel = limits.query_fuel if entry.read_only else limits.fuel
+        if entry.read_only:
+            fuel, result_limit, limit_name = limits.query_fuel, limits.query_result_bytes, "query_result_bytes"
+        else:
+            fuel, result_limit, limit_name = limits.fuel, limits.max_result_bytes, "max_result_bytes"
         params = (capi.Val * max(1, len(entry.params)))()
         lowered = 0
         result = capi.Val()
         has_result = entry.result is not None
         store = wasmtime.Store(self.engine)
         try:
-            store.set_limits(
-                memory_size=limits.memory_bytes,
-                table_elements=limits.table_elements,
-                instances=limits.instances,
-                tables=limits.instances,
-                memories=limits.instances,
-            )
+            store.set_limits(*self._store_limits)
             store.set_fuel(fuel)
             self._call = call
             for (_, ty), value in zip(entry.params, prepared.args):
@@ -337,7 +452,11 @@ class Backend:
             if not has_result:
                 return CallOutcome(True, None, None, fuel - store.get_fuel(), call.writes)
             try:
-                value = abi.lift_json(entry.result, result)
+                value = self._lifter.lift_json(entry.result, result, result_limit)
+            except abi.ResultTooLarge as exc:
+                return self._failure(
+                    store, fuel, f"result of at least {exc.size} bytes exceeds the limit of {result_limit} bytes "
+                    f"({limit_name}; counted as canonical JSON, and refused before it was copied out in full)")
             finally:
                 abi.delete(result)
             return CallOutcome(True, value, None, fuel - store.get_fuel(), call.writes)
@@ -363,6 +482,7 @@ class Backend:
         return call
 
     def _charge(self, ctx: capi.Context, nbytes: int) -> None:
+        """One host call that copies `nbytes` between guest and host."""
         cost = self.limits.host_call_fuel + nbytes * self.limits.fuel_per_byte
         fuel = capi.get_fuel(ctx)
         if fuel < cost:
@@ -370,15 +490,18 @@ class Backend:
             raise _Trap("out of fuel")
         capi.set_fuel(ctx, fuel - cost)
 
-    def _check_key(self, key: bytes) -> None:
-        if len(key) > self.limits.max_key_bytes:
-            raise _Trap(f"state key of {len(key)} bytes exceeds the limit of {self.limits.max_key_bytes}")
+    def _key(self, val: Any) -> bytes:
+        """A key argument, its size checked before it is copied out of wasmtime."""
+        lst = val.of.list
+        if lst.size > self.limits.max_key_bytes:
+            raise _Trap(f"state key of {lst.size} bytes exceeds the limit of {self.limits.max_key_bytes}")
+        return abi.read_bytes(lst)
 
     def _host_get(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
-        key = abi.lift_bytes(args[0])
-        self._check_key(key)
-        value = call.writes[key] if key in call.writes else call.state.get(key)
+        key = self._key(args[0])
+        writes = call.writes
+        value = writes[key] if key in writes else call.state.get(key)
         self._charge(ctx, len(key) + (len(value) if value else 0))
         out = results[0]
         out.kind = abi.K_OPTION
@@ -389,32 +512,52 @@ class Backend:
             abi.lower_bytes(value, payload)
             out.of.option = capi.box_val(payload)
 
-    def _write(self, ctx: capi.Context, key: bytes, value: bytes | None) -> None:
+    def _write(self, ctx: capi.Context, key_val: Any, value_val: Any | None) -> None:
         call = self._current()
         if call.read_only:
             raise _Trap("a query cannot change state")
-        self._check_key(key)
-        if value is not None and len(value) > self.limits.max_value_bytes:
-            raise _Trap(f"state value of {len(value)} bytes exceeds the limit of {self.limits.max_value_bytes}")
-        if key not in call.writes and len(call.writes) >= self.limits.max_writes:
-            raise _Trap(f"a call may write at most {self.limits.max_writes} keys")
-        self._charge(ctx, len(key) + (len(value) if value else 0))
-        call.writes[key] = value
+        key = self._key(key_val)
+        limits = self.limits
+        value_list, size = None, 0
+        if value_val is not None:
+            value_list = value_val.of.list
+            size = value_list.size
+            if size > limits.max_value_bytes:
+                raise _Trap(f"state value of {size} bytes exceeds the limit of {limits.max_value_bytes}")
+        writes = call.writes
+        new = key not in writes
+        if new and len(writes) >= limits.max_writes:
+            raise _Trap(f"a call may write at most {limits.max_writes} keys")
+        self._charge(ctx, len(key) + size)
+        if new:
+            insort(call.order, key)  # the buffer in key order, for scans
+        writes[key] = None if value_list is None else abi.read_bytes(value_list)
 
     def _host_set(self, ctx: capi.Context, args: Any, results: Any) -> None:
-        self._write(ctx, abi.lift_bytes(args[0]), abi.lift_bytes(args[1]))
+        self._write(ctx, args[0], args[1])
 
     def _host_remove(self, ctx: capi.Context, args: Any, results: Any) -> None:
-        self._write(ctx, abi.lift_bytes(args[0]), None)
+        self._write(ctx, args[0], None)
 
     def _host_scan(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
-        start = abi.lift_bytes(args[0])
-        end = abi.lift_bytes(args[1].of.option.contents) if args[1].of.option else None
-        limit = min(args[2].of.u32, self.limits.max_scan)
-        entries = _merge_scan(call.state.scan(start, end, limit + len(call.writes)), call.writes, start, end, limit)
-        self._charge(ctx, sum(len(k) + len(v) for k, v in entries) + 100 * len(entries))
-        abi.lower(_SCAN_RESULT, [(k, v) for k, v in entries], results[0])
+        limits = self.limits
+        bound = args[1].of.option
+        start_list = args[0].of.list
+        end_list = bound.contents.of.list if bound else None
+        meter = _Meter(ctx, limits.scan_step_fuel, limits.scan_byte_fuel)
+        sizes = start_list.size + (end_list.size if end_list is not None else 0)
+        meter.charge(limits.host_call_fuel + sizes * limits.fuel_per_byte)  # before the bounds are copied
+        start = abi.read_bytes(start_list)
+        end = abi.read_bytes(end_list) if end_list is not None else None
+        limit = min(args[2].of.u32, limits.max_scan)
+        try:
+            entries, copied = _merged_scan(call, start, end, limit, limits.max_scan_bytes, meter)
+        finally:
+            meter.settle()  # what was read is paid for, also when the scan is refused
+        meter.charge(len(entries) * limits.scan_entry_fuel + copied * limits.fuel_per_byte)
+        meter.settle()
+        abi.lower_entries(entries, results[0])
 
     def _host_block(self, ctx: capi.Context, args: Any, results: Any) -> None:
         call = self._current()
@@ -427,20 +570,74 @@ class Backend:
         abi.lower_bytes(call.caller, results[0])
 
 
-def _merge_scan(
-    committed: list[tuple[bytes, bytes]], writes: dict[bytes, bytes | None], start: bytes, end: bytes | None, limit: int
-) -> list[tuple[bytes, bytes]]:
-    """The call's own buffered writes laid over what the state returned, in key order."""
-    if not writes:
-        return committed[:limit]
-    merged = dict(committed)
-    for key, value in writes.items():
-        if key >= start and (end is None or key < end):
-            if value is None:
-                merged.pop(key, None)
+def _merged_scan(call: _Call, start: bytes, end: bytes | None, limit: int, max_bytes: int,
+                 meter: _Meter) -> tuple[list[tuple[bytes, bytes]], int]:
+    """Up to `limit` entries with start <= key < end, in key order: the state's, with the
+    call's buffered writes laid over them; and the bytes they hold.
+
+    Both sides are read only as far as the answer needs: the state through its iterator,
+    the buffer (kept sorted by `_write`) from `start` on. Every entry stepped over on either
+    side is charged through `meter`, and the answer may hold at most `max_bytes`, so a
+    scan's time and memory follow its fuel however many writes the call has buffered.
+    """
+    writes, order = call.writes, call.order
+    at = bisect_left(order, start)
+    stop = len(order) if end is None else bisect_left(order, end)
+    out: list[tuple[bytes, bytes]] = []
+    held = 0
+    if limit == 0:
+        return out, held
+    stored = call.state.iterate(start, end, meter)
+    entry: tuple[bytes, bytes] | None = None
+    done = False  # the state has nothing more in range
+    try:
+        while len(out) < limit:
+            if entry is None and not done:
+                entry = next(stored, None)
+                done = entry is None
+            if at < stop and (entry is None or order[at] <= entry[0]):  # the call's own write comes first
+                key = order[at]
+                at += 1
+                own = writes[key]
+                meter(len(key) + (len(own) if own is not None else 0))
+                if entry is not None and entry[0] == key:
+                    entry = None  # the stored entry it overwrites or removes
+                if own is None:
+                    continue
+                value = own
+            elif entry is not None:
+                key, value = entry
+                entry = None
             else:
-                merged[key] = value
-    return sorted(merged.items())[:limit]
+                break
+            held += len(key) + len(value)
+            if held > max_bytes:
+                raise _Trap(f"the first {len(out) + 1} entries of a scan hold {held} bytes, over the limit of "
+                            f"{max_bytes} bytes per scan (max_scan_bytes); scan fewer entries at a time")
+            out.append((key, value))
+    finally:
+        close = getattr(stored, "close", None)
+        if close is not None:
+            close()  # the store's cursor goes now, not whenever the generator is collected
+    return out, held
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is not a finite number")
+    return number
 
 
 def _is_queries(name: str) -> bool:
@@ -478,14 +675,14 @@ def _use_pooling_allocator(config: wasmtime.Config, limits: Limits) -> None:
         config,
         component_instances=POOLED_COMPONENTS,
         core_instances=POOLED_COMPONENTS * limits.instances,
-        memories=POOLED_COMPONENTS * limits.instances,
-        tables=POOLED_COMPONENTS * limits.instances,
+        memories=POOLED_COMPONENTS * limits.memories,
+        tables=POOLED_COMPONENTS * limits.tables,
         core_instances_per_component=limits.instances,
-        memories_per_component=limits.instances,
-        tables_per_component=limits.instances,
+        memories_per_component=limits.memories,
+        tables_per_component=limits.tables,
         table_elements=limits.table_elements,
         stacks=POOLED_COMPONENTS,
-        max_memory_size=limits.memory_bytes,
+        max_memory_size=limits.memory_bytes_each,
         max_unused_warm_slots=POOLED_COMPONENTS,
     )
 

@@ -42,6 +42,9 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "u32": (0, 2**32 - 1),
     "u64": (0, 2**64 - 1),
 }
+#: What a JSON number written as an integer may be in a call (rtc.protocol's strict_json):
+#: anything that fits s64 or u64. A larger one is refused for every type, floats included.
+JSON_INT_RANGE = (-(2**63), 2**64 - 1)
 SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 F32_MAX = 3.4028234663852886e38
 
@@ -71,6 +74,15 @@ def _fail(path: str, ty: WitType, value: Any, detail: str = "") -> ArgumentError
     return ArgumentError(f"{path}: expected {ty.wit()}, {got}")
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: short, whatever its size (Python refuses to
+    print an integer of more than 4300 digits, and a megabyte string helps no one)."""
+    if type(value) is int and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_text(path: str, text: str) -> None:
     # JSON escapes can smuggle in lone surrogates, which are not valid UTF-8 and which
     # the component model refuses; name them instead of failing deep inside the VM.
@@ -96,7 +108,8 @@ def check(ty: WitType, value: Any, path: str) -> Any:
         if element == Prim("u8"):
             for i, item in enumerate(value):
                 if type(item) is not int or not 0 <= item <= 255:
-                    raise _fail(f"{path}[{i}]", element, item, f"got {item!r}")
+                    _check_prim(element, item, f"{path}[{i}]")  # raises, with the reason
+                    raise _fail(f"{path}[{i}]", element, item, f"got {_shown(item)}")  # pragma: no cover
             return bytes(value)
         return [check(element, item, f"{path}[{i}]") for i, item in enumerate(value)]
     if isinstance(ty, RecordT):
@@ -130,7 +143,7 @@ def check(ty: WitType, value: Any, path: str) -> Any:
         return (side, check(payload_ty, payload, f"{path}.{side}"))
     if isinstance(ty, EnumT):
         if not isinstance(value, str) or kebab(value) not in ty.names:
-            raise _fail(path, ty, value, f"got {value!r}")
+            raise _fail(path, ty, value, f"got {_shown(value)}")
         return kebab(value)
     if isinstance(ty, VariantT):
         return _check_variant(ty, value, path)
@@ -140,9 +153,9 @@ def check(ty: WitType, value: Any, path: str) -> Any:
         chosen = set()
         for item in value:
             if not isinstance(item, str) or kebab(item) not in ty.names:
-                raise _fail(path, ty, item, f"got unknown flag {item!r}")
+                raise _fail(path, ty, item, f"got unknown flag {_shown(item)}")
             if kebab(item) in chosen:
-                raise _fail(path, ty, item, f"flag {item!r} given twice")
+                raise _fail(path, ty, item, f"flag {_shown(item)} given twice")
             chosen.add(kebab(item))
         return tuple(name for name in ty.names if name in chosen)
     raise ArgumentError(f"{path}: unsupported type {ty!r}")
@@ -152,22 +165,35 @@ def _check_prim(ty: Prim, value: Any, path: str) -> Any:
     name = ty.name
     bounds = INT_RANGES.get(name)
     if bounds is not None:
-        if type(value) is not int:
-            if isinstance(value, float) and value.is_integer():
-                raise _fail(path, ty, value, f"got {value!r}: write integers without a fraction")
-            raise _fail(path, ty, value)
         low, high = bounds
-        if not low <= value <= high:
-            raise _fail(path, ty, value, f"got {value}, out of range [{low}, {high}]")
-        return value
+        if type(value) is int:
+            if not low <= value <= high:
+                raise _fail(path, ty, value, f"got {_shown(value)}, out of range [{low}, {high}]")
+            return value
+        if type(value) is float and value.is_integer():
+            # JSON readers (orjson, JavaScript) turn an integer beyond 64 bits into a float.
+            if not low <= value <= high:
+                raise _fail(path, ty, value, f"got {value!r}, out of range [{low}, {high}]")
+            if abs(value) >= 2.0**53:
+                raise _fail(path, ty, value, f"got {value!r}, a number too large to be exact: write integers "
+                            f"in [{low}, {high}] as plain digits")
+            raise _fail(path, ty, value, f"got {value!r}: write integers without a fraction")
+        raise _fail(path, ty, value)
     if name in ("f32", "f64"):
         if isinstance(value, str) and value in SPECIAL_FLOATS:
             return SPECIAL_FLOATS[value]
-        if type(value) not in (int, float):
+        if type(value) is float:
+            number = value
+        elif type(value) is int:
+            low, high = JSON_INT_RANGE
+            if not low <= value <= high:
+                raise _fail(path, ty, value, f"got {_shown(value)}, an integer beyond 64 bits: write it "
+                            "as a float, with a fraction or an exponent (1e30)")
+            number = float(value)
+        else:
             raise _fail(path, ty, value)
-        number = float(value)
         if name == "f32" and math.isfinite(number) and abs(number) > F32_MAX:
-            raise _fail(path, ty, value, f"got {value!r}, out of f32 range")
+            raise _fail(path, ty, value, f"got {_shown(value)}, out of f32 range [-{F32_MAX!r}, {F32_MAX!r}]")
         return number
     if name == "bool":
         if type(value) is not bool:
