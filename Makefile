@@ -11,7 +11,7 @@ GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 ANVIL := tools/node_modules/.bin/anvil
 BOOTSTRAP := $(TOOLS)/bin/rtc-bootstrap
 
-.PHONY: setup demo test bench clean examples proto contracts
+.PHONY: setup demo test bench chaos clean examples proto contracts
 
 setup: $(VENV)/.installed $(COMETBFT_STAMP) $(BOOTSTRAP) $(ANVIL) proto examples contracts
 
@@ -68,6 +68,10 @@ test: setup
 
 bench: setup
 	@$(PY) bench/run.py
+
+# Faults under load on a 4-node devnet, at most 10 minutes (bench/chaos.py --help for the knobs).
+chaos: setup
+	@$(PY) bench/chaos.py
 
 clean:
 	rm -rf build src/rtc/abci/_pb src/rtc/ethereum/contracts

@@ -273,14 +273,18 @@ class Devnet:
             raise DevnetError(f"no node {index}: this devnet has nodes 0 to {len(self.nodes) - 1}")
         return self.nodes[index]
 
-    def start_node(self, index: int, progress: Callable[[str], None] = lambda _: None) -> None:
+    def start_node(self, index: int, progress: Callable[[str], None] = lambda _: None,
+                   app_argv: list[str] | None = None) -> None:
+        """Start a node's state machine, then its CometBFT. `app_argv` runs another state machine
+        program in its place (fault injection: `bench/byzantine_node.py`); it must take `--home`."""
         node = self.node(index)
         home = Path(node.home)
         if _alive(node.app_pid, node.home) or _alive(node.cometbft_pid, node.home):
             raise DevnetError(f"{node.name} is already running")
         progress(f"starting {node.name}")
         logs = self.home / "logs"
-        app = self._spawn([sys.executable, "-m", "rtc.node", "--home", str(home)], logs / f"{node.name}-app.log")
+        argv = app_argv or [sys.executable, "-m", "rtc.node", "--home", str(home)]
+        app = self._spawn(argv, logs / f"{node.name}-app.log")
         node.app_pid = app.pid
         self.save()  # recorded at once, so `down` finds it whatever happens next
         try:
