@@ -146,32 +146,26 @@ class ResultTooLarge(Exception):
 _PRIM_SHORTEST = {"bool": 4, "f32": 3, "f64": 3, "char": 3, "string": 2}  # true, 0.0, "x", ""; integers: 1
 
 
-class _Budget:
-    """What is left of the size limit, spent on a lower bound of the JSON lifted so far."""
-
-    __slots__ = ("limit", "left")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.left = limit
-
-    def spend(self, size: int) -> None:
-        self.left -= size
-        if self.left < 0:
-            raise ResultTooLarge(self.limit - self.left)
+# Of any value, the canonical JSON is at most this many times its shortest form as lift_json
+# counts it (names, cases and structure exactly; an integer at most 20 characters for the 1
+# counted, a float 24 for 3, a string's byte 6 for 1, a char 8 for 3).
+_EXPANSION = 20
 
 
 class Lifter:
     """Reads results out of wasmtime's value tree, within a size limit.
 
-    It remembers the shortest JSON encoding of each type it met, by the type's id: one
-    Lifter serves one Backend, whose entry points keep those types alive, so the
-    memory goes with the Backend instead of growing a module-wide cache."""
+    It remembers the shortest JSON encoding of each type it met (and of each alternative of
+    an option, result or variant), by the type's id: one Lifter serves one Backend, whose
+    entry points keep those types alive, so the memory goes with the Backend instead of
+    growing a module-wide cache."""
 
-    __slots__ = ("_shortest",)
+    __slots__ = ("_shortest", "_alternatives", "_limit", "_left")
 
     def __init__(self) -> None:
         self._shortest: dict[int, tuple[WitType, int]] = {}
+        self._alternatives: dict[int, tuple[WitType, dict[Any, int]]] = {}
+        self._limit = self._left = 0  # of the lift in progress (one at a time, as calls run)
 
     def lift_json(self, ty: WitType, val: Any, limit: int) -> Any:
         """Read the C value `val` of type `ty` into the JSON form documented in marshal.py,
@@ -180,14 +174,24 @@ class Lifter:
         The refusal comes as soon as a lower bound of the length passes the limit: the
         bound starts at the type's shortest encoding and grows by what each string, list
         and chosen case adds to it, counted before their contents are copied out; the
-        exact length of what was lifted is checked at the end."""
-        budget = _Budget(limit)
-        budget.spend(self.shortest(ty))
-        value = self._lift(ty, val, budget)
-        size = len(orjson.dumps(value))
-        if size > limit:
-            raise ResultTooLarge(size)
+        exact length of what was lifted is checked at the end, unless the bound proves it
+        fits."""
+        hit = self._shortest.get(id(ty))
+        shortest = hit[1] if hit is not None and hit[0] is ty else self.shortest(ty)
+        if shortest > limit:
+            raise ResultTooLarge(shortest)
+        self._limit, self._left = limit, limit - shortest
+        value = self._lift(ty, val)
+        if (limit - self._left) * _EXPANSION > limit:  # it may not fit: measure it
+            size = len(orjson.dumps(value))
+            if size > limit:
+                raise ResultTooLarge(size)
         return value
+
+    def _spend(self, size: int) -> None:
+        self._left -= size
+        if self._left < 0:
+            raise ResultTooLarge(self._limit - self._left)
 
     def shortest(self, ty: WitType) -> int:
         """The length of the shortest canonical JSON of any value of `ty` (lift_json's form)."""
@@ -216,6 +220,22 @@ class Lifter:
         self._shortest[id(ty)] = (ty, size)
         return size
 
+    def _beyond_shortest(self, ty: OptionT | ResultT | VariantT) -> dict[Any, int]:
+        """What each alternative of `ty` adds to its shortest form: by presence (option), by
+        is_ok (result), by case name (variant); computed once per type."""
+        hit = self._alternatives.get(id(ty))
+        if hit is not None and hit[0] is ty:
+            return hit[1]
+        shortest = self.shortest(ty)
+        if isinstance(ty, OptionT):
+            extra: dict[Any, int] = {False: 4 - shortest, True: self._some_size(ty) - shortest}
+        elif isinstance(ty, ResultT):
+            extra = {True: self._side_size("ok", ty.ok) - shortest, False: self._side_size("err", ty.err) - shortest}
+        else:
+            extra = {name: self._case_size(name, case) - shortest for name, case in ty.cases}
+        self._alternatives[id(ty)] = (ty, extra)
+        return extra
+
     def _some_size(self, ty: OptionT) -> int:
         payload = self.shortest(ty.payload)
         return payload + 9 if nullable(ty.payload) else payload  # {"some":v} or v
@@ -227,11 +247,11 @@ class Lifter:
         name_size = len(snake(name))
         return name_size + 2 if ty is None else name_size + 5 + self.shortest(ty)  # "case" or {"case":v}
 
-    def _lift(self, ty: WitType, val: Any, budget: _Budget) -> Any:
+    def _lift(self, ty: WitType, val: Any) -> Any:
         if isinstance(ty, Prim):
             name = ty.name
             if name == "string":
-                budget.spend(val.of.string.size)  # its bytes, beyond the two quotes
+                self._spend(val.of.string.size)  # its bytes, beyond the two quotes
                 return _text(val.of.string)
             if name == "char":
                 return chr(val.of.character)
@@ -247,44 +267,47 @@ class Lifter:
             if count == 0:
                 return []
             element = ty.element
-            budget.spend(count - 1 + count * self.shortest(element))  # commas, each element's shortest form
+            self._spend(count - 1 + count * self.shortest(element))  # commas, each element's shortest form
             if element == _U8:
                 return list(_read_bytes(lst))
-            return [lift(element, lst.data[i], budget) for i in range(count)]
+            return [lift(element, lst.data[i]) for i in range(count)]
         if isinstance(ty, RecordT):
             rec = val.of.record
-            return {snake(name): lift(field_ty, rec.data[i].val, budget) for i, (name, field_ty) in enumerate(ty.fields)}
+            return {snake(name): lift(field_ty, rec.data[i].val) for i, (name, field_ty) in enumerate(ty.fields)}
         if isinstance(ty, TupleT):
             tup = val.of.tuple
-            return [lift(element_ty, tup.data[i], budget) for i, element_ty in enumerate(ty.elements)]
+            return [lift(element_ty, tup.data[i]) for i, element_ty in enumerate(ty.elements)]
         if isinstance(ty, OptionT):
-            shortest = self.shortest(ty)
-            if not val.of.option:
-                budget.spend(4 - shortest)
+            some = val.of.option
+            self._spend(self._beyond_shortest(ty)[bool(some)])
+            if not some:
                 return None
-            budget.spend(self._some_size(ty) - shortest)
-            inner = lift(ty.payload, val.of.option.contents, budget)
+            inner = lift(ty.payload, some.contents)
             return {"some": inner} if nullable(ty.payload) else inner
         if isinstance(ty, ResultT):
             res = val.of.result
-            side, payload_ty = ("ok", ty.ok) if res.is_ok else ("err", ty.err)
-            budget.spend(self._side_size(side, payload_ty) - self.shortest(ty))
-            return {side: None if payload_ty is None else lift(payload_ty, res.val.contents, budget)}
+            is_ok = bool(res.is_ok)
+            self._spend(self._beyond_shortest(ty)[is_ok])
+            side, payload_ty = ("ok", ty.ok) if is_ok else ("err", ty.err)
+            return {side: None if payload_ty is None else lift(payload_ty, res.val.contents)}
         if isinstance(ty, EnumT):
             name = snake(_text(val.of.enumeration))
-            budget.spend(len(name) + 2 - self.shortest(ty))
+            self._spend(len(name) + 2 - self.shortest(ty))
             return name
         if isinstance(ty, VariantT):
             case = _text(val.of.variant.discriminant)
             case_ty = dict(ty.cases)[case]
-            budget.spend(self._case_size(case, case_ty) - self.shortest(ty))
+            self._spend(self._beyond_shortest(ty)[case])
             if case_ty is None:
                 return snake(case)
-            return {snake(case): lift(case_ty, val.of.variant.val.contents, budget)}
+            return {snake(case): lift(case_ty, val.of.variant.val.contents)}
         if isinstance(ty, FlagsT):
             flags = val.of.flags
             chosen = {_text(flags.data[i]) for i in range(flags.size)}
-            return [snake(name) for name in ty.names if name in chosen]  # at most the declared names
+            names = [snake(name) for name in ty.names if name in chosen]
+            if names:
+                self._spend(sum(len(name) + 3 for name in names) - 1)  # ["a","b"] beyond []
+            return names
         raise TypeError(f"cannot lift {ty!r}")  # pragma: no cover
 
 
