@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .history import add_history_parsers, add_restore_parser
 from .operator import add_cluster_parsers, add_operator_parsers
@@ -201,12 +202,13 @@ def cmd_call(args: argparse.Namespace) -> int:
     async def go() -> Any:
         devnet = _devnet(args)
         trust = _trust_policy(args, devnet) if args.verify else None
-        async with AsyncClient(urls, trust, _devnet_history(devnet) if args.verify else None) as client:
-            session = client.session(key, bytes.fromhex(args.session) if args.session else None, args.counter)
-            result = await session.call_and_wait(call, timeout=args.timeout)
-            if not args.verify:
-                return result, None
-            return result, await session.receipt(result.counter, timeout=args.timeout)
+        with _devnet_history(devnet if args.verify else None) as history:
+            async with AsyncClient(urls, trust, history) as client:
+                session = client.session(key, bytes.fromhex(args.session) if args.session else None, args.counter)
+                result = await session.call_and_wait(call, timeout=args.timeout)
+                if not args.verify:
+                    return result, None
+                return result, await session.receipt(result.counter, timeout=args.timeout)
 
     try:
         result, receipt = asyncio.run(go())
@@ -283,18 +285,26 @@ def _add_contract_flags(parser: argparse.ArgumentParser,
     group.add_argument("--cluster-id", type=int, metavar="N", help="the cluster this node belongs to")
 
 
-def _devnet_history(devnet: Any) -> Any:
-    """A devnet node's history reader (records are the same bytes from every node), or None."""
+@contextlib.contextmanager
+def _devnet_history(devnet: Any) -> Iterator[Any]:
+    """A devnet node's history reader (records are the same bytes from every node), or None;
+    its store is closed afterwards (an embedded store may be opened once per process)."""
     if devnet is None or not devnet.swarm.store:
-        return None
+        yield None
+        return
     from rtc.cometbft import NodeHome
     from rtc.history.config import feed_key_file, history_signer, open_swarm
     from rtc.history.reader import HistoryReader
 
     home = NodeHome(Path(devnet.nodes[0].home))
     if not feed_key_file(home).exists():
-        return None
-    return HistoryReader(open_swarm(devnet.swarm.store, devnet.swarm.batch), history_signer(home).owner, devnet.chain_id)
+        yield None
+        return
+    swarm = open_swarm(devnet.swarm.store, devnet.swarm.batch)
+    try:
+        yield HistoryReader(swarm, history_signer(home).owner, devnet.chain_id)
+    finally:
+        swarm.close()
 
 
 def _receipt_text(receipt: Any) -> str:
@@ -364,12 +374,13 @@ def cmd_result(args: argparse.Namespace) -> int:
     async def go() -> Any:
         devnet = _devnet(args)
         trust = _trust_policy(args, devnet) if args.verify else None
-        async with AsyncClient(urls, trust, _devnet_history(devnet) if args.verify else None) as client:
-            if args.wait:
-                await client.wait_for_result(session, args.counter, timeout=args.timeout)
-            if args.verify:
-                return await client.receipt(session, args.counter, timeout=args.timeout)
-            return await client.result(session, args.counter)
+        with _devnet_history(devnet if args.verify else None) as history:
+            async with AsyncClient(urls, trust, history) as client:
+                if args.wait:
+                    await client.wait_for_result(session, args.counter, timeout=args.timeout)
+                if args.verify:
+                    return await client.receipt(session, args.counter, timeout=args.timeout)
+                return await client.result(session, args.counter)
 
     answer = asyncio.run(go())
     if args.verify:
