@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -72,8 +72,8 @@ class MemoryState:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def scan(self, start: bytes, end: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
-        return []
+    def iterate(self, start: bytes, end: bytes | None, meter: Any) -> Iterator[tuple[bytes, bytes]]:
+        return iter(())  # neither measured call scans
 
 
 def vm_overhead(component: str, call: dict[str, Any], n: int = 5000) -> dict[str, Any]:
