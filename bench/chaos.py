@@ -60,9 +60,9 @@ RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 RTC = str(Path(sys.executable).parent / "rtc")
 
-# A budget of about 60 `update_high` calls a block (3,309 fuel each), so a Byzantine proposer's
+# A budget of about 60 `update_high` calls a block (7,881 fuel each), so a Byzantine proposer's
 # stuffed blocks cross it and honest proposers must stop at it.
-SETTINGS = ClusterSettings(Limits(fuel=200_000, query_fuel=200_000), block_fuel=200_000)
+SETTINGS = ClusterSettings(Limits(fuel=500_000), block_fuel=500_000)
 FAULT_KINDS = ("kill_app", "kill_cometbft", "long_stop", "restore", "byzantine", "refused_flood", "queries")
 LONG_STOP_S = 20
 BYZANTINE_S = 20
