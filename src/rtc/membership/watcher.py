@@ -150,6 +150,8 @@ class EthereumWatcher:
         if latest is None or latest.block_number <= current.block_number:
             return None
         if len(added_keys(current, latest)) <= MAX_ADDED_PER_SYNC:
+            with self._lock:
+                self._want = None  # nothing to search for
             return latest
         key = _membership_key(current)
         with self._lock:
