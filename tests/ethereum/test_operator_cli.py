@@ -346,3 +346,17 @@ def test_cluster_commands_explain_missing_settings(chain: Chain, tmp_path: Path)
     assert code == 1 and "there is no node 999" in err
     code, _, err = rtc("cluster", "requests", "--home", tmp_path)
     assert code == 1 and "is neither a devnet folder" in err
+
+
+def test_help_teaches_admission() -> None:
+    code, approve, _ = rtc("cluster", "approve", "--help")
+    assert code == 0
+    assert "the cluster's owner" in approve and "more than" in approve and "2/3 of the current members" in approve
+    assert "one node is admitted per cluster per" in approve and "rtc cluster approve 5 --home /tmp/rtc" in approve
+    assert "--approver-key FILE" in approve and "--json" in approve
+    code, join, _ = rtc("node", "join", "--help")
+    assert code == 0 and "--cancel" in join and "rtc cluster approve NODE_ID" in join
+    code, register, _ = rtc("node", "register", "--help")
+    assert code == 0 and "ask to join" in register and "--no-join" in register
+    code, requests, _ = rtc("cluster", "requests", "--help")
+    assert code == 0 and "--cluster-id N" in requests
