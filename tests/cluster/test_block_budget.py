@@ -16,7 +16,7 @@ from rtc.vm import Limits
 from .conftest import start_cluster
 
 SETTINGS = ClusterSettings(Limits(fuel=2_200_000, query_fuel=1_000_000), block_fuel=2_200_000)
-HEAVY = {"function": "spin_n", "n": 25_000}  # about 525,000 fuel: four fit in a block
+HEAVY = {"function": "spin_n", "n": 52_000}  # about 1.1M fuel: two fit in a block, a third crosses it
 
 
 def test_calls_beyond_the_block_budget_are_refused_in_the_block_and_resent_by_the_sdk(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_calls_beyond_the_block_budget_are_refused_in_the_block_and_resent_by_th
                 session = client.session()
                 first = await session.call_and_wait({"function": "spin_n", "n": 1})  # proposers learn it is cheap
                 assert first.ok
-                counters = await asyncio.gather(*(session.call(HEAVY) for _ in range(12)))  # one burst
+                counters = await asyncio.gather(*(session.call(HEAVY) for _ in range(16)))  # one burst
                 results = [await session.result(k, timeout=60) for k in counters]
                 assert all(r.ok for r in results), [r.error for r in results]
                 assert client.resent > 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from rtc.abci import PublicKey, abci_pb
 from rtc.cometbft import NodeHome
@@ -86,6 +87,7 @@ def _replay(devnet: Devnet, upto: int, state: Path) -> list[int]:
     return differ
 
 
+@pytest.mark.timeout(1200)  # 100,000 RPC round trips; minutes on a loaded 2-core machine
 def test_a_live_node_survives_fuzzed_transactions_and_a_replica_fed_its_blocks_agrees(tmp_path: Path) -> None:
     devnet = start_cluster(tmp_path / "devnet", "stock", nodes=1)
     try:
