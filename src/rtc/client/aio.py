@@ -12,10 +12,15 @@ cluster refuses the copy that comes second, so resending is always safe). The re
 is derived from the cluster's gap deadline, read from its genesis, so that a call a failed
 node swallowed lands long before the session would fail for the gap it leaves.
 
-Waiting is by one websocket subscription per client to every transaction and block
+Waiting is by one websocket subscription per client to every block with its results
 (`events.EventStream`), dispatched by `rtc_result.key` and by transaction hash, and moved
-to another node when its node fails; whatever may have been missed meanwhile is read from
-state again. There is no polling loop, only a slow re-read as a safety net.
+to another node when its node fails; the blocks missed meanwhile are read back from the
+new node. A call costs one RPC (its `broadcast_tx_sync`): its result comes in its block's
+event, and state is read only for a result that event did not carry (a call released by
+its predecessor, or one whose block could not be read back), plus a slow re-read as a
+safety net. Calls go over a node's websocket lanes (`nodes.Lane`: a session's calls on
+one lane, so in counter order), reads over HTTP, a few at a time (`READS_AT_ONCE`), so that
+a burst of them queues here rather than in the HTTP pool, whose cost grows with its queue.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ T = TypeVar("T")
 MAX_SIGNERS_READ = 100  # the Registry is asked about at most this many keys (a cluster has at most 16 members)
 FALLBACK_GAP_BLOCKS = 20  # a genesis that names no gap deadline: assume the shortest one clusters have used
 MAX_RESENDS = 8  # a call not in a block after this many sends is left to its waiter's timeout
-REREAD_S = 2.0  # a waiter reads its result from state at least this often, in case an event was missed
+REREAD_S = 10.0  # a waiter whose call left the block it was in reads state this often, should an event be lost
 TICK_S = 0.25  # the resender looks at what is due at least this often (and at every block)
+READS_AT_ONCE = 4  # waiters' reads of results from state in flight at once, per client
 
 
 def resend_blocks_for(gap_timeout_blocks: int) -> int:
@@ -63,8 +69,10 @@ def resend_blocks_for(gap_timeout_blocks: int) -> int:
 
 
 def resend_seconds_for(resend_blocks: int) -> float:
-    """The same bound in seconds, for when no blocks are seen (the event node is failing): a
-    quarter second per block, at least one second."""
+    """The same bound in seconds, for when no blocks are seen (no block for this long and for
+    the event stream's stall time: its node is failing, or the cluster stalls): a quarter
+    second per block, at least one second. While blocks come, only blocks count, so a call
+    that is merely slow (a busy cluster, slow blocks) is not sent again."""
     return max(1.0, resend_blocks * 0.25)
 
 
@@ -100,20 +108,28 @@ class _Pending:
     resends: int = 0
     due: bool = False  # its node failed: send it again at once
     held: int = 0  # refused as too early (its predecessor is late): offered again at every block, this often so far
+    cached: bool = False  # the node already had these bytes: it may have been in a block before this client listened
 
 
 class _Watch:
-    """Someone waiting on one result key; woken by its events."""
+    """Someone waiting on one result key; woken by its events.
+
+    An event that carries the transaction's own record settles it with no read; one that only
+    names the key (a result written by another transaction or at the end of a block), a
+    refusal, or a gap in the events marks it `stale`: its waiter reads the record from state."""
 
     def __init__(self, key: str, digest: str | None) -> None:
         self.key, self.digest = key, digest
         self.woken = asyncio.Event()
         self.record: ResultRecord | None = None  # the transaction's own record, as its event carried it
         self.refusal: tuple[int, str] | None = None
+        self.stale = True  # state may hold more than the events said: read it
 
     def wake(self, record: ResultRecord | None = None, refusal: tuple[int, str] | None = None) -> None:
         if record is not None:
             self.record = record
+        else:
+            self.stale = True
         if refusal is not None:
             self.refusal = refusal
         self.woken.set()
@@ -145,7 +161,7 @@ class AsyncClient:
         self._resend_after_s = resend_after_s
         self._facts: ClusterFacts | None = None
         self._chain_id: str | None = None
-        self._stream = EventStream(self.pool, self._on_tx, self._on_block, self._on_connect,
+        self._stream = EventStream(self.pool, self._on_tx, self._on_block, self._on_gap,
                                    lambda: bool(self._pending or self._watches), timeout)
         self._pending: dict[str, _Pending] = {}
         self._pending_by_key: dict[str, set[str]] = {}
@@ -153,7 +169,9 @@ class AsyncClient:
         self._wake_resender = asyncio.Event()
         self._new_block = asyncio.Event()
         self._resender: asyncio.Task[None] | None = None
+        self._reads = asyncio.Semaphore(READS_AT_ONCE)
         self.resent = 0  # calls sent again (for tests and load reports)
+        self.reads = 0  # results read from state by waiters (for tests and load reports)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -280,10 +298,14 @@ class AsyncClient:
 
     async def broadcast(self, tx: bytes) -> None:
         """Hand a transaction to a healthy node's mempool, once (no resend); CheckTx refusals raise CallRejected."""
+        try:
+            lane = _lane(decode(tx).session_key)
+        except EnvelopeError:
+            lane = 0  # the node refuses it
         for _ in range(len(self.pool)):
             node = await self.pool.healthy()
             try:
-                refusal = await _offer(node, tx)
+                refusal, _ = await _offer(node, tx, lane)
             except RPCUnavailable as exc:
                 self.pool.mark_down(node, str(exc))
                 continue
@@ -296,6 +318,9 @@ class AsyncClient:
     async def submit(self, envelope: Envelope) -> None:
         """Send a signed call and keep it until it is seen in a block: sent again (the same bytes)
         to another node if it is not seen in time or its node fails. CheckTx refusals raise CallRejected."""
+        await self._submit(envelope)
+
+    async def _submit(self, envelope: Envelope) -> _Pending:
         tx = envelope.raw
         pending = _Pending(tx, envelope.digest, _key(envelope.session_key, envelope.counter),
                            (envelope.session_key, envelope.counter))
@@ -308,7 +333,7 @@ class AsyncClient:
             for _ in range(len(self.pool)):
                 node = await self.pool.healthy()
                 try:
-                    refusal = await _offer(node, tx)
+                    refusal, pending.cached = await _offer(node, tx, _lane(envelope.session_key))
                 except RPCUnavailable as exc:
                     self.pool.mark_down(node, str(exc))
                     continue
@@ -318,7 +343,7 @@ class AsyncClient:
                 # buffer is full; kept, and offered again at each block until the buffer drains.
                 pending.held = 1 if refusal is not None else 0
                 pending.node, pending.sent_height, pending.sent_at = node, self._stream.height, loop.time()
-                return
+                return pending
             raise RPCUnavailable("no node of the cluster took the call: "
                                  + "; ".join(f"{n.url} ({n.why_down})" for n in self.pool.nodes), "broadcast_tx_sync")
         except BaseException:
@@ -368,7 +393,10 @@ class AsyncClient:
                     envelope = decode(tx)
                 except EnvelopeError as exc:
                     raise CallRejected(Code.MALFORMED, str(exc)) from None
-                await self.submit(envelope)
+                watch.stale = False  # its own block's event will carry its record (an event meanwhile may say otherwise)
+                pending = await self._submit(envelope)
+                if pending.cached:  # the node already had it: it may have been in a block before
+                    watch.stale = True
             result = await self._settle(watch, session, counter, deadline, timeout)
         finally:
             watchers = self._watches.get(key)
@@ -383,20 +411,33 @@ class AsyncClient:
         return CallResult(session, counter, result.record, (loop.time() - started) * 1000)
 
     async def _settle(self, watch: _Watch, session: bytes, counter: int, deadline: float, timeout: float) -> CallResult:
+        """Wait for the watch's events; read state only when they did not carry the record."""
         loop = asyncio.get_running_loop()
         current: CallResult | None = None
+        read_at = loop.time()
         while True:
             watch.woken.clear()
             if watch.record is not None and watch.record.final:
                 return CallResult(session, counter, watch.record)
-            try:
-                current = await self.result(session, counter)
-            except RPCUnavailable:
-                current = None  # no node answers now; the stream is finding one
-            if current is not None and current.record.final:
-                return current
-            if watch.refusal is not None and not (current is not None and current.record.tx == watch.digest):
-                raise CallRejected(*watch.refusal)
+            due = loop.time() - read_at >= REREAD_S  # the safety net
+            if due and watch.key in self._pending_by_key:
+                read_at, due = loop.time(), False  # still waiting for its block: no result to read yet
+            if watch.stale or due:
+                watch.stale = False
+                try:
+                    async with self._reads:
+                        self.reads += 1
+                        current = await self.result(session, counter)
+                except RPCUnavailable:
+                    current = None  # no node answers now; the stream is finding one
+                    watch.stale = True
+                read_at = loop.time()
+                if current is not None and current.record.final:
+                    return current
+                if watch.refusal is not None and not (current is not None and current.record.tx == watch.digest):
+                    raise CallRejected(*watch.refusal)
+                if watch.record is not None and watch.record.final:  # came while reading
+                    return CallResult(session, counter, watch.record)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise RPCError(
@@ -404,10 +445,10 @@ class AsyncClient:
                     + (f" (it is {current.status}: {current.error})" if current else "")
                     + f"; fetch it later with `rtc result --session {session.hex()} --counter {counter}`"
                 )
-            try:
-                await asyncio.wait_for(watch.woken.wait(), min(remaining, REREAD_S))
-            except asyncio.TimeoutError:
-                pass
+            if watch.woken.is_set():
+                continue
+            wait = 0.5 if watch.stale else REREAD_S - (loop.time() - read_at)  # stale: the read failed, retry soon
+            await _set_within(watch.woken, min(remaining, wait))
 
     async def wait_for_height(self, height: int, timeout: float = 30.0, rpc: AsyncRPC | None = None) -> None:
         """Return once the node (`rpc`, else the one in use) has block `height`."""
@@ -419,10 +460,7 @@ class AsyncClient:
             if remaining <= 0:
                 raise RPCError(f"block {height} did not appear within {timeout:.0f}s")
             self._new_block.clear()
-            try:
-                await asyncio.wait_for(self._new_block.wait(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
-                continue
+            await _set_within(self._new_block, min(remaining, 0.5))
 
     # -- keeping calls until they are in a block ------------------------------------------------
 
@@ -475,8 +513,9 @@ class AsyncClient:
         self._new_block.set()
         self._wake_resender.set()
 
-    async def _on_connect(self, node: Node) -> None:
-        """A new subscription: anything may have happened meanwhile, so every waiter reads state again."""
+    def _on_gap(self) -> None:
+        """The stream missed blocks it could not read back: every waiter reads state again (a few
+        at a time, `READS_AT_ONCE`)."""
         for watches in self._watches.values():
             for watch in watches:
                 watch.wake()
@@ -497,10 +536,7 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         last_height: int | None = None
         while True:
-            try:
-                await asyncio.wait_for(self._wake_resender.wait(), TICK_S)
-            except asyncio.TimeoutError:
-                pass
+            await _set_within(self._wake_resender, TICK_S)
             self._wake_resender.clear()
             if not self._pending:
                 continue
@@ -508,12 +544,25 @@ class AsyncClient:
             height, now = self._stream.height, loop.time()
             new_block = height is not None and height != last_height
             last_height = height
+            # No block for that long (and longer than a slow cluster's block): the stream's node is
+            # failing or the cluster stalls, so count seconds instead of blocks.
+            no_blocks = now - self._stream.block_at >= max(seconds, self._stream.stall_s)
             due = [p for p in self._pending.values() if p.sent_at and (
-                p.due or (p.held and new_block) or now - p.sent_at >= seconds
-                or (height is not None and p.sent_height is not None and height - p.sent_height >= blocks))]
-            for pending in sorted(due, key=lambda p: p.order):  # a session's calls in counter order
-                if pending.digest in self._pending:
-                    await self._resend(pending)
+                p.due or (p.held and new_block)
+                or (height is not None and p.sent_height is not None and height - p.sent_height >= blocks)
+                or ((no_blocks or p.sent_height is None) and now - p.sent_at >= seconds))]
+            if not due:
+                continue
+            by_session: dict[bytes, list[_Pending]] = {}
+            for pending in sorted(due, key=lambda p: p.order):
+                by_session.setdefault(pending.order[0], []).append(pending)
+            # Sessions side by side, each session's calls in counter order (SENDS_AT_ONCE bounds the RPCs).
+            await asyncio.gather(*(self._resend_in_order(calls) for calls in by_session.values()))
+
+    async def _resend_in_order(self, calls: list[_Pending]) -> None:
+        for pending in calls:
+            if pending.digest in self._pending:
+                await self._resend(pending)
 
     async def _resend(self, pending: _Pending) -> None:
         loop = asyncio.get_running_loop()
@@ -528,7 +577,7 @@ class AsyncClient:
         except RPCUnavailable:
             return  # no node now: tried again at the next tick
         try:
-            refusal = await _offer(node, pending.tx)
+            refusal, _ = await _offer(node, pending.tx, _lane(pending.order[0]))
         except RPCUnavailable as exc:
             self.pool.mark_down(node, str(exc))
             return
@@ -741,21 +790,40 @@ def _holds_a_final_record(evidence: ResultEvidence) -> bool:
         return False
 
 
+async def _set_within(event: asyncio.Event, timeout: float) -> None:
+    """Wait until `event` is set or `timeout` passes. Not `asyncio.wait_for`: on Python 3.11 it
+    swallows a cancellation that comes as the event is set, and a cancelled task (the resender,
+    at `aclose`) would then run on forever."""
+    if event.is_set() or timeout <= 0:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
 def _key(session: bytes, counter: int) -> str:
     """How events and subscriptions name a result: `rtc_result.key`."""
     return f"{session.hex()}/{counter}"
 
 
-async def _offer(node: Node, tx: bytes) -> CallRejected | None:
-    """Hand `tx` to one node's mempool: None when it took it (or already had it), else CheckTx's
-    refusal. RPCUnavailable when the node cannot be reached; other RPCErrors as they come."""
+def _lane(session: bytes) -> int:
+    """Which of a node's lanes a session's calls take: always the same, so they arrive in order."""
+    return int.from_bytes(session[-4:], "big")
+
+
+async def _offer(node: Node, tx: bytes, lane: int) -> tuple[CallRejected | None, bool]:
+    """Hand `tx` to one node's mempool over `lane`: (None, False) when it took it, (None, True)
+    when it already had it, else CheckTx's refusal. RPCUnavailable when the node cannot be
+    reached; other RPCErrors as they come."""
     try:
-        checked = await node.rpc.broadcast_tx_sync(tx)
+        checked = await node.broadcast_tx_sync(tx, lane)
     except RPCUnavailable:
         raise
     except RPCError as exc:
         if "already exists in cache" in str(exc):
-            return None  # the node has these very bytes (from us or by gossip)
+            return None, True  # the node has these very bytes (from us or by gossip)
         raise
     code = int(checked.get("code", 0))
-    return CallRejected(code, checked.get("log", "")) if code else None
+    return (CallRejected(code, checked.get("log", "")) if code else None), False

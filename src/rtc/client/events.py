@@ -1,42 +1,53 @@
-"""One websocket for everything a client waits on: every transaction and every block's events.
+"""One websocket for everything a client waits on: one message per block, with all its results.
 
 CometBFT allows a client only a few subscriptions, so the client does not subscribe per
-call: it subscribes once, on the node it uses, to `tm.event='Tx'` (each transaction with
-its result and its `rtc_result.key` attributes) and `tm.event='NewBlockEvents'` (results
-written at the end of a block, and the height, which times resends in blocks). Events are
-handed to the client, which dispatches them by `rtc_result.key` and by transaction hash.
+call: it subscribes once, on the node it uses, to `tm.event='NewBlock'`. Each block comes as
+one message holding its transactions, their results (code, data, `rtc_result.key` events)
+and the results written at the end of the block; the stream hands the client one `TxEvent`
+per transaction and then the block, which the client dispatches by `rtc_result.key` and by
+transaction hash. One message per block, not one per transaction of the whole cluster,
+keeps a busy cluster's events cheap to follow.
 
 When the connection fails (the node stopped, hangs past the ping timeout, or sends no block
 for `stall_s` while the client waits on something), the node is marked unusable and the
-stream reconnects to the next healthy one; `on_connect` then lets the client read again
-from state whatever it may have missed.
+stream reconnects to the next healthy one. The blocks it missed meanwhile are read from that
+node (`block` and `block_results`) and handed over as if they had come on the stream, so no
+waiter has to read state again; only when more than `max_replay` blocks were missed (or the
+node no longer keeps them) does `on_gap` ask the client to read from state what it awaits.
+Calls need not wait for a reconnection: once the stream has a starting height, whatever
+happens after it is seen, live or replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import websockets
 
-from rtc.cometbft import RPCError, RPCUnavailable
+from rtc.cometbft import HeightUnavailable, RPCError, RPCUnavailable
 
 from .nodes import Node, NodePool
 
 log = logging.getLogger("rtc.client")
 
-MAX_EVENT_BYTES = 16 * 1024 * 1024
-PING_INTERVAL_S = 1.0  # a node that answers no ping within PING_TIMEOUT_S is taken as hung
-PING_TIMEOUT_S = 2.0
+MAX_EVENT_BYTES = 64 * 1024 * 1024  # one block with its results, as JSON (CometBFT's default block bound is 21 MiB)
+MAX_QUEUE = 64  # blocks received and not yet handled before reading pauses (and a ping's answer would wait)
+PING_INTERVAL_S = 2.0  # a node that answers no ping within PING_TIMEOUT_S is taken as hung
+PING_TIMEOUT_S = 5.0
 STALL_S = 5.0  # no block for this long while something is awaited: the node is stuck or cut off
 RETRY_S = 0.5  # pause between connection attempts when no node is usable
-SUBSCRIPTIONS = (("tx", "tm.event='Tx'"), ("block", "tm.event='NewBlockEvents'"))
+MAX_REPLAY = 100  # blocks missed while reconnecting that are read back; beyond that the client reads state
+SUBSCRIPTION = "tm.event='NewBlock'"
+RESULT_EVENT, RESULT_KEY = "rtc_result", "key"
 
 
 @dataclass(frozen=True)
@@ -51,22 +62,54 @@ class TxEvent:
     log: str
 
 
+def result_keys(events: Any) -> list[str]:
+    """The `rtc_result.key` values among ABCI events as CometBFT's JSON writes them."""
+    keys: list[str] = []
+    for event in events or ():
+        if event.get("type") == RESULT_EVENT:
+            keys += [str(a.get("value")) for a in event.get("attributes") or () if a.get("key") == RESULT_KEY]
+    return keys
+
+
+def block_events(height: int, txs: Any, tx_results: Any) -> list[TxEvent]:
+    """One block's transactions (base64, as in `block.data.txs`) with their results, in block order."""
+    txs, tx_results = list(txs or ()), list(tx_results or ())
+    if len(txs) != len(tx_results):
+        raise ValueError(f"block {height} has {len(txs)} transactions but {len(tx_results)} results")
+    try:
+        return [TxEvent(
+            digest=hashlib.sha256(base64.b64decode(tx)).hexdigest().upper(),
+            height=height,
+            keys=tuple(result_keys(result.get("events"))),
+            code=int(result.get("code") or 0),
+            data=base64.b64decode(result.get("data") or ""),
+            log=str(result.get("log") or ""),
+        ) for tx, result in zip(txs, tx_results)]
+    except (binascii.Error, AttributeError, TypeError) as exc:
+        raise ValueError(f"block {height}: a transaction or result is malformed ({exc})") from None
+
+
 class EventStream:
     """The client's one subscription, moved from node to node as they fail."""
 
     def __init__(self, pool: NodePool, on_tx: Callable[[TxEvent], None],
-                 on_block: Callable[[int, list[str]], None], on_connect: Callable[[Node], Awaitable[None]],
-                 busy: Callable[[], bool], open_timeout: float = 10.0, stall_s: float = STALL_S) -> None:
+                 on_block: Callable[[int, list[str]], None], on_gap: Callable[[], None],
+                 busy: Callable[[], bool], open_timeout: float = 10.0, stall_s: float = STALL_S,
+                 max_replay: int = MAX_REPLAY) -> None:
         self.pool = pool
-        self.on_tx, self.on_block, self.on_connect, self.busy = on_tx, on_block, on_connect, busy
+        self.on_tx, self.on_block, self.on_gap, self.busy = on_tx, on_block, on_gap, busy
         self.open_timeout = open_timeout
         self.stall_s = stall_s
-        self.height: int | None = None  # the last block seen, on whichever node
+        self.max_replay = max_replay
+        self.height: int | None = None  # the last block handed over, on whichever node
+        self.block_at = 0.0  # loop time when it was
         self.node: Node | None = None  # the node the stream is on while connected
         self.connected = asyncio.Event()
         self.unavailable = asyncio.Event()  # set while no node at all is usable
         self.error: str = ""  # why the last connection attempt failed
+        self.replayed = 0  # blocks read back after reconnections (for tests and load reports)
         self._task: asyncio.Task[None] | None = None
+        self._ws: websockets.ClientConnection | None = None  # the connection while there is one
         self._closed = False
 
     def start(self) -> None:
@@ -74,8 +117,11 @@ class EventStream:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="rtc-events")
 
     async def ready(self, timeout: float) -> None:
-        """Return once the subscriptions are confirmed on some node; RPCUnavailable at once when
-        no node is usable, or when none confirms within `timeout`."""
+        """Return once the stream has a starting height (from then on every block is handed
+        over, live or replayed after a reconnection); RPCUnavailable at once when no node is
+        usable, or when none confirms the subscription within `timeout`."""
+        if self.height is not None and self._task is not None:
+            return
         if self.connected.is_set():
             return
         self.unavailable.clear()
@@ -114,67 +160,99 @@ class EventStream:
             except (OSError, asyncio.TimeoutError, websockets.WebSocketException, RPCError, ValueError) as exc:
                 why = f"events: {type(exc).__name__}: {exc}"[:300]
             self.connected.clear()
-            self.node = None
+            self.node, self._ws = None, None
             self.error = why
             if not self._closed:
                 self.pool.mark_down(node, why)
 
     async def _follow(self, node: Node) -> None:
-        async with websockets.connect(node.ws_url, max_size=MAX_EVENT_BYTES, open_timeout=self.open_timeout,
-                                      ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S,
-                                      close_timeout=1.0) as ws:
-            for name, query in SUBSCRIPTIONS:
-                await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": name, "method": "subscribe",
-                                            "params": {"query": query}}).decode())
-            confirmed: set[str] = set()
-            while len(confirmed) < len(SUBSCRIPTIONS):
-                message = orjson.loads(await asyncio.wait_for(ws.recv(), self.open_timeout))
-                if message.get("id") in dict(SUBSCRIPTIONS):
+        async with websockets.connect(node.ws_url, max_size=MAX_EVENT_BYTES, max_queue=MAX_QUEUE,
+                                      open_timeout=self.open_timeout, ping_interval=PING_INTERVAL_S,
+                                      ping_timeout=PING_TIMEOUT_S, close_timeout=1.0) as ws:
+            self._ws = ws
+            await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": "blocks", "method": "subscribe",
+                                        "params": {"query": SUBSCRIPTION}}).decode())
+            early: list[dict[str, Any]] = []  # blocks that came before the confirmation
+            while True:
+                async with asyncio.timeout(self.open_timeout):
+                    message = orjson.loads(await ws.recv())
+                if message.get("id") == "blocks":
                     if "error" in message:
                         raise RPCError(f"subscribe: {message['error'].get('message')} {message['error'].get('data', '')}")
-                    confirmed.add(message["id"])
-                else:
-                    self._dispatch(message)
+                    break
+                early.append(message)
+            # Every block after `latest` comes on the stream; those missed since the last one
+            # handed over are read back from this node.
+            async with asyncio.timeout(self.open_timeout):
+                latest = await node.rpc.latest_height()
+            if self.height is not None and latest > self.height:
+                await self._replay(node, self.height + 1, latest)
+            elif self.height is None:
+                self.height, self.block_at = latest, asyncio.get_running_loop().time()
             self.node = node
             self.connected.set()
-            await self.on_connect(node)
             loop = asyncio.get_running_loop()
             last_block = loop.time()
-            while True:
+            for message in early:
+                self._dispatch(message)
+            while True:  # (asyncio.timeout, not wait_for: on 3.11 that can swallow aclose's cancellation)
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), 1.0)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(1.0):
+                        raw = await ws.recv()
+                except TimeoutError:
                     if self.busy() and loop.time() - last_block > self.stall_s:
                         raise asyncio.TimeoutError(f"no block for {self.stall_s:.0f}s") from None
                     continue
                 if self._dispatch(orjson.loads(raw)):
                     last_block = loop.time()
 
+    async def _replay(self, node: Node, first: int, last: int) -> None:
+        """Hand over blocks `first`..`last`, read from `node`; too many, or gone: `on_gap`."""
+        if last - first + 1 > self.max_replay:
+            log.info("missed blocks %d-%d, more than %d: reading results from state", first, last, self.max_replay)
+            self._gap(last)
+            return
+        for height in range(first, last + 1):
+            try:
+                block, results = await asyncio.gather(node.rpc.block(height), node.rpc.block_results(height))
+            except HeightUnavailable:
+                log.info("node %s no longer keeps block %d: reading results from state", node.url, height)
+                self._gap(last)
+                return
+            try:
+                txs = block["data"]["txs"]
+                tx_results, end_events = results.get("txs_results"), results.get("finalize_block_events")
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{node.url} answered block {height} without its {exc}") from None
+            self._deliver(height, txs, tx_results, end_events)
+            self.replayed += 1
+
+    def _gap(self, height: int) -> None:
+        self.height, self.block_at = height, asyncio.get_running_loop().time()
+        self.on_gap()
+
     def _dispatch(self, message: dict[str, Any]) -> bool:
         """Hand one message to the client; True when it was a block."""
         if "error" in message:  # e.g. the node cancelled the subscription of a slow client
             raise RPCError(f"the node ended the subscription: {message['error'].get('message')} "
                            f"{message['error'].get('data', '')}")
-        result = message.get("result") or {}
-        data = result.get("data") or {}
-        events = result.get("events") or {}
-        kind = data.get("type")
+        data = (message.get("result") or {}).get("data") or {}
+        if data.get("type") != "tendermint/event/NewBlock":
+            return False
         value = data.get("value") or {}
-        if kind == "tendermint/event/NewBlockEvents":
-            height = int(value.get("height") or 0)
-            if self.height is None or height > self.height:
-                self.height = height
-            self.on_block(height, list(events.get("rtc_result.key") or []))
-            return True
-        if kind == "tendermint/event/Tx":
-            tx_result = value.get("TxResult") or {}
-            outcome = tx_result.get("result") or {}
-            self.on_tx(TxEvent(
-                digest=str((events.get("tx.hash") or [""])[0]).upper(),
-                height=int(tx_result.get("height") or 0),
-                keys=tuple(events.get("rtc_result.key") or ()),
-                code=int(outcome.get("code") or 0),
-                data=base64.b64decode(outcome.get("data") or ""),
-                log=str(outcome.get("log") or ""),
-            ))
-        return False
+        try:
+            block = value["block"]
+            height = int(block["header"]["height"])
+            txs = block["data"]["txs"]
+            finalized = value.get("result_finalize_block") or {}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"a NewBlock event without its {exc}") from None
+        if self.height is None or height > self.height:  # else already handed over (replayed, or from another node)
+            self._deliver(height, txs, finalized.get("tx_results"), finalized.get("events"))
+        return True
+
+    def _deliver(self, height: int, txs: Any, tx_results: Any, end_events: Any) -> None:
+        for event in block_events(height, txs, tx_results):
+            self.on_tx(event)
+        self.height, self.block_at = height, asyncio.get_running_loop().time()
+        self.on_block(height, result_keys(end_events))
