@@ -21,7 +21,7 @@ from rtc.sessions import SessionRules
 
 from .conftest import assert_all_agree, start_cluster
 
-RULES = SessionRules(max_buffered=16, gap_timeout_blocks=6, idle_expiry_blocks=10_000)
+RULES = SessionRules(max_buffered=16, gap_timeout_blocks=10, idle_expiry_blocks=10_000)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,15 @@ def test_a_flood_of_early_calls_refuses_the_overflow_not_the_session(cluster: De
         nodes = clients(cluster)
         session = nodes[0].session()
         envelopes = [await session.envelope({"function": "update_high", "symbol": "FLOOD", "value": float(k)}) for k in range(20)]
-        for k in range(1, 17):  # 16 early calls fill the buffer
-            await nodes[k % 4].broadcast(envelopes[k].encode())
-        await asyncio.sleep(1.0)  # let them reach a block and the buffer
+        # 16 early calls fill the buffer (sent at once: the gap deadline runs from the first one's block)
+        await asyncio.gather(*(nodes[k % 4].broadcast(envelopes[k].encode()) for k in range(1, 17)))
+        for _ in range(100):  # until all wait in committed state (bounded: 10 s)
+            records = [await nodes[0].result(session.session_key, k) for k in range(1, 17)]
+            if all(r is not None and r.status == "queued" for r in records):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the early calls were not queued")
         with pytest.raises(CallRejected, match="ahead|already wait"):
             await nodes[1].broadcast(envelopes[17].encode())
         await nodes[2].broadcast(envelopes[0].encode())
@@ -89,7 +95,7 @@ def test_a_gap_fails_the_session_with_a_provable_status_and_later_calls_say_why(
         waiting = await session.envelope({"function": "update_high", "symbol": "GAP", "value": 3.0})
         await nodes[1].broadcast(waiting.encode())  # counter 2 waits for 1, which never comes
         skipped = await session.result(2, timeout=60)
-        assert skipped.status == "skipped" and "counter 1 did not arrive within 6 blocks" in skipped.error
+        assert skipped.status == "skipped" and "counter 1 did not arrive within 10 blocks" in skipped.error
         with pytest.raises(CallRejected, match="session is failed"):
             await nodes[2].broadcast(missing.encode())
         for node in nodes:

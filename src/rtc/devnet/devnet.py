@@ -48,6 +48,7 @@ class NodeStatus:
     app_hash: str | None
     running: bool
     error: str | None = None
+    catching_up: bool = False  # CometBFT still block-syncs: clients take it as unusable until it stops
 
 
 def _port_free(port: int) -> bool:
@@ -381,7 +382,8 @@ class Devnet:
             try:
                 with RPC(node.rpc, timeout=2.0) as rpc:
                     info = rpc.status()["sync_info"]
-                out.append(NodeStatus(node.name, node.rpc, int(info["latest_block_height"]), info["latest_app_hash"], running))
+                out.append(NodeStatus(node.name, node.rpc, int(info["latest_block_height"]), info["latest_app_hash"], running,
+                                      catching_up=bool(info["catching_up"])))
             except (RPCError, KeyError, ValueError) as exc:
                 out.append(NodeStatus(node.name, node.rpc, None, None, running, f"RPC unavailable ({type(exc).__name__})"))
         return out
@@ -404,17 +406,22 @@ class Devnet:
         return {NodeHome(Path(n.home)).validator_key(): n.name for n in self.nodes}
 
     def wait_for_height(self, height: int, timeout: float = 60.0, nodes: list[int] | None = None) -> None:
+        """Return once the nodes have block `height` and have stopped catching up (until then a
+        client refuses to use them: they may answer from stale state)."""
         indices = range(len(self.nodes)) if nodes is None else nodes
         deadline = time.monotonic() + timeout
         while True:
             statuses = self.status()
-            if all((statuses[i].height or 0) >= height for i in indices):
+            if all((statuses[i].height or 0) >= height and not statuses[i].catching_up for i in indices):
                 return
             for i in indices:
                 if not self.running(i):
                     raise DevnetError(f"{self.nodes[i].name} stopped; see {self.home / 'logs'}")
             if time.monotonic() > deadline:
                 heights = {s.name: s.height for s in statuses}
+                if all((statuses[i].height or 0) >= height for i in indices):
+                    late = [statuses[i].name for i in indices if statuses[i].catching_up]
+                    raise DevnetError(f"{', '.join(late)} still catching up after {timeout:.0f}s; see {self.home / 'logs'}")
                 raise DevnetError(f"nodes did not reach height {height} within {timeout:.0f}s (heights: {heights}); see {self.home / 'logs'}")
             time.sleep(0.1)
 
