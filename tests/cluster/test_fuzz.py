@@ -32,14 +32,17 @@ from .conftest import start_cluster
 
 TXS = int(os.environ.get("RTC_FUZZ_TXS", "100000"))
 WARMUP = 5_000
-# Growth of the state machine's resident memory from the warm baseline to the end: the
-# checked-call cache (64 MiB at most) plus the state the valid calls write, with room.
-MEMORY_BOUND_MB = 160
+# Growth of the state machine's anonymous memory (its heap: what a leak would grow) from the
+# warm baseline to the end: the checked-call cache (64 MiB at most) and the rest, with room.
+# Not VmRSS: that also counts the pages of memory-mapped files it has touched, which the
+# kernel may drop at will, above all the devnet's embedded Swarm store (LMDB), which holds
+# every block's history and alone accounts for 300 MB of resident pages after 100,000 calls.
+MEMORY_BOUND_MB = 100
 
 
-def _rss_mb(pid: int) -> float:
+def _anonymous_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no process {pid}")
 
@@ -96,14 +99,14 @@ def test_a_live_node_survives_fuzzed_transactions_and_a_replica_fed_its_blocks_a
         fuzzer = TxFuzzer(SigningDomain.from_genesis(genesis.chain_id, genesis.app_state), seed=12)
         txs = [fuzzer.next() for _ in range(TXS)]
         asyncio.run(_broadcast(node.rpc, txs[:WARMUP]))
-        baseline = _rss_mb(node.app_pid)
+        baseline = _anonymous_mb(node.app_pid)
         codes = asyncio.run(_broadcast(node.rpc, txs[WARMUP:]))
-        grown = _rss_mb(node.app_pid) - baseline
+        grown = _anonymous_mb(node.app_pid) - baseline
         assert devnet.running(0), "the node died under fuzzed transactions"
         assert sum(codes.values()) == TXS - WARMUP, codes  # every one answered
         assert codes["OK"] >= (TXS - WARMUP) // 20 and codes["MALFORMED"] and codes["BAD_SIGNATURE"], codes
         assert codes["INVALID_CALL"] and codes["TOO_EARLY"], codes
-        assert grown < MEMORY_BOUND_MB, f"the state machine grew by {grown:.0f} MB (bound {MEMORY_BOUND_MB})"
+        assert grown < MEMORY_BOUND_MB, f"the state machine's heap grew by {grown:.0f} MB (bound {MEMORY_BOUND_MB})"
         head = devnet.status()[0].height or 0
         devnet.wait_for_height(head + 1)
         assert _replay(devnet, head, tmp_path / "replica") == []
