@@ -311,24 +311,30 @@ class Faults:
             fault.note += f" did not catch up: {exc}"
 
 
-async def _flood(urls: list[str], seed: int, count: int = 3000) -> Counter[str]:
-    """Calls that every node must refuse in CheckTx, sent concurrently to every node."""
-    from rtc.protocol import sign
+async def _flood(urls: list[str], seed: int, count: int = 4000) -> Counter[str]:
+    """Calls that every node must refuse in CheckTx, sent concurrently to every node: garbage,
+    our magic then junk, calls signed for another cluster, and calls signed for this one with a
+    60 KB payload and a counter far ahead (the attack that once filled CheckTx's cache)."""
+    from rtc.protocol import SigningDomain, sign
 
     rng = random.Random(seed)
     key = SigningKey.generate()
-    chain = "not-this-cluster"
     payload = orjson.dumps({"function": "update_high", "symbol": "x" * 60_000, "value": 1.0})
     codes: Counter[str] = Counter()
     async with httpx.AsyncClient(timeout=10) as http:
+        genesis = (await http.get(f"{urls[0]}/genesis")).json()["result"]["genesis"]
+        domain = SigningDomain.from_genesis(genesis["chain_id"], genesis.get("app_state"))
+
         async def one(i: int) -> None:
-            kind = i % 3
+            kind = i % 4
             if kind == 0:
                 tx = rng.randbytes(rng.randrange(1, 2000))
             elif kind == 1:
-                tx = sign(key, chain, b"f" * 16, i, payload).encode()  # signed for another chain
-            else:
+                tx = sign(key, "not-this-cluster", rng.randbytes(16), i, payload).encode()
+            elif kind == 2:
                 tx = bytes([0x52, 0x54, 0x43, 0x01]) + rng.randbytes(200)  # our magic, then junk
+            else:
+                tx = sign(key, domain, rng.randbytes(16), 10**6 + i, payload).encode()  # far ahead
             url = urls[i % len(urls)]
             try:
                 answer = (await http.post(url, json={"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync",
@@ -518,7 +524,7 @@ def markdown(report: dict[str, Any]) -> str:
     app_peak = max((v for k, v in memory.items() if k.endswith("-app")), default=0)
     comet_peak = max((v for k, v in memory.items() if k.endswith("-cometbft")), default=0)
     rows = [
-        "| faults injected | calls sent | committed | refused | lost | diverged heights | sessions failed | longest stall | slowest catch-up | memory peak app / CometBFT |",
+        "| faults injected | calls sent | committed | refused | lost | diverged heights | sessions failed | longest stall | slowest catch-up | memory peak app / CometBFT (VmHWM, with mapped store pages) |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| {sum(faults['by_kind'].values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults['by_kind'].items()))}) "
         f"| {calls['sent']} | {calls['committed']} | {sum(calls['refused'].values())} "
