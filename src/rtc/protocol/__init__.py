@@ -2,7 +2,8 @@
 
 `envelope` (the signed transaction), `codes` (result codes), `canonical` (the one JSON
 encoding), `keys` (where things live in state), `records` (result and session records),
-`queries` (query paths) and `proof` (checking a value against `app_hash`). This package
+`queries` (query paths), `proof` (checking a value against `app_hash`) and `attestation`
+(a member's EIP-712 statement of a state, imported on its own: it loads secp256k1). This package
 imports nothing else from `rtc`; docs/protocol.md describes the same bytes in prose.
 """
 

@@ -1,0 +1,129 @@
+"""A member's statement, on its Ethereum key, of the state it accepted (EIP-712).
+
+CometBFT's signatures are ed25519, which an Ethereum contract cannot check cheaply, so
+every member also signs with a secp256k1 key registered for it (its *attester*) the typed
+structure
+
+    Attestation(address registry, uint256 clusterId, uint64 height, bytes32 appHash,
+                bytes32 record, bytes32 codeHash)
+
+under the EIP-712 domain
+
+    EIP712Domain(string name, string version, uint256 chainId, address verifyingContract)
+    name = "rtc-attestation", version = "1", chainId = the Ethereum chain,
+    verifyingContract = the contract that checks checkpoints
+
+`height` is the block whose state is attested (its `app_hash` is in header height+1),
+`record` the Swarm reference of that block's history record and `codeHash` the backend's
+code hash, so an attestation holds for one state of one cluster of one Registry on one
+chain, and a contract recovers its signer with one `ecrecover` (~4,000 gas).
+
+A signature is the 65 bytes r || s || v (v = 27 or 28), with s in the lower half of the
+curve order: the form `ecrecover` and every Ethereum wallet use, and the only one accepted
+here, so that a signature cannot be changed into a second valid one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from eth_keys import keys
+from eth_keys.exceptions import BadSignature, ValidationError
+from eth_utils import keccak
+
+NAME, VERSION = "rtc-attestation", "1"
+DOMAIN_TYPE = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+ATTESTATION_TYPE = keccak(
+    text="Attestation(address registry,uint256 clusterId,uint64 height,bytes32 appHash,bytes32 record,bytes32 codeHash)")
+SIGNATURE_BYTES = 65
+HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0  # secp256k1 n // 2
+
+
+class AttestationError(ValueError):
+    """Not a well-formed attestation signature, or not one by the key it should be; the message says why."""
+
+
+def _word(value: int, bits: int = 256) -> bytes:
+    if not 0 <= value < 2**bits:
+        raise AttestationError(f"{value} does not fit in uint{bits}")
+    return value.to_bytes(32, "big")
+
+
+def _address(value: bytes) -> bytes:
+    if len(value) != 20:
+        raise AttestationError(f"an address is 20 bytes, not {len(value)}")
+    return bytes(12) + value
+
+
+def _bytes32(value: bytes, name: str) -> bytes:
+    if len(value) != 32:
+        raise AttestationError(f"{name} is 32 bytes, not {len(value)}")
+    return value
+
+
+@dataclass(frozen=True)
+class AttestationDomain:
+    """Where attestations are checked: the Ethereum chain and the checkpoint contract."""
+
+    ethereum_chain_id: int
+    verifying_contract: bytes  # 20 bytes
+
+    @cached_property
+    def separator(self) -> bytes:
+        """EIP-712 `domainSeparator`."""
+        return keccak(DOMAIN_TYPE + keccak(text=NAME) + keccak(text=VERSION)
+                      + _word(self.ethereum_chain_id) + _address(self.verifying_contract))
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """The state a member accepted: what it signs."""
+
+    registry: bytes  # 20 bytes
+    cluster_id: int
+    height: int
+    app_hash: bytes  # 32 bytes
+    record: bytes  # 32 bytes: the Swarm reference of the block's history record
+    code_hash: bytes  # 32 bytes
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 `hashStruct`."""
+        return keccak(ATTESTATION_TYPE + _address(self.registry) + _word(self.cluster_id) + _word(self.height, 64)
+                      + _bytes32(self.app_hash, "app_hash") + _bytes32(self.record, "record")
+                      + _bytes32(self.code_hash, "code_hash"))
+
+    def digest(self, domain: AttestationDomain) -> bytes:
+        """The 32 bytes that are signed: keccak256("\\x19\\x01" || domainSeparator || hashStruct)."""
+        return keccak(b"\x19\x01" + domain.separator + self.struct_hash())
+
+    def sign(self, key: bytes, domain: AttestationDomain) -> bytes:
+        """r || s || v with the 32-byte secp256k1 private key `key` (deterministic, RFC 6979)."""
+        signature = keys.PrivateKey(key).sign_msg_hash(self.digest(domain))
+        return signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([27 + signature.v])
+
+    def signer(self, signature: bytes, domain: AttestationDomain) -> bytes:
+        """The address that made `signature` over this attestation; AttestationError if it is malformed."""
+        r, s, v = split_signature(signature)
+        try:
+            public = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(self.digest(domain))
+        except (BadSignature, ValidationError) as exc:
+            raise AttestationError(f"the signature recovers no key: {exc}") from None
+        return public.to_canonical_address()
+
+
+def split_signature(signature: bytes) -> tuple[int, int, int]:
+    """(r, s, v) of a 65-byte signature in the one accepted form; AttestationError otherwise."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise AttestationError(f"an attestation signature is {SIGNATURE_BYTES} bytes, not {len(signature)}")
+    r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
+    if v not in (27, 28):
+        raise AttestationError(f"v must be 27 or 28, not {v}")
+    if not 0 < r or not 0 < s <= HALF_ORDER:
+        raise AttestationError("r or s is out of range (s must be in the lower half of the curve order)")
+    return r, s, v
+
+
+def address_of(key: bytes) -> bytes:
+    """The Ethereum address of a 32-byte secp256k1 private key."""
+    return keys.PrivateKey(key).public_key.to_canonical_address()
