@@ -169,6 +169,10 @@ event BeneficiaryChanged:
     previous_beneficiary: indexed(address)
     new_beneficiary: indexed(address)
 
+event AttesterSet:
+    node_id: indexed(uint256)
+    attester: indexed(address)
+
 # ---------------------------------------------------------------------------
 # storage
 
@@ -183,6 +187,10 @@ node_count: public(uint256)  # node ids are 1..node_count
 cluster_count: public(uint256)  # cluster ids are 1..cluster_count
 node_of_operator: public(HashMap[address, uint256])  # operator -> its node not yet withdrawn (0 = none)
 node_of_key: public(HashMap[bytes32, uint256])  # validator key -> node (keys are never reused)
+# The secp256k1 key (as its address) a node signs attestations of cluster state with (EIP-712,
+# checked by ecrecover in the Validation contract): set once by the operator, never reused.
+attester_of: public(HashMap[uint256, address])  # node -> its attester (empty = none yet)
+node_of_attester: public(HashMap[address, uint256])  # attester -> its node (0 = none)
 
 total_deposits: public(uint256)  # sum of all nodes' deposits
 pending_slashed: public(uint256)  # slashed wei owed to the beneficiary (see sweep_slashed)
@@ -301,6 +309,25 @@ def register(validator_key: bytes32) -> uint256:
     self.total_deposits += msg.value
     log NodeRegistered(node_id=node_id, operator=msg.sender, validator_key=validator_key, deposit=msg.value)
     return node_id
+
+
+@external
+@nonreentrant
+def set_attester(node_id: uint256, attester: address):
+    """
+    @notice Name the key (its Ethereum address) the node signs attestations of its cluster's
+            state with. Once per node: an attestation must name one signer for good, so a key
+            is never changed or reused (a compromised key: leave, and register a new node).
+    @param attester the address of the node's secp256k1 attestation key (not the operator's)
+    """
+    self._only_operator(node_id)
+    self._check_active(self._nodes[node_id].status)
+    assert attester != empty(address), "attester is empty"
+    assert self.attester_of[node_id] == empty(address), "the node already has an attester"
+    assert self.node_of_attester[attester] == 0, "attester already used by a node"
+    self.attester_of[node_id] = attester
+    self.node_of_attester[attester] = node_id
+    log AttesterSet(node_id=node_id, attester=attester)
 
 
 @internal

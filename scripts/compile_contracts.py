@@ -8,10 +8,11 @@ are generated, like src/rtc/abci/_pb/, and git-ignored: `make setup` (re)writes 
 Each output holds what a deployer needs and what tells whether it is current:
 
     {"abi": [...], "bytecode": "0x...", "bytecode_runtime": "0x...",
-     "vyper": "0.4.3", "source_sha256": "<hex of the .vy file>"}
+     "vyper": "0.4.3", "source_sha256": "<hex of the .vy file>",
+     "imports_sha256": "<hex over the sibling sources it imports>"}
 
-Incremental: a contract whose output already records the same source hash and the same
-vyper version is not compiled again (``--force`` compiles everything). Prints one
+Incremental: a contract whose output already records the same source hash, the same
+imported sources and the same vyper version is not compiled again (``--force`` compiles everything). Prints one
 progress line; on a compiler error prints the compiler's message and exits with 1.
 
 Usage:  .venv/bin/python scripts/compile_contracts.py [--force]
@@ -23,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -48,7 +50,21 @@ def source_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def is_current(out_path: Path, digest: str, version: str) -> bool:
+IMPORT = re.compile(r"^(?:import\s+(\w+)|from\s+\.\s+import\s+(\w+))", re.MULTILINE)
+
+
+def imports_sha256(path: Path, seen: frozenset[Path] = frozenset()) -> str:
+    """A digest of the sibling sources `path` imports, and theirs in turn: a contract that
+    uses another's interface (Validation uses Registry's) is compiled again when it changes."""
+    parts = []
+    for match in IMPORT.finditer(path.read_text()):
+        imported = path.with_name((match.group(1) or match.group(2)) + ".vy")
+        if imported.exists() and imported not in seen:
+            parts.append(f"{imported.name}:{source_sha256(imported)}:{imports_sha256(imported, seen | {path})}")
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
+
+
+def is_current(out_path: Path, digest: str, version: str, imports: str) -> bool:
     try:
         data = json.loads(out_path.read_text())
     except (OSError, ValueError):
@@ -57,6 +73,7 @@ def is_current(out_path: Path, digest: str, version: str) -> bool:
         isinstance(data, dict)
         and data.get("source_sha256") == digest
         and data.get("vyper") == version
+        and data.get("imports_sha256") == imports
         and isinstance(data.get("abi"), list)
         and isinstance(data.get("bytecode"), str)
         and data["bytecode"].startswith("0x")
@@ -104,12 +121,12 @@ def compile_all(sources: Path, out_dir: Path, force: bool = False) -> tuple[list
     for path in paths:
         name = path.stem
         out_path = out_dir / f"{name}.json"
-        digest = source_sha256(path)
-        if not force and is_current(out_path, digest, version):
+        digest, imports = source_sha256(path), imports_sha256(path)
+        if not force and is_current(out_path, digest, version, imports):
             current.append(name)
             continue
         result = compile_one(path, sources)
-        result.update({"vyper": version, "source_sha256": digest})
+        result.update({"vyper": version, "source_sha256": digest, "imports_sha256": imports})
         write_atomic(out_path, result)
         compiled.append(name)
     return compiled, current

@@ -37,13 +37,13 @@ def run(compiler, capsys, sources: Path, out: Path, *extra: str) -> tuple[int, s
 
 
 def test_compiles_the_registry_into_a_deployable_artifact(compiled_registry, compiler, capsys) -> None:
-    assert (compiled_registry.compiled, compiled_registry.up_to_date) == (["Registry"], [])
+    assert (compiled_registry.compiled, compiled_registry.up_to_date) == (["Registry", "Validation"], [])
     out_dir = compiled_registry.out_dir
     assert run(compiler, capsys, REGISTRY_SOURCE.parent, out_dir) == (
-        0, f"contracts (vyper {vyper.__version__}): 1 up to date -> {out_dir}\n", "")
+        0, f"contracts (vyper {vyper.__version__}): 2 up to date -> {out_dir}\n", "")
     artifact = json.loads((out_dir / "Registry.json").read_text())
     assert artifact == compiled_registry.artifact
-    assert set(artifact) == {"abi", "bytecode", "bytecode_runtime", "vyper", "source_sha256"}
+    assert set(artifact) == {"abi", "bytecode", "bytecode_runtime", "vyper", "source_sha256", "imports_sha256"}
     assert artifact["vyper"] == vyper.__version__ == "0.4.3"
     assert artifact["source_sha256"] == hashlib.sha256(REGISTRY_SOURCE.read_bytes()).hexdigest()
     assert artifact["bytecode"].startswith("0x") and len(artifact["bytecode"]) > 1000
@@ -90,6 +90,18 @@ def test_is_incremental(compiler, capsys, tmp_path) -> None:
     assert run(compiler, capsys, sources, out, "--force")[1] == (
         f"contracts (vyper 0.4.3): compiled Other, Tiny -> {out}\n")
     assert sorted(p.name for p in out.iterdir()) == ["Other.json", "Tiny.json"]  # no temporary files left
+
+
+def test_a_contract_is_compiled_again_when_a_source_it_imports_changes(compiler, capsys, tmp_path) -> None:
+    """Validation uses the Registry's interface: an edited Registry must not leave it stale."""
+    sources, out = tmp_path / "src", tmp_path / "out"
+    sources.mkdir()
+    (sources / "Tiny.vy").write_text(TINY)
+    (sources / "User.vy").write_text("# pragma version 0.4.3\nimport Tiny\n\n@external\ndef f():\n    pass\n")
+    assert run(compiler, capsys, sources, out)[1] == f"contracts (vyper 0.4.3): compiled Tiny, User -> {out}\n"
+    (sources / "Tiny.vy").write_text(TINY + "\n# edited\n")
+    assert run(compiler, capsys, sources, out)[1] == f"contracts (vyper 0.4.3): compiled Tiny, User -> {out}\n"
+    assert run(compiler, capsys, sources, out)[1] == f"contracts (vyper 0.4.3): 2 up to date -> {out}\n"
 
 
 def test_a_compiler_error_exits_non_zero_with_the_compilers_message(tmp_path) -> None:

@@ -1,0 +1,199 @@
+"""Checkpoints: a cluster's state at every K-th height, posted by anyone with the EIP-712
+attestations of more than 2/3 of its members, each recovered with ecrecover and matched to
+the attester key a member registered. Forged, replayed, duplicated and outsiders'
+attestations are refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import boa
+import pytest
+from eth_utils import to_checksum_address
+
+from rtc.protocol.attestation import Attestation, AttestationDomain, address_of, split_signature
+
+from .helpers import MIN_DEPOSIT, ZERO_ADDRESS, block, events, key, refused, set_block
+
+VALIDATION_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "Validation.vy"
+REFERENCE = hashlib.sha256(b"swarm reference of stock.wasm").digest()
+CODE_HASH = hashlib.sha256(b"stock.wasm").digest()
+INTERVAL = 10
+APP_HASH = hashlib.sha256(b"state at 20").digest()
+RECORD = hashlib.sha256(b"history record of 20").digest()
+
+
+def attester_key(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def attester(n: int) -> str:
+    return to_checksum_address(address_of(attester_key(n)))
+
+
+@pytest.fixture(scope="session")
+def validation_deployer():
+    return boa.load_partial(str(VALIDATION_SOURCE))
+
+
+@pytest.fixture
+def cluster(registry, accounts) -> int:
+    """Members 1-4 with attesters; node 5 registered with an attester but not a member; node 6 without one."""
+    cluster_id = registry.create_cluster(REFERENCE, CODE_HASH, 8, sender=accounts.owner)
+    for n in range(1, 7):
+        registry.register(key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
+        if n <= 5:
+            registry.set_attester(n, attester(n), sender=accounts.operators[n - 1])
+    for n in range(1, 5):
+        registry.request_join(n, cluster_id, sender=accounts.operators[n - 1])
+        set_block(block() + 1)
+        assert registry.approve_join(n, sender=accounts.owner)
+    set_block(block() + 1)
+    return cluster_id
+
+
+@pytest.fixture
+def validation(validation_deployer, registry, accounts, cluster):
+    contract = validation_deployer.deploy(registry.address, sender=accounts.owner)
+    contract.set_checkpoint_interval(cluster, INTERVAL, sender=accounts.owner)
+    return contract
+
+
+def _state(registry, cluster: int, height: int = 20, app_hash: bytes = APP_HASH) -> Attestation:
+    return Attestation(bytes.fromhex(registry.address[2:]), cluster, height, app_hash, RECORD, CODE_HASH)
+
+
+def _domain(validation) -> AttestationDomain:
+    return AttestationDomain(boa.env.evm.patch.chain_id, bytes.fromhex(validation.address[2:]))
+
+
+def _signatures(state: Attestation, domain: AttestationDomain, signers: list[int]) -> tuple[list, list, list]:
+    """v, r and s arrays, signers in ascending address order as the contract wants them."""
+    ordered = sorted(signers, key=lambda n: address_of(attester_key(n)))
+    parts = [split_signature(state.sign(attester_key(n), domain)) for n in ordered]
+    return [v for _, _, v in parts], [r for r, _, _ in parts], [s for _, s, _ in parts]
+
+
+def _post(validation, state: Attestation, signatures: tuple[list, list, list], sender: str) -> None:
+    v, r, s = signatures
+    validation.post_checkpoint(state.cluster_id, state.height, state.app_hash, state.record, v, r, s, sender=sender)
+
+
+def test_the_contract_signs_over_the_same_eip712_digest_as_the_nodes(validation, registry, cluster) -> None:
+    state = _state(registry, cluster)
+    assert validation.attestation_digest(cluster, 20, APP_HASH, RECORD) == state.digest(_domain(validation))
+
+
+def test_three_of_four_members_attestations_post_a_checkpoint_anyone_may_send(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    _post(validation, state, _signatures(state, _domain(validation), [1, 2, 4]), sender=accounts.stranger)
+    assert events(validation)[-1] == ("CheckpointPosted", {
+        "cluster_id": cluster, "height": 20, "app_hash": APP_HASH, "record": RECORD, "attesters": 3, "members": 4})
+    checkpoint = validation.checkpoint(cluster, 20)
+    assert (checkpoint.app_hash, checkpoint.record, checkpoint.attesters, checkpoint.members) == (APP_HASH, RECORD, 3, 4)
+    assert checkpoint.posted_block == block()
+    assert validation.last_checkpoint(cluster) == 20
+
+
+def test_two_of_four_is_not_more_than_two_thirds(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    with refused("attestations of more than 2/3 of the members are needed"):
+        _post(validation, state, _signatures(state, _domain(validation), [1, 2]), sender=accounts.stranger)
+
+
+def test_an_outsiders_attestation_does_not_count(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    with refused("a signer is not a member of the cluster"):  # node 5: registered, has an attester, not a member
+        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 5]), sender=accounts.stranger)
+    with refused("a signer is no node's attester"):  # a key no node registered
+        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 9]), sender=accounts.stranger)
+
+
+def test_a_member_that_left_no_longer_counts(validation, registry, accounts, cluster) -> None:
+    registry.request_leave(4, sender=accounts.operators[3])
+    state = _state(registry, cluster)
+    with refused("a signer is not a member of the cluster"):
+        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 4]), sender=accounts.stranger)
+    _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)  # 3 of 3
+
+
+def test_one_member_signing_twice_counts_once(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    v, r, s = _signatures(state, _domain(validation), [1, 2])
+    with refused("signers are not distinct and in ascending order"):
+        _post(validation, state, ([v[0], v[0], v[1]], [r[0], r[0], r[1]], [s[0], s[0], s[1]]), sender=accounts.stranger)
+    with refused("signers are not distinct and in ascending order"):
+        _post(validation, state, (v[::-1], r[::-1], s[::-1]), sender=accounts.stranger)
+
+
+@pytest.mark.parametrize("other", ["height", "app_hash", "cluster", "contract"])
+def test_attestations_of_another_state_cluster_or_contract_do_not_carry_over(
+        validation, validation_deployer, registry, accounts, cluster, other: str) -> None:
+    """Signed for something else, a signature recovers some other address: no node's attester."""
+    state = _state(registry, cluster)
+    domain = _domain(validation)
+    if other == "height":
+        signed = _state(registry, cluster, height=30)
+    elif other == "app_hash":
+        signed = _state(registry, cluster, app_hash=bytes(32))
+    elif other == "cluster":
+        signed = _state(registry, cluster + 1)
+    else:
+        signed = state
+        domain = AttestationDomain(domain.ethereum_chain_id, bytes.fromhex(registry.address[2:]))
+    with refused("a signer is no node's attester"):
+        _post(validation, state, _signatures(signed, domain, [1, 2, 3]), sender=accounts.stranger)
+
+
+def test_a_malleated_signature_is_refused(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    v, r, s = _signatures(state, _domain(validation), [1, 2, 3])
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    v[0], s[0] = 55 - v[0], n - s[0]  # the same point, the other s: ecrecover alone would accept it
+    with refused("signature s is in the upper half of the curve order"):
+        _post(validation, state, (v, r, s), sender=accounts.stranger)
+
+
+def test_only_checkpoint_heights_in_order(validation, registry, accounts, cluster) -> None:
+    domain = _domain(validation)
+    off = _state(registry, cluster, height=25)
+    with refused("height is not a checkpoint height"):
+        _post(validation, off, _signatures(off, domain, [1, 2, 3]), sender=accounts.stranger)
+    state = _state(registry, cluster)
+    _post(validation, state, _signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
+    for height in (10, 20):
+        earlier = _state(registry, cluster, height=height)
+        with refused("not after the newest checkpoint"):
+            _post(validation, earlier, _signatures(earlier, domain, [1, 2, 3]), sender=accounts.stranger)
+
+
+def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, accounts, cluster) -> None:
+    validation = validation_deployer.deploy(registry.address, sender=accounts.owner)
+    state = _state(registry, cluster)
+    with refused("the cluster has no checkpoint interval"):
+        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)
+    with refused("caller is not the cluster's owner"):
+        validation.set_checkpoint_interval(cluster, 5, sender=accounts.operators[0])
+    with refused("no such cluster"):
+        validation.set_checkpoint_interval(cluster + 7, 5, sender=accounts.owner)
+    with refused("interval is zero"):
+        validation.set_checkpoint_interval(cluster, 0, sender=accounts.owner)
+    validation.set_checkpoint_interval(cluster, 5, sender=accounts.owner)
+    with refused("the interval is already set"):
+        validation.set_checkpoint_interval(cluster, 10, sender=accounts.owner)
+
+
+def test_an_attester_is_set_once_by_the_operator_and_never_reused(registry, accounts, cluster) -> None:
+    assert registry.attester_of(1) == attester(1) and registry.node_of_attester(attester(1)) == 1
+    with refused("the node already has an attester"):
+        registry.set_attester(1, attester(7), sender=accounts.operators[0])
+    with refused("attester already used by a node"):
+        registry.set_attester(6, attester(1), sender=accounts.operators[5])
+    with refused("caller is not the node's operator"):
+        registry.set_attester(6, attester(6), sender=accounts.stranger)
+    with refused("attester is empty"):
+        registry.set_attester(6, ZERO_ADDRESS, sender=accounts.operators[5])
+    registry.set_attester(6, attester(6), sender=accounts.operators[5])
+    assert events(registry)[-1] == ("AttesterSet", {"node_id": 6, "attester": attester(6)})
+    assert registry.attester_of(6) == attester(6)
