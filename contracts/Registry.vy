@@ -784,6 +784,24 @@ def members(cluster_id: uint256) -> DynArray[uint256, MAX_MEMBERS]:
 
 @view
 @external
+def member_count(cluster_id: uint256) -> uint256:
+    """
+    @notice How many members the cluster has now (one storage read: for other contracts).
+    """
+    return len(self._clusters[cluster_id].members)
+
+
+@view
+@external
+def code_hash(cluster_id: uint256) -> bytes32:
+    """
+    @notice The cluster's code hash (zero for an unknown cluster; one storage read).
+    """
+    return self._clusters[cluster_id].code_hash
+
+
+@view
+@external
 def member_keys(cluster_id: uint256) -> DynArray[bytes32, MAX_MEMBERS]:
     """
     @notice The validator keys of the cluster's current members, in joining order.

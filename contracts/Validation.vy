@@ -88,8 +88,7 @@ def attestation_digest(cluster_id: uint256, height: uint64, app_hash: bytes32, r
     @notice The EIP-712 digest a member signs for this state of the cluster (its code hash
             as the Registry holds it now).
     """
-    cluster: Registry.Cluster = staticcall registry.cluster(cluster_id)
-    return self._digest(cluster_id, height, app_hash, record, cluster.code_hash)
+    return self._digest(cluster_id, height, app_hash, record, staticcall registry.code_hash(cluster_id))
 
 
 @external
@@ -112,8 +111,7 @@ def post_checkpoint(
     assert convert(height, uint256) % interval == 0, "height is not a checkpoint height"
     assert convert(height, uint256) > self.last_checkpoint[cluster_id], "not after the newest checkpoint"
     assert len(v) == len(r) and len(r) == len(s), "v, r and s differ in length"
-    cluster: Registry.Cluster = staticcall registry.cluster(cluster_id)
-    digest: bytes32 = self._digest(cluster_id, height, app_hash, record, cluster.code_hash)
+    digest: bytes32 = self._digest(cluster_id, height, app_hash, record, staticcall registry.code_hash(cluster_id))
     previous: uint160 = 0
     for i: uint256 in range(MAX_SIGNERS):
         if i == len(v):
@@ -126,7 +124,7 @@ def post_checkpoint(
         node_id: uint256 = staticcall registry.node_of_attester(signer)
         assert node_id != 0, "a signer is no node's attester"
         assert staticcall registry.is_active_member(node_id, cluster_id), "a signer is not a member of the cluster"
-    members: uint256 = len(cluster.members)
+    members: uint256 = staticcall registry.member_count(cluster_id)
     assert len(v) * 3 > members * 2, "attestations of more than 2/3 of the members are needed"
     self._checkpoints[cluster_id][convert(height, uint256)] = Checkpoint(
         app_hash=app_hash, record=record, posted_block=block.number, attesters=len(v), members=members

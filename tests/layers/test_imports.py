@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "swarm": set(),
     "vm": set(),
     "abci": set(),
-    "ethereum": {"tools"},
+    "ethereum": {"protocol", "tools"},
     "state": {"protocol"},
     "sessions": {"protocol"},
     "membership": {"ethereum"},

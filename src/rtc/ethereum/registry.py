@@ -1,94 +1,39 @@
 """The Registry contract from Python: deploy it, act as a node operator or a cluster's approver, read membership.
 
 Every refusal of the contract surfaces as `ContractRefused` with the contract's own
-reason (for example "cooling-off not over: withdrawable at block 1234"), so the CLI can
-show it as it is.
+reason (`contract.Contract`), so the CLI can show it as it is.
 """
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError
 
-from .types import STATUS_NAMES, ContractRefused, JoinRequestState, NodeState
+from .contract import ARTIFACTS, Contract
+from .contract import load_artifact as _load
+from .types import STATUS_NAMES, JoinRequestState, NodeState
 
-# Package data: scripts/compile_contracts.py (run by `make setup`) writes it into
-# src/rtc/ethereum/contracts/, and a wheel built after setup ships it.
-ARTIFACT: Traversable = resources.files("rtc.ethereum") / "contracts" / "Registry.json"
+ARTIFACT: Traversable = ARTIFACTS / "Registry.json"
 
 
 def load_artifact(path: Path | Traversable = ARTIFACT) -> dict[str, Any]:
     """The compiled Registry (abi, bytecode, ...), by default the one shipped in the package."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the compiled Registry contract {path} is missing: run `make setup` to compile the contracts "
-            "(they are generated into src/rtc/ethereum/contracts/; build a wheel only after setup)")
-    return json.loads(path.read_text())
+    return _load(path)
 
 
-class Registry:
+class Registry(Contract):
     """One deployed Registry, reached through an Ethereum JSON-RPC endpoint."""
 
-    def __init__(self, w3: Web3, address: str, artifact: dict[str, Any] | None = None,
-                 account: LocalAccount | None = None) -> None:
-        self.w3 = w3
-        self.account = account  # signs its own transactions here; other senders must be unlocked at the endpoint
-        self.contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=(artifact or load_artifact())["abi"])
-
-    @property
-    def address(self) -> str:
-        return self.contract.address
-
-    @classmethod
-    def connect(cls, url: str, address: str, private_key: bytes | None = None) -> "Registry":
-        """With `private_key`, that operator's transactions are signed here: the endpoint never sees the key."""
-        account = Account.from_key(private_key) if private_key is not None else None
-        return cls(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})), address, account=account)
+    NAME = "Registry"
 
     @classmethod
     def deploy(cls, w3: Web3, deployer: str, min_deposit_wei: int, cooling_off_blocks: int) -> "Registry":
-        artifact = load_artifact()
-        factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-        tx = factory.constructor(min_deposit_wei, cooling_off_blocks).transact({"from": deployer})
-        receipt = w3.eth.wait_for_transaction_receipt(tx)
-        if receipt["status"] != 1:
-            raise ContractRefused("deploying the Registry failed")
-        return cls(w3, receipt["contractAddress"], artifact)
+        return cls._deploy(w3, deployer, min_deposit_wei, cooling_off_blocks)
 
     # -- operator actions (signed here with `account`, or by an account unlocked at the endpoint)
-
-    @property
-    def signer(self) -> str | None:
-        """The address whose transactions this client signs itself (None: the endpoint signs)."""
-        return self.account.address if self.account is not None else None
-
-    def _transact(self, sender: str, function: Any, value: int = 0) -> Any:
-        try:
-            function.call({"from": sender, "value": value})  # the reason, if it would revert
-            if self.account is not None and sender.lower() == self.account.address.lower():
-                tx = self._send_signed(self.account, function, value)
-            else:
-                tx = function.transact({"from": sender, "value": value})
-        except ContractLogicError as exc:
-            raise ContractRefused(_reason(exc)) from None
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
-        if receipt["status"] != 1:
-            raise ContractRefused("the transaction reverted")
-        return receipt
-
-    def _send_signed(self, account: LocalAccount, function: Any, value: int) -> Any:
-        """Fill in nonce, gas and fees from the chain, sign with the local key, send the raw transaction."""
-        nonce = self.w3.eth.get_transaction_count(account.address, "pending")
-        tx = function.build_transaction({"from": account.address, "value": value, "nonce": nonce})
-        return self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
 
     def register(self, operator: str, validator_key: bytes, deposit_wei: int) -> int:
         self._transact(operator, self.contract.functions.register(validator_key), deposit_wei)
@@ -110,6 +55,10 @@ class Registry:
     def cancel_join(self, sender: str, node_id: int) -> None:
         """Withdraw (the node's operator) or refuse (the cluster's owner) a pending join request."""
         self._transact(sender, self.contract.functions.cancel_join(node_id))
+
+    def set_attester(self, operator: str, node_id: int, attester: str) -> None:
+        """Name the key the node signs attestations of its cluster's state with (once, never reused)."""
+        self._transact(operator, self.contract.functions.set_attester(node_id, Web3.to_checksum_address(attester)))
 
     def set_slasher(self, owner: str, slasher: str) -> None:
         self._transact(owner, self.contract.functions.set_slasher(Web3.to_checksum_address(slasher)))
@@ -154,6 +103,11 @@ class Registry:
         owner = str(self.contract.functions.cluster(cluster_id).call(block_identifier=block)[6])
         return None if int(owner, 16) == 0 else Web3.to_checksum_address(owner)
 
+    def attester(self, node_id: int, block: int | str = "latest") -> str | None:
+        """The address of the node's attestation key (None: not set yet)."""
+        attester = str(self.contract.functions.attester_of(node_id).call(block_identifier=block))
+        return None if int(attester, 16) == 0 else Web3.to_checksum_address(attester)
+
     def slasher(self, block: int | str = "latest") -> str | None:
         """The only account that may slash (None: nobody can)."""
         slasher = str(self.contract.functions.slasher().call(block_identifier=block))
@@ -188,8 +142,3 @@ def _node_state(node_id: int, fields: Any) -> NodeState:
     operator, key, deposit, status, cluster_id, _registered, since, until, leave, withdrawable = fields
     return NodeState(node_id, operator, bytes(key), int(deposit), STATUS_NAMES.get(int(status), str(status)),
                      int(cluster_id), int(since), int(until), int(leave), int(withdrawable))
-
-
-def _reason(exc: ContractLogicError) -> str:
-    message = str(exc.message if hasattr(exc, "message") else exc)
-    return message.removeprefix("execution reverted: ") or "the contract refused (no reason given)"

@@ -1,0 +1,71 @@
+"""The Validation contract from Python: checkpoints of a cluster's state with its members'
+attestations (contracts/Validation.vy, docs/validation.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from rtc.protocol.attestation import split_signature
+
+from .contract import Contract
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    cluster_id: int
+    height: int
+    app_hash: bytes
+    record: bytes  # Swarm reference of the block's history record
+    posted_block: int
+    attesters: int  # members whose attestations were counted
+    members: int  # the cluster's members when it was posted
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A checkpoint's transaction: where it landed and what it cost."""
+
+    block: int
+    gas_used: int
+
+
+class Validation(Contract):
+    """One deployed Validation contract, reading the Registry at `registry()`."""
+
+    NAME = "Validation"
+
+    @classmethod
+    def deploy(cls, w3: Web3, deployer: str, registry: str) -> "Validation":
+        return cls._deploy(w3, deployer, Web3.to_checksum_address(registry))
+
+    def registry(self) -> str:
+        return Web3.to_checksum_address(self.contract.functions.registry().call())
+
+    def set_checkpoint_interval(self, owner: str, cluster_id: int, interval: int) -> None:
+        """Checkpoints every `interval` blocks (the cluster's owner, once)."""
+        self._transact(owner, self.contract.functions.set_checkpoint_interval(cluster_id, interval))
+
+    def checkpoint_interval(self, cluster_id: int) -> int:
+        return int(self.contract.functions.checkpoint_interval(cluster_id).call())
+
+    def post_checkpoint(self, sender: str, cluster_id: int, height: int, app_hash: bytes, record: bytes,
+                        attestations: dict[bytes, bytes]) -> Posted:
+        """Post the state at `height` with `attestations` (signer address -> 65-byte signature);
+        they are sent in the ascending signer order the contract requires."""
+        parts = [split_signature(attestations[signer]) for signer in sorted(attestations)]
+        receipt = self._transact(sender, self.contract.functions.post_checkpoint(
+            cluster_id, height, app_hash, record, [v for _, _, v in parts], [r for r, _, _ in parts],
+            [s for _, s, _ in parts]))
+        return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def checkpoint(self, cluster_id: int, height: int) -> CheckpointState | None:
+        app_hash, record, posted, attesters, members = self.contract.functions.checkpoint(cluster_id, height).call()
+        if not posted:
+            return None
+        return CheckpointState(cluster_id, height, bytes(app_hash), bytes(record), int(posted), int(attesters), int(members))
+
+    def last_checkpoint(self, cluster_id: int) -> int:
+        """The height of the cluster's newest checkpoint (0: none)."""
+        return int(self.contract.functions.last_checkpoint(cluster_id).call())
