@@ -37,6 +37,8 @@ JOIN_ENDED_BY_LEAVING: public(constant(uint8)) = 3  # the node left or was eject
 MAX_MEMBERS: public(constant(uint256)) = 16  # most members a cluster can have at once
 MAX_CLUSTER_HISTORY: public(constant(uint256)) = 1024  # most nodes that can ever join one cluster
 MAX_REASON: constant(uint256) = 128
+# What an attester key signs to show it is the node's (rtc.protocol.attestation.attester_proof)
+ATTESTER_TYPE: constant(bytes32) = keccak256("AttesterOf(address registry,uint256 chainId,uint256 nodeId)")
 MAX_COOLING_OFF: constant(uint256) = 2**64
 
 # ---------------------------------------------------------------------------
@@ -313,18 +315,23 @@ def register(validator_key: bytes32) -> uint256:
 
 @external
 @nonreentrant
-def set_attester(node_id: uint256, attester: address):
+def set_attester(node_id: uint256, attester: address, v: uint8, r: uint256, s: uint256):
     """
     @notice Name the key (its Ethereum address) the node signs attestations of its cluster's
             state with. Once per node: an attestation must name one signer for good, so a key
             is never changed or reused (a compromised key: leave, and register a new node).
     @param attester the address of the node's secp256k1 attestation key (not the operator's)
+    @dev v, r and s are that key's signature over keccak256(abi_encode(ATTESTER_TYPE, this
+         registry, chain id, node_id)): without it, anyone could claim another node's key
+         first and make that node's attestations count for their own
     """
     self._only_operator(node_id)
     self._check_active(self._nodes[node_id].status)
     assert attester != empty(address), "attester is empty"
     assert self.attester_of[node_id] == empty(address), "the node already has an attester"
     assert self.node_of_attester[attester] == 0, "attester already used by a node"
+    proof: bytes32 = keccak256(abi_encode(ATTESTER_TYPE, self, chain.id, node_id))
+    assert ecrecover(proof, v, r, s) == attester, "the attester key did not sign this node's id"
     self.attester_of[node_id] = attester
     self.node_of_attester[attester] = node_id
     log AttesterSet(node_id=node_id, attester=attester)

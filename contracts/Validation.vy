@@ -44,7 +44,7 @@ event CheckpointPosted:
 
 registry: public(immutable(Registry.__interface__))
 checkpoint_interval: public(HashMap[uint256, uint256])  # cluster -> K blocks (0 = no checkpoints yet)
-last_checkpoint: public(HashMap[uint256, uint256])  # cluster -> height of its newest checkpoint
+last_checkpoint: public(HashMap[uint256, uint256])  # cluster -> the highest height posted
 _checkpoints: HashMap[uint256, HashMap[uint256, Checkpoint]]  # cluster -> height -> checkpoint
 
 
@@ -64,6 +64,7 @@ def set_checkpoint_interval(cluster_id: uint256, interval: uint256):
     assert cluster.created_block != 0, "no such cluster"
     assert msg.sender == cluster.owner, "caller is not the cluster's owner"
     assert interval > 0, "interval is zero"
+    assert interval <= convert(max_value(uint64), uint256), "interval is longer than any height"
     assert self.checkpoint_interval[cluster_id] == 0, "the interval is already set"
     self.checkpoint_interval[cluster_id] = interval
     log CheckpointIntervalSet(cluster_id=cluster_id, interval=interval)
@@ -102,14 +103,16 @@ def post_checkpoint(
     s: DynArray[uint256, MAX_SIGNERS],
 ):
     """
-    @notice Post the cluster's state at `height` with its members' attestations, signers in
-            ascending address order (so each counts once). Anyone may post; more than 2/3 of
-            the current members must have signed.
+    @notice Post the cluster's state at `height` (a multiple of the interval, not posted
+            yet) with its members' attestations, signers in ascending address order (so each
+            counts once). Anyone may post; more than 2/3 of the current members must have signed.
     """
     interval: uint256 = self.checkpoint_interval[cluster_id]
     assert interval != 0, "the cluster has no checkpoint interval"
     assert convert(height, uint256) % interval == 0, "height is not a checkpoint height"
-    assert convert(height, uint256) > self.last_checkpoint[cluster_id], "not after the newest checkpoint"
+    # Any height not posted yet, not only ones after the newest: a checkpoint at a height the
+    # cluster never reaches (which a cartel of a small cluster could sign) then blocks nothing.
+    assert self._checkpoints[cluster_id][convert(height, uint256)].posted_block == 0, "already posted at this height"
     assert len(v) == len(r) and len(r) == len(s), "v, r and s differ in length"
     digest: bytes32 = self._digest(cluster_id, height, app_hash, record, staticcall registry.code_hash(cluster_id))
     previous: uint160 = 0
@@ -129,7 +132,8 @@ def post_checkpoint(
     self._checkpoints[cluster_id][convert(height, uint256)] = Checkpoint(
         app_hash=app_hash, record=record, posted_block=block.number, attesters=len(v), members=members
     )
-    self.last_checkpoint[cluster_id] = convert(height, uint256)
+    if convert(height, uint256) > self.last_checkpoint[cluster_id]:
+        self.last_checkpoint[cluster_id] = convert(height, uint256)
     log CheckpointPosted(
         cluster_id=cluster_id, height=convert(height, uint256), app_hash=app_hash, record=record,
         attesters=len(v), members=members

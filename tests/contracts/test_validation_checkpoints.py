@@ -5,6 +5,7 @@ attestations are refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import boa
 import pytest
 from eth_utils import to_checksum_address
 
-from rtc.protocol.attestation import Attestation, AttestationDomain, address_of, split_signature
+from rtc.protocol.attestation import Attestation, AttestationDomain, address_of, attester_proof, split_signature
 
 from .helpers import MIN_DEPOSIT, ZERO_ADDRESS, block, events, key, refused, set_block
 
@@ -32,6 +33,13 @@ def attester(n: int) -> str:
     return to_checksum_address(address_of(attester_key(n)))
 
 
+def set_attester(registry, accounts, node: int, key: int, sender: str | None = None) -> None:
+    """Node `node` names attester key `key`, with that key's proof."""
+    r, s, v = split_signature(attester_proof(attester_key(key), bytes.fromhex(registry.address[2:]),
+                                             boa.env.evm.patch.chain_id, node))
+    registry.set_attester(node, attester(key), v, r, s, sender=sender or accounts.operators[node - 1])
+
+
 @pytest.fixture(scope="session")
 def validation_deployer():
     return boa.load_partial(str(VALIDATION_SOURCE))
@@ -44,7 +52,7 @@ def cluster(registry, accounts) -> int:
     for n in range(1, 7):
         registry.register(key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
         if n <= 5:
-            registry.set_attester(n, attester(n), sender=accounts.operators[n - 1])
+            set_attester(registry, accounts, n, n)
     for n in range(1, 5):
         registry.request_join(n, cluster_id, sender=accounts.operators[n - 1])
         set_block(block() + 1)
@@ -127,7 +135,7 @@ def test_one_member_signing_twice_counts_once(validation, registry, accounts, cl
         _post(validation, state, (v[::-1], r[::-1], s[::-1]), sender=accounts.stranger)
 
 
-@pytest.mark.parametrize("other", ["height", "app_hash", "cluster", "contract"])
+@pytest.mark.parametrize("other", ["height", "app_hash", "record", "code_hash", "cluster", "contract"])
 def test_attestations_of_another_state_cluster_or_contract_do_not_carry_over(
         validation, validation_deployer, registry, accounts, cluster, other: str) -> None:
     """Signed for something else, a signature recovers some other address: no node's attester."""
@@ -137,6 +145,10 @@ def test_attestations_of_another_state_cluster_or_contract_do_not_carry_over(
         signed = _state(registry, cluster, height=30)
     elif other == "app_hash":
         signed = _state(registry, cluster, app_hash=bytes(32))
+    elif other == "record":
+        signed = dataclasses.replace(state, record=bytes(32))
+    elif other == "code_hash":
+        signed = dataclasses.replace(state, code_hash=bytes(32))
     elif other == "cluster":
         signed = _state(registry, cluster + 1)
     else:
@@ -155,17 +167,39 @@ def test_a_malleated_signature_is_refused(validation, registry, accounts, cluste
         _post(validation, state, (v, r, s), sender=accounts.stranger)
 
 
-def test_only_checkpoint_heights_in_order(validation, registry, accounts, cluster) -> None:
+def test_checkpoint_heights_are_multiples_of_the_interval_each_posted_once(validation, registry, accounts, cluster) -> None:
     domain = _domain(validation)
     off = _state(registry, cluster, height=25)
     with refused("height is not a checkpoint height"):
         _post(validation, off, _signatures(off, domain, [1, 2, 3]), sender=accounts.stranger)
     state = _state(registry, cluster)
     _post(validation, state, _signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
-    for height in (10, 20):
-        earlier = _state(registry, cluster, height=height)
-        with refused("not after the newest checkpoint"):
-            _post(validation, earlier, _signatures(earlier, domain, [1, 2, 3]), sender=accounts.stranger)
+    again = _state(registry, cluster, app_hash=bytes(32))
+    with refused("already posted at this height"):
+        _post(validation, again, _signatures(again, domain, [1, 2, 3, 4]), sender=accounts.stranger)
+    earlier = _state(registry, cluster, height=10)  # an earlier height not posted yet is still welcome
+    _post(validation, earlier, _signatures(earlier, domain, [1, 2, 3]), sender=accounts.stranger)
+    assert validation.last_checkpoint(cluster) == 20
+
+
+def test_a_checkpoint_at_a_height_never_reached_blocks_no_later_one(validation, registry, accounts, cluster) -> None:
+    """Review finding: with checkpoints only moving forward, a quorum of a small cluster could
+    post at the largest uint64 multiple of the interval and stop every later checkpoint."""
+    domain = _domain(validation)
+    far = _state(registry, cluster, height=(2**64 - 1) // INTERVAL * INTERVAL)
+    _post(validation, far, _signatures(far, domain, [1, 2, 3]), sender=accounts.stranger)
+    state = _state(registry, cluster)
+    _post(validation, state, _signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
+    assert validation.checkpoint(cluster, 20).attesters == 3
+
+
+def test_signatures_that_are_not_well_formed_are_refused(validation, registry, accounts, cluster) -> None:
+    state = _state(registry, cluster)
+    v, r, s = _signatures(state, _domain(validation), [1, 2, 3])
+    with refused("v, r and s differ in length"):
+        _post(validation, state, (v, r, s[:2]), sender=accounts.stranger)
+    with refused("a signature recovers no key"):
+        _post(validation, state, ([v[0] + 2] + v[1:], r, s), sender=accounts.stranger)
 
 
 def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, accounts, cluster) -> None:
@@ -179,6 +213,8 @@ def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, a
         validation.set_checkpoint_interval(cluster + 7, 5, sender=accounts.owner)
     with refused("interval is zero"):
         validation.set_checkpoint_interval(cluster, 0, sender=accounts.owner)
+    with refused("interval is longer than any height"):
+        validation.set_checkpoint_interval(cluster, 2**64, sender=accounts.owner)
     validation.set_checkpoint_interval(cluster, 5, sender=accounts.owner)
     with refused("the interval is already set"):
         validation.set_checkpoint_interval(cluster, 10, sender=accounts.owner)
@@ -187,13 +223,25 @@ def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, a
 def test_an_attester_is_set_once_by_the_operator_and_never_reused(registry, accounts, cluster) -> None:
     assert registry.attester_of(1) == attester(1) and registry.node_of_attester(attester(1)) == 1
     with refused("the node already has an attester"):
-        registry.set_attester(1, attester(7), sender=accounts.operators[0])
+        set_attester(registry, accounts, 1, 7)
     with refused("attester already used by a node"):
-        registry.set_attester(6, attester(1), sender=accounts.operators[5])
+        set_attester(registry, accounts, 6, 1)
     with refused("caller is not the node's operator"):
-        registry.set_attester(6, attester(6), sender=accounts.stranger)
+        set_attester(registry, accounts, 6, 6, sender=accounts.stranger)
     with refused("attester is empty"):
-        registry.set_attester(6, ZERO_ADDRESS, sender=accounts.operators[5])
-    registry.set_attester(6, attester(6), sender=accounts.operators[5])
+        registry.set_attester(6, ZERO_ADDRESS, 27, 1, 1, sender=accounts.operators[5])
+    set_attester(registry, accounts, 6, 6)
     assert events(registry)[-1] == ("AttesterSet", {"node_id": 6, "attester": attester(6)})
     assert registry.attester_of(6) == attester(6)
+
+
+def test_nobody_can_claim_a_key_that_did_not_sign_their_node_id(registry, accounts, cluster) -> None:
+    """Review finding: without a proof, an operator could register another node's attester
+    key first (front-running it), so that node's attestations would count for the thief."""
+    registry.register(key(7), value=MIN_DEPOSIT, sender=accounts.operators[6])
+    proof_for_6 = split_signature(attester_proof(attester_key(6), bytes.fromhex(registry.address[2:]),
+                                                 boa.env.evm.patch.chain_id, 6))
+    r, s, v = proof_for_6
+    with refused("the attester key did not sign this node's id"):  # node 6's proof, replayed for node 7
+        registry.set_attester(7, attester(6), v, r, s, sender=accounts.operators[6])
+    set_attester(registry, accounts, 6, 6)

@@ -12,7 +12,7 @@ from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
 from rtc.ethereum.types import ContractRefused
 from rtc.ethereum.validation import Validation
-from rtc.protocol.attestation import Attestation, AttestationDomain, address_of
+from rtc.protocol.attestation import Attestation, AttestationDomain, AttestationError, address_of, attester_proof
 
 ETHER = 10**18
 ANVIL_PORT = 30749
@@ -34,31 +34,32 @@ def test_a_checkpoint_on_anvil_costs_about_an_ecrecover_per_attestation(chain: W
     keys = [bytes([0x70 + i]) * 32 for i in range(4)]
     for i, operator in enumerate(operators):
         node_id = registry.register(operator, bytes([0x40 + i]) * 32, 2 * ETHER)
-        registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])))
+        proof = attester_proof(keys[i], bytes.fromhex(registry.address[2:]), int(chain.eth.chain_id), node_id)
+        registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])), proof)
         assert registry.attester(node_id) == Web3.to_checksum_address(address_of(keys[i]))
         registry.request_join(operator, node_id, cluster_id)
         assert registry.approve_join(owner, node_id)
+    nothing = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, INTERVAL, bytes(32), bytes(32), code_hash)
     with pytest.raises(ContractRefused, match="the cluster has no checkpoint interval"):
-        validation.post_checkpoint(owner, cluster_id, INTERVAL, bytes(32), bytes(32), {})
+        validation.post_checkpoint(owner, nothing, [])
     validation.set_checkpoint_interval(owner, cluster_id, INTERVAL)
     assert validation.checkpoint_interval(cluster_id) == INTERVAL
 
     state = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, 2 * INTERVAL,
                         hashlib.sha256(b"app").digest(), hashlib.sha256(b"record").digest(), code_hash)
     domain = AttestationDomain(int(chain.eth.chain_id), bytes.fromhex(validation.address[2:]))
-    signed = {address_of(key): state.sign(key, domain) for key in keys}
-    two = dict(list(signed.items())[:2])
+    signatures = [state.sign(key, domain) for key in keys]
     with pytest.raises(ContractRefused, match="attestations of more than 2/3 of the members are needed"):
-        validation.post_checkpoint(owner, cluster_id, state.height, state.app_hash, state.record, two)
-    three = dict(list(signed.items())[:3])
-    first = validation.post_checkpoint(operators[0], cluster_id, state.height, state.app_hash, state.record, three)
+        validation.post_checkpoint(owner, state, signatures[:2] + signatures[:2])  # one signer counts once
+    with pytest.raises(AttestationError):  # a malformed signature: refused here, nothing sent
+        validation.post_checkpoint(owner, state, signatures[:2] + [signatures[2][:64] + b"\x00"])
+    first = validation.post_checkpoint(operators[0], state, signatures[:3])
     assert validation.checkpoint(cluster_id, state.height).attesters == 3
 
     def later(height: int, signers: list[bytes]) -> int:
         """Gas of a checkpoint posted after another (the newest-height slot is warm already)."""
         at = Attestation(state.registry, cluster_id, height, state.app_hash, state.record, code_hash)
-        return validation.post_checkpoint(operators[1], cluster_id, height, at.app_hash, at.record,
-                                          {address_of(key): at.sign(key, domain) for key in signers}).gas_used
+        return validation.post_checkpoint(operators[1], at, [at.sign(key, domain) for key in signers]).gas_used
 
     with_three, with_four = later(3 * INTERVAL, keys[:3]), later(4 * INTERVAL, keys)
     print(f"checkpoint gas: first {first.gas_used}; later with 3 attestations {with_three}, with 4 {with_four}")

@@ -9,8 +9,11 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from eth_keys import keys
+from eth_utils import keccak
+
 from rtc.protocol.attestation import (
-    HALF_ORDER, Attestation, AttestationDomain, AttestationError, address_of, split_signature)
+    HALF_ORDER, Attestation, AttestationDomain, AttestationError, address_of, attester_proof, split_signature)
 
 KEY = bytes(range(1, 33))
 DOMAIN = AttestationDomain(31337, bytes.fromhex("e7f1725e7734ce288f8367e1bb143e90bb3f0512"))
@@ -68,7 +71,7 @@ def test_malformed_and_malleated_signatures_are_refused() -> None:
     # attestation has a second valid form (ecrecover alone would accept it).
     malleated = r.to_bytes(32, "big") + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
     for bad, why in ((malleated, "lower half"), (signature[:64], "65 bytes"), (signature[:64] + b"\x01", "27 or 28"),
-                     (bytes(32) + signature[32:], "out of range")):
+                     (bytes(32) + signature[32:], "out of range"), (b"\xff" * 32 + signature[32:], "out of range")):
         with pytest.raises(AttestationError, match=why):
             STATE.signer(bad, DOMAIN)
 
@@ -80,3 +83,19 @@ def test_fields_out_of_range_are_refused() -> None:
         dataclasses.replace(STATE, app_hash=b"short").digest(DOMAIN)
     with pytest.raises(AttestationError, match="20 bytes"):
         AttestationDomain(1, bytes(19)).separator
+
+
+def test_an_attester_proof_is_the_keys_signature_over_the_registry_chain_and_node() -> None:
+    registry = STATE.registry
+    proof = attester_proof(KEY, registry, 31337, 7)
+    r, s, v = split_signature(proof)
+    digest = keccak(keccak(text="AttesterOf(address registry,uint256 chainId,uint256 nodeId)")
+                    + bytes(12) + registry + (31337).to_bytes(32, "big") + (7).to_bytes(32, "big"))
+    recovered = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest).to_canonical_address()
+    assert recovered == address_of(KEY)
+    assert attester_proof(KEY, registry, 31337, 8) != proof and attester_proof(KEY, registry, 1, 7) != proof
+
+
+def test_a_bad_private_key_is_an_attestation_error() -> None:
+    with pytest.raises(AttestationError, match="secp256k1 private key"):
+        address_of(bytes(32))

@@ -8,7 +8,7 @@ import json
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -52,13 +52,13 @@ class Contract:
         return self.contract.address
 
     @classmethod
-    def connect(cls, url: str, address: str, private_key: bytes | None = None) -> Any:
+    def connect(cls, url: str, address: str, private_key: bytes | None = None) -> Self:
         """With `private_key`, that account's transactions are signed here: the endpoint never sees the key."""
         account = Account.from_key(private_key) if private_key is not None else None
         return cls(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})), address, account=account)
 
     @classmethod
-    def _deploy(cls, w3: Web3, deployer: str, *arguments: Any) -> Any:
+    def _deploy(cls, w3: Web3, deployer: str, *arguments: Any) -> Self:
         artifact = cls.artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         tx = factory.constructor(*arguments).transact({"from": deployer})

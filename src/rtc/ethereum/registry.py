@@ -12,6 +12,8 @@ from typing import Any
 
 from web3 import Web3
 
+from rtc.protocol.attestation import split_signature
+
 from .contract import ARTIFACTS, Contract
 from .contract import load_artifact as _load
 from .types import STATUS_NAMES, JoinRequestState, NodeState
@@ -56,9 +58,11 @@ class Registry(Contract):
         """Withdraw (the node's operator) or refuse (the cluster's owner) a pending join request."""
         self._transact(sender, self.contract.functions.cancel_join(node_id))
 
-    def set_attester(self, operator: str, node_id: int, attester: str) -> None:
-        """Name the key the node signs attestations of its cluster's state with (once, never reused)."""
-        self._transact(operator, self.contract.functions.set_attester(node_id, Web3.to_checksum_address(attester)))
+    def set_attester(self, operator: str, node_id: int, attester: str, proof: bytes) -> None:
+        """Name the key the node signs attestations of its cluster's state with (once, never
+        reused); `proof` is that key's `rtc.protocol.attestation.attester_proof`."""
+        r, s, v = split_signature(proof)
+        self._transact(operator, self.contract.functions.set_attester(node_id, Web3.to_checksum_address(attester), v, r, s))
 
     def set_slasher(self, owner: str, slasher: str) -> None:
         self._transact(owner, self.contract.functions.set_slasher(Web3.to_checksum_address(slasher)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from rtc.protocol.attestation import split_signature
+from rtc.protocol.attestation import Attestation, AttestationDomain, split_signature
 
 from .contract import Contract
 
@@ -50,14 +50,16 @@ class Validation(Contract):
     def checkpoint_interval(self, cluster_id: int) -> int:
         return int(self.contract.functions.checkpoint_interval(cluster_id).call())
 
-    def post_checkpoint(self, sender: str, cluster_id: int, height: int, app_hash: bytes, record: bytes,
-                        attestations: dict[bytes, bytes]) -> Posted:
-        """Post the state at `height` with `attestations` (signer address -> 65-byte signature);
-        they are sent in the ascending signer order the contract requires."""
-        parts = [split_signature(attestations[signer]) for signer in sorted(attestations)]
+    def post_checkpoint(self, sender: str, state: Attestation, signatures: list[bytes]) -> Posted:
+        """Post `state` with members' `signatures` of it. Each signer is recovered here, and they
+        are sent once each in the ascending order the contract requires; a signature over
+        another state raises AttestationError before anything is sent."""
+        domain = AttestationDomain(int(self.w3.eth.chain_id), bytes.fromhex(self.address[2:]))
+        by_signer = {state.signer(signature, domain): signature for signature in signatures}
+        parts = [split_signature(by_signer[signer]) for signer in sorted(by_signer)]
         receipt = self._transact(sender, self.contract.functions.post_checkpoint(
-            cluster_id, height, app_hash, record, [v for _, _, v in parts], [r for r, _, _ in parts],
-            [s for _, s, _ in parts]))
+            state.cluster_id, state.height, state.app_hash, state.record, [v for _, _, v in parts],
+            [r for r, _, _ in parts], [s for _, s, _ in parts]))
         return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
 
     def checkpoint(self, cluster_id: int, height: int) -> CheckpointState | None:

@@ -36,8 +36,10 @@ NAME, VERSION = "rtc-attestation", "1"
 DOMAIN_TYPE = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 ATTESTATION_TYPE = keccak(
     text="Attestation(address registry,uint256 clusterId,uint64 height,bytes32 appHash,bytes32 record,bytes32 codeHash)")
+ATTESTER_TYPE = keccak(text="AttesterOf(address registry,uint256 chainId,uint256 nodeId)")
 SIGNATURE_BYTES = 65
-HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0  # secp256k1 n // 2
+ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 n
+HALF_ORDER = ORDER // 2
 
 
 class AttestationError(ValueError):
@@ -99,8 +101,7 @@ class Attestation:
 
     def sign(self, key: bytes, domain: AttestationDomain) -> bytes:
         """r || s || v with the 32-byte secp256k1 private key `key` (deterministic, RFC 6979)."""
-        signature = keys.PrivateKey(key).sign_msg_hash(self.digest(domain))
-        return signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([27 + signature.v])
+        return _sign(key, self.digest(domain))
 
     def signer(self, signature: bytes, domain: AttestationDomain) -> bytes:
         """The address that made `signature` over this attestation; AttestationError if it is malformed."""
@@ -119,11 +120,29 @@ def split_signature(signature: bytes) -> tuple[int, int, int]:
     r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
     if v not in (27, 28):
         raise AttestationError(f"v must be 27 or 28, not {v}")
-    if not 0 < r or not 0 < s <= HALF_ORDER:
+    if not 0 < r < ORDER or not 0 < s <= HALF_ORDER:
         raise AttestationError("r or s is out of range (s must be in the lower half of the curve order)")
     return r, s, v
 
 
+def attester_proof(key: bytes, registry: bytes, ethereum_chain_id: int, node_id: int) -> bytes:
+    """The attester key's signature that `Registry.set_attester` asks for: it shows the key is
+    the node's, so nobody can register another node's key as theirs."""
+    return _sign(key, keccak(ATTESTER_TYPE + _address(registry) + _word(ethereum_chain_id) + _word(node_id)))
+
+
 def address_of(key: bytes) -> bytes:
     """The Ethereum address of a 32-byte secp256k1 private key."""
-    return keys.PrivateKey(key).public_key.to_canonical_address()
+    return _private(key).public_key.to_canonical_address()
+
+
+def _private(key: bytes) -> keys.PrivateKey:
+    try:
+        return keys.PrivateKey(key)
+    except (ValidationError, ValueError) as exc:
+        raise AttestationError(f"not a secp256k1 private key: {exc}") from None
+
+
+def _sign(key: bytes, digest: bytes) -> bytes:
+    signature = _private(key).sign_msg_hash(digest)
+    return signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([27 + signature.v])
