@@ -322,7 +322,14 @@ async def _flood(urls: list[str], seed: int, count: int = 4000) -> Counter[str]:
     payload = orjson.dumps({"function": "update_high", "symbol": "x" * 60_000, "value": 1.0})
     codes: Counter[str] = Counter()
     async with httpx.AsyncClient(timeout=10) as http:
-        genesis = (await http.get(f"{urls[0]}/genesis")).json()["result"]["genesis"]
+        for url in urls:  # the first node that answers (one may be down for a fault)
+            try:
+                genesis = (await http.get(f"{url}/genesis")).json()["result"]["genesis"]
+                break
+            except (httpx.HTTPError, KeyError, ValueError):
+                continue
+        else:
+            raise RuntimeError("no node answered /genesis")
         domain = SigningDomain.from_genesis(genesis["chain_id"], genesis.get("app_state"))
 
         async def one(i: int) -> None:

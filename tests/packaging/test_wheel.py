@@ -125,7 +125,7 @@ def test_every_pin_of_requirements_txt_is_declared_and_admitted() -> None:
 
 def test_the_extras() -> None:
     core = {canonicalize_name(r.name) for r in DEPENDENCIES}
-    assert core == {"httpx", "websockets", "pynacl", "orjson", "web3", "eth-account", "requests"}
+    assert core == {"httpx", "websockets", "pynacl", "orjson", "web3", "eth-account", "requests", "eth-keys", "eth-utils"}
     assert core & NOT_IN_CORE == set()
     assert {"wasmtime", "protobuf", "lmdb"} <= {canonicalize_name(r.name) for r in EXTRAS["node"]}
     for extra in ("test", "bench"):  # they run nodes

@@ -425,9 +425,11 @@ class AsyncClient:
             if watch.stale or due:
                 watch.stale = False
                 try:
-                    async with self._reads:
+                    async with asyncio.timeout(max(deadline - loop.time(), 0.001)), self._reads:
                         self.reads += 1
                         current = await self.result(session, counter)
+                except TimeoutError:
+                    current, watch.stale = None, True  # the deadline passed while reads queued: said below
                 except RPCUnavailable:
                     current = None  # no node answers now; the stream is finding one
                     watch.stale = True
@@ -556,7 +558,7 @@ class AsyncClient:
             by_session: dict[bytes, list[_Pending]] = {}
             for pending in sorted(due, key=lambda p: p.order):
                 by_session.setdefault(pending.order[0], []).append(pending)
-            # Sessions side by side, each session's calls in counter order (SENDS_AT_ONCE bounds the RPCs).
+            # Sessions side by side, each session's calls in counter order (the lanes' depth bounds the RPCs).
             await asyncio.gather(*(self._resend_in_order(calls) for calls in by_session.values()))
 
     async def _resend_in_order(self, calls: list[_Pending]) -> None:

@@ -40,7 +40,7 @@ from .nodes import Node, NodePool
 log = logging.getLogger("rtc.client")
 
 MAX_EVENT_BYTES = 64 * 1024 * 1024  # one block with its results, as JSON (CometBFT's default block bound is 21 MiB)
-MAX_QUEUE = 64  # blocks received and not yet handled before reading pauses (and a ping's answer would wait)
+MAX_QUEUE = 8  # blocks received and not yet handled before reading pauses (each may be MAX_EVENT_BYTES)
 PING_INTERVAL_S = 2.0  # a node that answers no ping within PING_TIMEOUT_S is taken as hung
 PING_TIMEOUT_S = 5.0
 STALL_S = 5.0  # no block for this long while something is awaited: the node is stuck or cut off
@@ -120,7 +120,7 @@ class EventStream:
         """Return once the stream has a starting height (from then on every block is handed
         over, live or replayed after a reconnection); RPCUnavailable at once when no node is
         usable, or when none confirms the subscription within `timeout`."""
-        if self.height is not None and self._task is not None:
+        if self.height is not None and self._task is not None and not self._task.done():
             return
         if self.connected.is_set():
             return
@@ -154,16 +154,21 @@ class EventStream:
                 self.unavailable.set()
                 await asyncio.sleep(RETRY_S)
                 continue
+            delivered = self.replayed, self.height
             try:
                 await self._follow(node)
                 why = "its event stream ended"
-            except (OSError, asyncio.TimeoutError, websockets.WebSocketException, RPCError, ValueError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever a node sends must not end the stream for good
                 why = f"events: {type(exc).__name__}: {exc}"[:300]
             self.connected.clear()
             self.node, self._ws = None, None
             self.error = why
             if not self._closed:
                 self.pool.mark_down(node, why)
+                if (self.replayed, self.height) == delivered:  # nothing came of it: do not spin
+                    await asyncio.sleep(RETRY_S)
 
     async def _follow(self, node: Node) -> None:
         async with websockets.connect(node.ws_url, max_size=MAX_EVENT_BYTES, max_queue=MAX_QUEUE,
@@ -219,6 +224,10 @@ class EventStream:
                 log.info("node %s no longer keeps block %d: reading results from state", node.url, height)
                 self._gap(last)
                 return
+            except RPCError:
+                if height == last:  # stored, its results not yet: its NewBlock event is still to come
+                    return
+                raise
             try:
                 txs = block["data"]["txs"]
                 tx_results, end_events = results.get("txs_results"), results.get("finalize_block_events")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Sequence
@@ -55,7 +56,10 @@ class _Connection:
                 answer = self.answers.pop(message.get("id"), None) if isinstance(message, dict) else None
                 if answer is not None and not answer.done():
                     answer.set_result(message)
-        except (OSError, websockets.WebSocketException, orjson.JSONDecodeError) as exc:
+        except orjson.JSONDecodeError as exc:
+            error = exc
+            await self.ws.close()  # a garbled answer: nothing more on this connection can be trusted
+        except (OSError, websockets.WebSocketException) as exc:
             error = exc
         finally:
             for answer in self.answers.values():
@@ -72,6 +76,7 @@ class Lane:
     def __init__(self, ws_url: str, timeout: float, depth: int = LANE_DEPTH) -> None:
         self.ws_url, self.timeout = ws_url, timeout
         self._connection: _Connection | None = None
+        self._closed = False
         self._opening = asyncio.Lock()
         self._slots = asyncio.Semaphore(depth)
         self._ids = itertools.count(1)
@@ -108,17 +113,25 @@ class Lane:
         if connection is not None and not connection.reader.done():
             return connection
         async with self._opening:
+            if self._closed:
+                raise ConnectionError("the client is closed")
             if self._connection is None or self._connection.reader.done():
                 ws = await websockets.connect(self.ws_url, open_timeout=self.timeout, max_size=MAX_ANSWER_BYTES,
                                               compression=None, ping_interval=None, close_timeout=1.0)
+                if self._closed:  # closed while it opened
+                    await ws.close()
+                    raise ConnectionError("the client is closed")
                 self._connection = _Connection(ws)
             return self._connection
 
     async def aclose(self) -> None:
+        self._closed = True
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.ws.close()
             connection.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection.reader
 
 
 @dataclass(eq=False)
@@ -169,9 +182,9 @@ class NodePool:
         return len(self.nodes)
 
     async def aclose(self) -> None:
+        # all lanes at once: each may wait its close timeout on a hung node
+        await asyncio.gather(*(lane.aclose() for node in self.nodes for lane in node.lanes))
         for node in self.nodes:
-            for lane in node.lanes:
-                await lane.aclose()
             await node.rpc.aclose()
             await node.probe_rpc.aclose()
 
