@@ -19,7 +19,7 @@ import pytest
 
 from rtc.abci import PublicKey, abci_pb
 from rtc.client.nodes import LANE_DEPTH, Lane
-from rtc.cometbft import NodeHome, RPCError, RPCUnavailable
+from rtc.cometbft import RPC, NodeHome, RPCError, RPCUnavailable
 from rtc.devnet import Devnet
 from rtc.node.app import ClusterApp
 from rtc.node.config import GenesisAppState
@@ -108,7 +108,8 @@ def test_a_live_node_survives_fuzzed_transactions_and_a_replica_fed_its_blocks_a
         genesis = NodeHome(Path(node.home)).genesis()
         fuzzer = TxFuzzer(SigningDomain.from_genesis(genesis.chain_id, genesis.app_state), seed=12)
         txs = [fuzzer.next() for _ in range(TXS)]
-        ws_url = "ws" + node.rpc[len("http"):] + "/websocket"
+        with RPC(node.rpc) as rpc:
+            ws_url = rpc.ws_url
         asyncio.run(_broadcast(ws_url, txs[:WARMUP]))
         baseline = _anonymous_mb(node.app_pid)
         codes = asyncio.run(_broadcast(ws_url, txs[WARMUP:]))

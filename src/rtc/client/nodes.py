@@ -30,6 +30,7 @@ import orjson
 import websockets
 
 from rtc.cometbft import AsyncRPC, RPCError, RPCUnavailable
+from rtc.cometbft.rpc import answer_result
 
 log = logging.getLogger("rtc.client")
 
@@ -100,13 +101,7 @@ class Lane:
                     connection.answers.pop(request_id, None)
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:  # ConnectionError is an OSError
             raise RPCUnavailable(f"cannot reach {self.ws_url} ({type(exc).__name__}); is the node running?", method) from None
-        error = message.get("error")
-        if error is not None:
-            detail = f"{error.get('message', '')} {error.get('data', '')}".strip() if isinstance(error, dict) else str(error)
-            raise RPCError(f"{method}: {detail}", method)
-        if "result" not in message:
-            raise RPCError(f"{self.ws_url} answered {method} without a result", method)
-        return message["result"]
+        return answer_result(self.ws_url, method, message)
 
     async def _connect(self) -> _Connection:
         connection = self._connection

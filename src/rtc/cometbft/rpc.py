@@ -47,8 +47,16 @@ def _result(url: str, method: str, response: httpx.Response) -> Any:
     except orjson.JSONDecodeError:
         raise RPCError(f"{url} answered {method} with HTTP {response.status_code} and no JSON; "
                        "is it a CometBFT RPC endpoint?", method) from None
+    return answer_result(url, method, body)
+
+
+def answer_result(url: str, method: str, body: Any) -> Any:
+    """The `result` of a decoded JSON-RPC answer (over HTTP or a websocket); the node's error
+    answer as RPCError (HeightUnavailable when the height is below what it keeps)."""
     error = body.get("error") if isinstance(body, dict) else None
     if error is not None:
+        if not isinstance(error, dict):
+            raise RPCError(f"{method}: {error}", method)
         detail = f"{error.get('message', '')} {error.get('data', '')}".strip()
         lowest = _LOWEST.search(str(error.get("data", "")))
         if lowest is not None:
