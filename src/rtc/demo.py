@@ -29,7 +29,7 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def drive(devnet: Devnet) -> None:
+async def drive(devnet: Devnet, history: HistoryReader) -> None:
     urls = [node.rpc for node in devnet.nodes]
     say("\n-- the seed's client: update_high(symbol, value) on a 4-node cluster --")
     for i, quote in enumerate(QUOTES):
@@ -41,7 +41,7 @@ async def drive(devnet: Devnet) -> None:
     say("\n-- a session: the client sends 6 quotes at once, shuffled over the 4 nodes --")
     contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
     trust = TrustPolicy.registry(contract, chain_id=devnet.chain_id)
-    nodes = [AsyncClient(url, trust, node_history(devnet)) for url in urls]
+    nodes = [AsyncClient(url, trust, history) for url in urls]
     session = nodes[0].session()
     quotes = [192.0, 195.5, 193.25, 197.0, 196.0, 199.5]
     envelopes = [await session.envelope({"function": "update_high", "symbol": "MSFT", "value": q}) for q in quotes]
@@ -81,9 +81,8 @@ def node_history(devnet: Devnet) -> HistoryReader:
     return HistoryReader(open_swarm(devnet.swarm.store), history_signer(home).owner, devnet.chain_id)
 
 
-def show_history(devnet: Devnet) -> None:
+def show_history(reader: HistoryReader) -> None:
     say("\n-- every block's record is in Swarm, chained and signed; snapshots for restoring a node --")
-    reader = node_history(devnet)
     head = reader.head()
     records = reader.walk_back(reader.record_at(head.height), 1)
     checked = sum(1 for _ in reader.verify(records, None))
@@ -128,9 +127,13 @@ def main() -> int:
         for name, member in zip((n.name for n in devnet.nodes), registry.members(devnet.ethereum.cluster_id)):
             say(f"  {name}: node {member.node_id}, deposit {member.deposit_wei / 10**18:.0f} ETH, {member.status}, "
                 f"operator {member.operator[:10]}…")
-        asyncio.run(drive(devnet))
-        show_a_node_joining(devnet)
-        show_history(devnet)
+        history = node_history(devnet)  # the store opens once per process: one reader for everything here
+        try:
+            asyncio.run(drive(devnet, history))
+            show_a_node_joining(devnet)
+            show_history(history)
+        finally:
+            history.swarm.close()
         say("\n-- every node agrees on the state --")
         target = max(s.height or 0 for s in devnet.status()) + 1
         devnet.wait_for_height(target)
