@@ -7,7 +7,7 @@ record that encodes back to the same canonical bytes, or raise HistoryError.
 from __future__ import annotations
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rtc.history.record import FORMAT, HEAD_FORMAT, BlockRecord, Head, HistoryError
@@ -51,6 +51,10 @@ def _mutations() -> st.SearchStrategy[bytes]:
 
 @settings(max_examples=400, deadline=None)
 @given(_mutations())
+# Found by CI: bytes.fromhex reads "\r" as no bytes, so a record naming that as its previous decoded
+# and encoded again as a different record.
+@example(data=b'{"format":"rtc-history/1","chain_id":"","height":1,"header":{},"commit":{},"validators":[],"txs":[],'
+              b'"results":[],"app_hash":"' + b"00" * 32 + b'","previous":"\\r"}')
 def test_any_bytes_parse_to_a_record_or_raise_history_error(data: bytes) -> None:
     try:
         record = BlockRecord.decode(data)

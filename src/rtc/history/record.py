@@ -33,6 +33,14 @@ class HistoryError(ValueError):
     """A history record or head that is malformed, or a history that does not check out; the message says what."""
 
 
+def _reference(value: str, name: str) -> bytes:
+    """A Swarm reference as a record writes it: 64 hex digits (bytes.fromhex alone would take "\r" as no bytes)."""
+    reference = bytes.fromhex(value)
+    if len(reference) != 32:
+        raise HistoryError(f"malformed history record: {name} is {len(reference)} bytes, not a 32-byte Swarm reference")
+    return reference
+
+
 @dataclass(frozen=True)
 class BlockRecord:
     chain_id: str
@@ -69,8 +77,8 @@ class BlockRecord:
                 commit=dict(raw["commit"]), validators=list(raw["validators"]),
                 txs=[base64.b64decode(tx, validate=True) for tx in raw["txs"]], results=list(raw["results"]),
                 app_hash=bytes.fromhex(raw["app_hash"]),
-                previous=bytes.fromhex(raw["previous"]) if raw["previous"] else None,
-                snapshot=bytes.fromhex(raw["snapshot"]) if raw.get("snapshot") else None,
+                previous=_reference(raw["previous"], "previous") if raw["previous"] else None,
+                snapshot=_reference(raw["snapshot"], "snapshot") if raw.get("snapshot") else None,
             )
         except HistoryError:
             raise
