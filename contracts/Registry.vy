@@ -193,6 +193,7 @@ node_of_key: public(HashMap[bytes32, uint256])  # validator key -> node (keys ar
 # checked by ecrecover in the Validation contract): set once by the operator, never reused.
 attester_of: public(HashMap[uint256, address])  # node -> its attester (empty = none yet)
 node_of_attester: public(HashMap[address, uint256])  # attester -> its node (0 = none)
+attester_since: public(HashMap[uint256, uint256])  # node -> the block its attester was set in
 
 total_deposits: public(uint256)  # sum of all nodes' deposits
 pending_slashed: public(uint256)  # slashed wei owed to the beneficiary (see sweep_slashed)
@@ -334,6 +335,7 @@ def set_attester(node_id: uint256, attester: address, v: uint8, r: uint256, s: u
     assert ecrecover(proof, v, r, s) == attester, "the attester key did not sign this node's id"
     self.attester_of[node_id] = attester
     self.node_of_attester[attester] = node_id
+    self.attester_since[node_id] = block.number
     log AttesterSet(node_id=node_id, attester=attester)
 
 
@@ -860,3 +862,22 @@ def member_keys_at(cluster_id: uint256, block_number: uint256) -> DynArray[bytes
     for node_id: uint256 in ids:
         keys.append(self._nodes[node_id].validator_key)
     return keys
+
+
+@view
+@external
+def member_attesters_at(cluster_id: uint256, block_number: uint256) -> DynArray[address, MAX_MEMBERS]:
+    """
+    @notice The attesters of `members_at(cluster_id, block_number)`, same order; the empty
+            address for a member that had none yet in the state after that block (a node
+            sets its attester once, so the answer for a past block never changes).
+    """
+    assert block_number <= block.number, "block is in the future"
+    ids: DynArray[uint256, MAX_MEMBERS] = self._members_at(cluster_id, block_number)
+    attesters: DynArray[address, MAX_MEMBERS] = []
+    for node_id: uint256 in ids:
+        attester: address = empty(address)
+        if self.attester_since[node_id] <= block_number:
+            attester = self.attester_of[node_id]
+        attesters.append(attester)
+    return attesters

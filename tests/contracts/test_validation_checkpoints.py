@@ -245,3 +245,21 @@ def test_nobody_can_claim_a_key_that_did_not_sign_their_node_id(registry, accoun
     with refused("the attester key did not sign this node's id"):  # node 6's proof, replayed for node 7
         registry.set_attester(7, attester(6), v, r, s, sender=accounts.operators[6])
     set_attester(registry, accounts, 6, 6)
+
+
+def test_member_attesters_at_a_past_block_do_not_change_when_one_is_set_later(registry, accounts, cluster) -> None:
+    """What a membership sync carries (rtc.membership.sync): the same answer for a block
+    whenever it is asked, so every node confirms a proposed sync alike."""
+    registry.register(key(7), value=MIN_DEPOSIT, sender=accounts.operators[6])
+    registry.request_join(6, cluster, sender=accounts.operators[5])
+    assert registry.approve_join(6, sender=accounts.owner)
+    joined = block()
+    set_block(joined + 1)
+    set_attester(registry, accounts, 6, 6)
+    set_block(block() + 1)
+    keys_then = registry.member_keys_at(cluster, joined)
+    assert registry.member_attesters_at(cluster, joined) == [attester(n) for n in (1, 2, 3, 4)] + [ZERO_ADDRESS]
+    assert registry.member_attesters_at(cluster, block()) == [attester(n) for n in (1, 2, 3, 4, 6)]
+    assert registry.member_keys_at(cluster, block()) == keys_then  # the same members, in the same order
+    with refused("block is in the future"):
+        registry.member_attesters_at(cluster, block() + 1)

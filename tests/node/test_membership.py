@@ -132,8 +132,10 @@ def test_votes_against_forged_reorganized_or_unfinalized_syncs(tmp_path: Path, c
     members = tuple(sorted(bytes(k) for k in chain.registry.contract.functions.member_keys_at(chain.cluster_id, final).call()))
     honest = EthereumSync(final, block_hash, members)
     assert vote(app, 1, [honest.encode()]) == ACCEPT
-    forged_members = replace(honest, members=tuple(sorted(members + (b"\xee" * 32,))))
+    forged_members = replace(honest, members=tuple(sorted(members + (b"\xee" * 32,))), attesters=())
     assert vote(app, 1, [forged_members.encode()]) == REJECT
+    forged_attester = replace(honest, attesters=(b"\xaa" * 20,) + honest.attesters[1:])  # none is registered
+    assert vote(app, 1, [forged_attester.encode()]) == REJECT
     assert vote(app, 1, [replace(honest, block_hash=b"\x01" * 32).encode()]) == REJECT
     unfinal = chain.w3.eth.block_number
     tip = EthereumSync(unfinal, bytes(chain.w3.eth.get_block(unfinal)["hash"]), members)

@@ -275,3 +275,19 @@ def test_closed_store_refuses_use(store_path: Path) -> None:
     with pytest.raises(StateError):
         overlay.get(b"a")
     store.close()  # idempotent
+
+
+def test_the_roots_of_recent_commits_survive_a_reopen_and_old_ones_are_dropped(store_path: Path) -> None:
+    """What a node checks an attestation of height H-2 against (rtc.node.attesting)."""
+    from rtc.state.store import RECENT_ROOTS
+
+    store = StateStore.open(store_path)
+    roots = {height: commit(store, {b"k": str(height).encode()}, height) for height in range(1, RECENT_ROOTS + 6)}
+    store.close()
+    store = StateStore.open(store_path)
+    top = RECENT_ROOTS + 5
+    assert [store.root_at(h) for h in range(top - RECENT_ROOTS + 1, top + 1)] == [
+        roots[h] for h in range(top - RECENT_ROOTS + 1, top + 1)]
+    assert store.root_at(top - RECENT_ROOTS) is None and store.root_at(1) is None
+    assert store.root_at(top + 1) is None and store.root_at(-1) is None
+    store.close()

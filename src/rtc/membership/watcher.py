@@ -65,7 +65,14 @@ class EthereumWatcher:
 
     def _observe(self, w3: Web3, registry: Any, number: int) -> EthereumSync:
         block_hash = bytes(w3.eth.get_block(number)["hash"])
-        return EthereumSync(number, block_hash, self._keys_at(registry, number))
+        cluster = self.settings.cluster_id
+        # Both read the membership history from the newest state (any endpoint answers for
+        # old blocks, not only archive nodes) and list the same members in the same order.
+        keys = registry.functions.member_keys_at(cluster, number).call()
+        attesters = registry.functions.member_attesters_at(cluster, number).call()
+        members = sorted(zip((bytes(key) for key in keys), (bytes.fromhex(a[2:]) for a in attesters)))
+        return EthereumSync(number, block_hash, tuple(key for key, _ in members),
+                            tuple(attester for _, attester in members))
 
     def _keys_at(self, registry: Any, number: int) -> tuple[bytes, ...]:
         # member_keys_at reads the membership history from storage, so any endpoint answers
@@ -211,6 +218,9 @@ class EthereumWatcher:
         if known.members != sync.members:
             raise Unconfirmed(f"the cluster had {len(known.members)} other members at Ethereum block "
                               f"{sync.block_number} than the {len(sync.members)} proposed")
+        if known.attesters != sync.attesters:
+            raise Unconfirmed(f"the cluster's members had other attesters at Ethereum block {sync.block_number} "
+                              "than proposed")
 
 
 def step_toward(current: Membership, final: int, keys_at: Callable[[int], tuple[bytes, ...]]) -> int | None:

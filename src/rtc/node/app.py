@@ -249,7 +249,8 @@ class ClusterApp(Application):
             return None
         if seen.block_number <= current.block_number:
             return None
-        changed = set(seen.members) != set(current.validators) or current.block_number == 0  # genesis: tie it to a block
+        changed = (set(seen.members) != set(current.validators) or seen.attester_of != current.attesters
+                   or current.block_number == 0)  # genesis: tie it to a block
         if not changed and seen.block_number < current.block_number + RESYNC_EVERY_ETH_BLOCKS:
             return None
         return seen.encode()

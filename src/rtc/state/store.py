@@ -65,6 +65,8 @@ _DIRECT_KEY_LIMIT = 478
 _META_HEIGHT = b"height"
 _META_ROOT = b"root"
 _META_FORMAT = b"format"
+_META_ROOT_AT = b"root/"  # + height (8 bytes): the roots of the last RECENT_ROOTS commits
+RECENT_ROOTS = 16
 
 
 Meter = Callable[[int], None]
@@ -324,6 +326,13 @@ class StateStore:
         """Merkle root of the committed state (32 zero bytes when empty)."""
         return self._root
 
+    def root_at(self, height: int) -> bytes | None:
+        """The root committed at `height` if it is one of the last RECENT_ROOTS commits this
+        store made (not across a restore: a snapshot brings one root), else None."""
+        if height < 0 or self._height is None or not self._height - RECENT_ROOTS < height <= self._height:
+            return None
+        return cast("bytes | None", self._reader().get(_META_ROOT_AT + height.to_bytes(8, "big"), db=self._meta))
+
     def get(self, key: bytes) -> bytes | None:
         """Committed value of `key`, or None."""
         _check_key(key)
@@ -475,6 +484,9 @@ class StateStore:
                     txn.delete(position, db=self._nodes)
             txn.put(_META_HEIGHT, height.to_bytes(8, "big"), db=self._meta)
             txn.put(_META_ROOT, root, db=self._meta)
+            txn.put(_META_ROOT_AT + height.to_bytes(8, "big"), root, db=self._meta)
+            if height >= RECENT_ROOTS:
+                txn.delete(_META_ROOT_AT + (height - RECENT_ROOTS).to_bytes(8, "big"), db=self._meta)
 
     def _grow_map(self) -> None:
         if self._txn is not None:
