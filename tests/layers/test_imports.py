@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "membership": {"ethereum"},
     "client": {"protocol", "cometbft", "ethereum"},
     "history": {"protocol", "cometbft", "swarm", "state"},
-    "node": {"protocol", "cometbft", "abci", "vm", "state", "sessions", "membership", "history", "swarm", "tools"},
+    "node": {"protocol", "cometbft", "abci", "vm", "state", "sessions", "membership", "history", "swarm", "ethereum",
+             "tools"},
     "devnet": {"protocol", "cometbft", "ethereum", "membership", "node", "vm", "tools"},
     "cli": {"protocol", "cometbft", "client", "devnet", "ethereum", "history", "node", "swarm", "vm"},
 }

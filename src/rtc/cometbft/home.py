@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,12 @@ class GenesisDoc:
         return replace(self, chain_id=chain_id, validators=tuple(validators), app_state=app_state,
                        document={**self.document, "initial_height": "1"})
 
+    def with_vote_extensions(self, from_height: int) -> "GenesisDoc":
+        """Vote extensions on from `from_height` (ABCI 2.0; a quoted integer, as CometBFT writes it)."""
+        params = dict(self.document.get("consensus_params") or {})
+        params["abci"] = {**(params.get("abci") or {}), "vote_extensions_enable_height": str(from_height)}
+        return replace(self, document={**self.document, "consensus_params": params})
+
     def validators_hash(self) -> bytes:
         """The first validator set's hash, as header 1's validators_hash holds it (CometBFT orders
         the set by voting power, then address). Raises VerificationError for a set CometBFT
@@ -109,6 +117,17 @@ class NodeHome:
     def validator_key(self) -> bytes:
         """The ed25519 public key this node signs blocks with."""
         return self.validator().pub_key
+
+    def secret_key(self, name: str) -> bytes:
+        """A 32-byte secret kept in config/`name`, made on first use and readable by its owner only
+        (the keys our node signs with besides CometBFT's: its history feed, its attestations)."""
+        path = self.path / "config" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        return bytes.fromhex(path.read_text().strip())
 
     def has_blocks(self) -> bool:
         return (self.data_dir / "blockstore.db").exists()

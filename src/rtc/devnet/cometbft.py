@@ -50,10 +50,13 @@ def node_id(home: NodeHome) -> str:
 
 
 def write_genesis(homes: list[NodeHome], chain_id: str, validators: list[GenesisValidator],
-                  app_state: dict[str, Any]) -> None:
+                  app_state: dict[str, Any], vote_extensions: bool = False) -> None:
     """One genesis for every home: the first home's (as `cometbft init` wrote it) with our chain,
-    validators and app state."""
+    validators and app state; `vote_extensions` turns them on from height 1 (the members'
+    attestations ride on them, rtc.node.attesting)."""
     genesis = homes[0].genesis().with_chain(chain_id, validators, app_state)
+    if vote_extensions:
+        genesis = genesis.with_vote_extensions(1)
     for home in homes:
         genesis.write(home.genesis_file)
 

@@ -144,7 +144,8 @@ class Devnet:
         settings = replace(settings, ethereum=cluster_settings(devnet.ethereum))
         homes = [NodeHome(Path(n.home)) for n in infos]
         validators = [h.validator(VALIDATOR_POWER, n.name) for h, n in zip(homes, infos)]
-        cometbft.write_genesis(homes, chain_id, validators, GenesisAppState(backend.code_hash, settings).to_json())
+        cometbft.write_genesis(homes, chain_id, validators, GenesisAppState(backend.code_hash, settings).to_json(),
+                               vote_extensions=settings.ethereum is not None and settings.ethereum.validation is not None)
         for info in infos:
             devnet._configure(info, [o for o in infos if o is not info])
         return devnet
@@ -153,17 +154,21 @@ class Devnet:
                          progress: Callable[[str], None]) -> EthereumInfo:
         from .ethereum import register_cluster, start_anvil
 
-        keys = [NodeHome(Path(n.home)).validator_key() for n in self.nodes]
+        from rtc.node.attesting import ATTESTER_KEY_NAME
+
+        homes = [NodeHome(Path(n.home)) for n in self.nodes]
+        keys = [home.validator_key() for home in homes]
+        attesters = [home.secret_key(ATTESTER_KEY_NAME) for home in homes]
         if eth_rpc is not None:
-            progress(f"deploying the Registry on {eth_rpc}, registering the nodes with deposits and admitting them")
-            info = register_cluster(eth_rpc, code_hash, keys)
+            progress(f"deploying the contracts on {eth_rpc}, registering the nodes with deposits and admitting them")
+            info = register_cluster(eth_rpc, code_hash, keys, attesters)
             info.managed = False
             return info
-        progress("starting anvil, deploying the Registry, registering the nodes with deposits and admitting them")
+        progress("starting anvil, deploying the contracts, registering the nodes with deposits and admitting them")
         anvil = start_anvil(self.home, base_port + ANVIL_PORT_OFFSET)
         self._anvil = anvil
         try:
-            info = register_cluster(anvil.url, code_hash, keys, managed=True)
+            info = register_cluster(anvil.url, code_hash, keys, attesters, managed=True)
         except BaseException:
             anvil.stop()
             raise
@@ -230,7 +235,10 @@ class Devnet:
         self.wait_for_height(max(s.height or 0 for s in self.status()), timeout=timeout, nodes=[index])
         progress(f"registering {name} with a deposit; it asks to join the cluster and the cluster's owner approves")
         operator = operator_account(self.ethereum.url, index)
-        node_id = register_node(self.ethereum, operator, node_home.validator_key())
+        from rtc.node.attesting import ATTESTER_KEY_NAME
+
+        node_id = register_node(self.ethereum, operator, node_home.validator_key(),
+                                node_home.secret_key(ATTESTER_KEY_NAME))
         self.ethereum.operators.append(operator)
         self.ethereum.node_ids.append(node_id)
         self.save()

@@ -1,6 +1,7 @@
-"""The devnet's Ethereum side: an anvil chain with the Registry, every node registered with a
-deposit, asking to join the cluster that runs the devnet's backend, and admitted by the
-cluster's owner (the account that deployed the Registry and created the cluster)."""
+"""The devnet's Ethereum side: an anvil chain with the Registry and the Validation contract,
+every node registered with a deposit and its attester key, asking to join the cluster that
+runs the devnet's backend, and admitted by the cluster's owner (the account that deployed
+the contracts and created the cluster)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from web3 import Web3
 
 from rtc.ethereum import Anvil
 from rtc.ethereum.registry import Registry
+from rtc.ethereum.validation import Validation
 from rtc.membership import EthereumSettings
+from rtc.protocol.attestation import address_of, attester_proof
 
 from .manifest import MAX_NODES, EthereumInfo, state_file
 
@@ -24,11 +27,13 @@ NODE_DEPOSIT = 10 * ETHER
 COOLING_OFF_BLOCKS = 20
 CONFIRMATIONS = 2  # anvil has no finality; a block this deep counts as final
 BLOCK_SECONDS = 1  # anvil mines on this timer, so "final" advances while nothing happens
+CHECKPOINT_INTERVAL = 10  # cluster blocks between checkpoints
+ATTESTER_FUNDS = 10 * ETHER  # what each node's attester gets to pay for posting checkpoints
 
 
 def cluster_settings(info: EthereumInfo) -> EthereumSettings:
     """The contract the devnet's cluster follows, as its genesis names it."""
-    return EthereumSettings(info.chain_id, info.registry, info.cluster_id, CONFIRMATIONS)
+    return EthereumSettings(info.chain_id, info.registry, info.cluster_id, CONFIRMATIONS, info.validation or None)
 
 
 def start_anvil(home: Path, port: int) -> Anvil:
@@ -36,8 +41,10 @@ def start_anvil(home: Path, port: int) -> Anvil:
     return anvil.start()
 
 
-def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], managed: bool = False) -> EthereumInfo:
-    """Deploy the Registry, create the cluster for the backend, register every node and admit it.
+def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], attester_keys: list[bytes],
+                     managed: bool = False) -> EthereumInfo:
+    """Deploy the Registry and the Validation contract, create the cluster for the backend
+    (checkpoints every CHECKPOINT_INTERVAL blocks), register every node with its attester and admit it.
 
     Needs funded accounts unlocked at the endpoint (anvil's, or a dev chain's): the first
     deploys the Registry and creates the cluster, so it owns the cluster and approves each
@@ -56,17 +63,26 @@ def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], ma
     with _mining_at_once(w3, managed):
         registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
         registry.set_slasher(deployer, deployer)  # stand-in for the dispute contract
+        validation = Validation.deploy(w3, deployer, registry.address)
         cluster_id = registry.create_cluster(deployer, code_hash, code_hash, MAX_NODES)
-        node_ids = [admit_node(registry, deployer, operator, key, cluster_id)
-                    for operator, key in zip(operators, validator_keys)]
+        validation.set_checkpoint_interval(deployer, cluster_id, CHECKPOINT_INTERVAL)
+        node_ids = [admit_node(registry, deployer, operator, key, attester, cluster_id)
+                    for operator, key, attester in zip(operators, validator_keys, attester_keys)]
     wait_until_final(w3, int(w3.eth.block_number))
     return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids,
-                        chain_id=int(w3.eth.chain_id), owner=deployer)
+                        chain_id=int(w3.eth.chain_id), owner=deployer, validation=validation.address)
 
 
-def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, cluster_id: int) -> int:
-    """Register a node with the devnet's deposit, ask to join the cluster and approve it as the cluster's owner."""
+def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, attester_key: bytes,
+               cluster_id: int) -> int:
+    """Register a node with the devnet's deposit and its attester (funded to post checkpoints), ask
+    to join the cluster and approve it as the cluster's owner."""
     node_id = registry.register(operator, validator_key, NODE_DEPOSIT)
+    attester = address_of(attester_key)
+    proof = attester_proof(attester_key, bytes.fromhex(registry.address[2:]), int(registry.w3.eth.chain_id), node_id)
+    registry.set_attester(operator, node_id, "0x" + attester.hex(), proof)
+    registry.w3.eth.wait_for_transaction_receipt(registry.w3.eth.send_transaction(
+        {"from": operator, "to": registry.w3.to_checksum_address(attester), "value": ATTESTER_FUNDS}))
     registry.request_join(operator, node_id, cluster_id)
     registry.approve_join(owner, node_id)  # each transaction waits for its block: one admission per block
     return node_id
@@ -105,10 +121,10 @@ def operator_account(url: str, index: int) -> str:
     return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})).eth.accounts[1 + index]
 
 
-def register_node(info: EthereumInfo, operator: str, validator_key: bytes) -> int:
+def register_node(info: EthereumInfo, operator: str, validator_key: bytes, attester_key: bytes) -> int:
     """Register one more node with the devnet's deposit; it asks to join and the cluster's owner approves."""
     registry = Registry.connect(info.url, info.registry)
-    return admit_node(registry, cluster_owner(info), operator, validator_key, info.cluster_id)
+    return admit_node(registry, cluster_owner(info), operator, validator_key, attester_key, info.cluster_id)
 
 
 def cluster_owner(info: EthereumInfo) -> str:

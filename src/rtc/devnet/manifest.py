@@ -47,6 +47,7 @@ class EthereumInfo:
     managed: bool = True  # anvil started by the devnet (False: an existing chain given with --eth-rpc)
     chain_id: int = 31337
     owner: str = ""  # deployed the Registry, owns the cluster (approves joins) and stands in as its slasher
+    validation: str = ""  # the Validation contract (checkpoints); empty in a manifest from before it existed
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -117,6 +117,9 @@ class Registry(Contract):
         slasher = str(self.contract.functions.slasher().call(block_identifier=block))
         return None if int(slasher, 16) == 0 else Web3.to_checksum_address(slasher)
 
+    def member_count(self, cluster_id: int, block: int | str = "latest") -> int:
+        return int(self.contract.functions.member_count(cluster_id).call(block_identifier=block))
+
     def members(self, cluster_id: int, block: int | str = "latest") -> list[NodeState]:
         ids = self.contract.functions.members(cluster_id).call(block_identifier=block)
         return [self.node(int(i), block) for i in ids]

@@ -10,6 +10,7 @@ from web3 import Web3
 from rtc.protocol.attestation import Attestation, AttestationDomain, split_signature
 
 from .contract import Contract
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Validation(Contract):
 
     def checkpoint_interval(self, cluster_id: int) -> int:
         return int(self.contract.functions.checkpoint_interval(cluster_id).call())
+
+    def member_count(self, cluster_id: int) -> int:
+        """The cluster's members now, in the Registry this contract reads: what a checkpoint's quorum is counted against."""
+        return Registry(self.w3, self.registry()).member_count(cluster_id)
 
     def post_checkpoint(self, sender: str, state: Attestation, signatures: list[bytes]) -> Posted:
         """Post `state` with members' `signatures` of it. Each signer is recovered here, and they

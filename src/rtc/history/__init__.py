@@ -8,9 +8,9 @@ node's background uploader), `reader` (reading the history back and checking it)
 
 from .record import BlockRecord, Head, HistoryError, check_contents, check_link, history_topic
 from .snapshot import Manifest, SnapshotError, Snapshots
-from .uploader import ExecutedBlocks, HistoryUploader
+from .uploader import ExecutedBlocks, HistoryUploader, RecordReferences
 
 __all__ = [
-    "BlockRecord", "ExecutedBlocks", "Head", "HistoryError", "HistoryUploader", "Manifest", "SnapshotError",
-    "Snapshots", "check_contents", "check_link", "history_topic",
+    "BlockRecord", "ExecutedBlocks", "Head", "HistoryError", "HistoryUploader", "Manifest", "RecordReferences",
+    "SnapshotError", "Snapshots", "check_contents", "check_link", "history_topic",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from rtc.cometbft import NodeHome
@@ -31,10 +29,4 @@ def feed_key_file(home: NodeHome) -> Path:
 
 def history_signer(home: NodeHome) -> FeedSigner:
     """The node's feed key, made on first use and kept readable by its owner only."""
-    path = feed_key_file(home)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-    return FeedSigner(bytes.fromhex(path.read_text().strip()))
+    return FeedSigner(home.secret_key(FEED_KEY_NAME))

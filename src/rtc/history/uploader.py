@@ -50,11 +50,13 @@ class ExecutedBlocks:
     def __init__(self, keep: int = 256) -> None:
         self.keep = keep
         self._blocks: dict[int, tuple[list[bytes], list[Any], bytes]] = {}
+        self.arrived = threading.Event()  # wakes the uploader: a block was committed
 
     def add(self, height: int, txs: list[bytes], results: list[Any], app_hash: bytes) -> None:
         """Called by the app at Commit with its ExecTxResults: kept as given, so consensus pays for nothing more."""
         self._blocks[height] = (txs, results, app_hash)
         self._blocks.pop(height - self.keep, None)
+        self.arrived.set()
 
     def take(self, height: int) -> ExecutedBlock | None:
         """The block, its results in the record's form (converted here, in the uploader's thread)."""
@@ -65,6 +67,29 @@ class ExecutedBlocks:
         return ExecutedBlock(txs, [
             {"code": r.code, "data": base64.b64encode(r.data).decode(), "gas_wanted": r.gas_wanted,
              "gas_used": r.gas_used} for r in results], app_hash)
+
+
+class RecordReferences:
+    """The Swarm references of the records this node built, newest few, for its attestations:
+    at ExtendVote(H) the app signs record H-2, which the uploader builds as soon as block H-1
+    is committed (`wait` lets the app give it a moment)."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self._references: dict[int, tuple[bytes, bytes]] = {}  # height -> (reference, app_hash)
+        self._changed = threading.Condition()
+
+    def add(self, height: int, reference: bytes, app_hash: bytes) -> None:
+        with self._changed:
+            self._references[height] = (reference, app_hash)
+            self._references.pop(height - self.keep, None)
+            self._changed.notify_all()
+
+    def get(self, height: int, wait: float = 0.0) -> tuple[bytes, bytes] | None:
+        """(reference, app_hash) of record `height`, waiting up to `wait` seconds for it."""
+        with self._changed:
+            self._changed.wait_for(lambda: height in self._references, timeout=wait)
+            return self._references.get(height)
 
 
 def fetch_record(rpc: RPC, height: int, previous: bytes | None, executed: ExecutedBlock | None = None) -> BlockRecord:
@@ -117,7 +142,7 @@ class Cursor:
 class HistoryUploader:
     def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
                  snapshots: Snapshots | None = None, poll_seconds: float = 0.3,
-                 executed: ExecutedBlocks | None = None) -> None:
+                 executed: ExecutedBlocks | None = None, references: RecordReferences | None = None) -> None:
         self.rpc = RPC(rpc_url)
         self.swarm = swarm
         self.signer = signer
@@ -126,6 +151,7 @@ class HistoryUploader:
         self.cursor = Cursor(cursor_path)
         self.snapshots = snapshots
         self.executed = executed
+        self.references = references
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,6 +165,8 @@ class HistoryUploader:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.executed is not None:
+            self.executed.arrived.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
         self.rpc.close()
@@ -149,7 +177,7 @@ class HistoryUploader:
                 uploaded = self.step()
                 self._recovered()
                 if not uploaded:
-                    self._stop.wait(self.poll_seconds)
+                    self._idle()
             except HeightUnavailable as exc:
                 log.warning("this node's block store starts at height %d, after %d (it was state-synced or pruned), "
                             "so it cannot publish a history feed of its own; the other nodes' feeds hold the "
@@ -163,6 +191,14 @@ class HistoryUploader:
                     self.warned = True
                 self._stop.wait(RETRY_SECONDS[min(self.failures, len(RETRY_SECONDS) - 1)])
                 self.failures += 1
+
+    def _idle(self) -> None:
+        """Wait for the next committed block (or the poll interval, when the app does not say)."""
+        if self.executed is None:
+            self._stop.wait(self.poll_seconds)
+            return
+        self.executed.arrived.wait(self.poll_seconds)
+        self.executed.arrived.clear()
 
     def step(self) -> int:
         """Upload every height whose next block exists; returns how many were uploaded.
@@ -209,6 +245,8 @@ class HistoryUploader:
             snapshot = {"height": height, "manifest": reference.hex()}
             snapshots.prune()
         reference = self.swarm.upload(record.encode())
+        if self.references is not None:
+            self.references.add(height, reference, record.app_hash)
         head = Head(self.chain_id, height, reference, snapshot)
         self.swarm.update_feed(self.signer, self.topic, height - 1, self.swarm.upload(head.encode()))
         self.cursor.advance(height, reference, snapshot)

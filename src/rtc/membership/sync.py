@@ -49,7 +49,7 @@ class Unconfirmed(Exception):
 class EthereumSettings:
     """Which contract the cluster follows, and when an Ethereum block counts as final.
 
-    Part of the cluster settings in genesis (every node must follow the same contract).
+    Part of the cluster settings in genesis (every node must follow the same contracts).
     `confirmations` None uses the chain's own `finalized` block (proof-of-stake Ethereum);
     a number N takes `latest - N`, for chains without finality such as a local anvil.
     """
@@ -58,16 +58,22 @@ class EthereumSettings:
     registry: str
     cluster_id: int
     confirmations: int | None = None
+    validation: str | None = None  # the Validation contract members attest to (None: no attestations)
 
     def to_json(self) -> dict[str, Any]:
-        return {"chain_id": self.chain_id, "registry": self.registry, "cluster_id": self.cluster_id,
-                "confirmations": self.confirmations}
+        data: dict[str, Any] = {"chain_id": self.chain_id, "registry": self.registry, "cluster_id": self.cluster_id,
+                                "confirmations": self.confirmations}
+        if self.validation is not None:
+            data["validation"] = self.validation
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "EthereumSettings":
         confirmations = data.get("confirmations")
+        validation = data.get("validation")
         return cls(int(data["chain_id"]), str(data["registry"]), int(data["cluster_id"]),
-                   None if confirmations is None else int(confirmations))
+                   None if confirmations is None else int(confirmations),
+                   None if validation is None else str(validation))
 
 
 @dataclass(frozen=True)

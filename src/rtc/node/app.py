@@ -1,8 +1,14 @@
 """The replicated state machine: CometBFT's ABCI calls, answered with the backend and the store.
 
 Read it top to bottom in the order CometBFT calls it: Info and InitChain when it
-connects, CheckTx for every incoming transaction, FinalizeBlock to execute a decided
-block, Commit to make it durable, Query to read committed state.
+connects, CheckTx for every incoming transaction, PrepareProposal and ProcessProposal to
+make and judge a block, ExtendVote and VerifyVoteExtension for the members' attestations,
+FinalizeBlock to execute a decided block, Commit to make it durable, Query to read
+committed state.
+
+A block opens with at most two transactions no client sends: an Ethereum sync (the
+membership, `rtc.membership`) and then the attestations of an earlier state
+(`rtc.node.attesting`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from rtc.protocol import (
     CODESPACE, Code, Envelope, EnvelopeError, JSONInputError, Kind, ResultRecord, canonical_json, decode, keys, queries,
     strict_json, tx_digest,
 )
+from rtc.protocol.attestation import AttestationError, AttestationTx, is_attestation_tx
 from rtc.sessions import Refused, Runner, Sessions
 from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError, Meter, PreparedCall
@@ -31,6 +38,8 @@ from .statesync import StateSync
 if TYPE_CHECKING:  # the node's threads, made by the runner
     from rtc.history.snapshot import Snapshots
     from rtc.membership.watcher import EthereumWatcher
+
+    from .attesting import Attestations
 
 log = logging.getLogger("rtc.node")
 
@@ -91,12 +100,14 @@ class ClusterApp(Application):
     """One node's state machine. Every method is deterministic given the same blocks."""
 
     def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings,
-                 watcher: EthereumWatcher | None = None, snapshots: Snapshots | None = None) -> None:
+                 watcher: EthereumWatcher | None = None, snapshots: Snapshots | None = None,
+                 attestations: Attestations | None = None) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.watcher = watcher  # this node's view of Ethereum; only proposing and voting use it
         self.snapshots = snapshots  # state snapshots every N blocks, for Swarm and state sync
+        self.attestations = attestations  # None: the cluster names no Validation contract
         self.state_sync = StateSync(snapshots)
         self._settings_json = settings.encode()
         self._pending: Any = None  # the overlay of the block finalized but not yet committed
@@ -162,10 +173,10 @@ class ClusterApp(Application):
 
     def check_tx(self, req: abci_pb.RequestCheckTx) -> abci_pb.ResponseCheckTx:
         """Refuse before ordering whatever would not run: bad bytes, signature, call, or session rule."""
-        if is_sync(req.tx):
+        if is_sync(req.tx) or is_attestation_tx(req.tx):
             return abci_pb.ResponseCheckTx(
                 code=Code.NOT_FROM_CLIENTS, codespace=CODESPACE,
-                log="Ethereum-sync transactions are added by block proposers, not sent by clients")
+                log="Ethereum-sync and attestation transactions are added by block proposers, not sent by clients")
         try:
             checked = self._prepare(req.tx)
             Sessions(self.store, self.settings.sessions).check(checked[0])
@@ -214,15 +225,22 @@ class ClusterApp(Application):
         budget: invalid ones would only waste a block, and calls beyond the budget are refused.
 
         When this node sees a newer final Ethereum block with another membership (or the
-        last sync is getting old), the block opens with an Ethereum-sync transaction.
+        last sync is getting old), the block opens with an Ethereum-sync transaction; then
+        come the attestations the last block's precommits carried.
         """
         sync = self._sync_to_propose()
-        txs, total = ([sync], len(sync)) if sync else ([], 0)
+        txs = [sync] if sync else []
+        if self.attestations is not None:
+            votes = ((vote.validator.address, vote.vote_extension) for vote in req.local_last_commit.votes)
+            gathered = self.attestations.gather(req.height, votes, self._membership())
+            if gathered is not None:
+                txs.append(gathered)
+        total = sum(len(tx) for tx in txs)
         fuel, unknown = 0, self.settings.limits.fuel  # an entry point not yet seen may take all its fuel
         for tx in req.txs:
             if total + len(tx) > req.max_tx_bytes or fuel >= self.settings.block_fuel:
                 break
-            if is_sync(tx):
+            if is_sync(tx) or is_attestation_tx(tx):
                 continue
             try:
                 _, call = self._prepare(tx)
@@ -266,7 +284,7 @@ class ClusterApp(Application):
         """
         status = abci_pb.ResponseProcessProposal.ACCEPT
         for tx in req.txs:
-            if is_sync(tx):
+            if is_sync(tx) or is_attestation_tx(tx):
                 continue
             try:
                 checked = self._prepare(tx)
@@ -290,7 +308,41 @@ class ClusterApp(Application):
             except (SyncError, Unconfirmed) as exc:
                 log.warning("refusing proposal at height %d: %s", req.height, exc)
                 status = abci_pb.ResponseProcessProposal.REJECT
+        attestations = [i for i, tx in enumerate(req.txs) if is_attestation_tx(tx)]
+        if attestations:
+            try:
+                if attestations != [len(syncs)]:
+                    raise AttestationError("a block holds at most one attestation transaction, after the sync if any")
+                if self.attestations is None:
+                    raise AttestationError("this cluster names no Validation contract to attest to")
+                self.attestations.check_tx(req.height, req.txs[attestations[0]], self._membership())
+            except AttestationError as exc:
+                log.warning("refusing proposal at height %d: its attestations: %s", req.height, exc)
+                status = abci_pb.ResponseProcessProposal.REJECT
         return abci_pb.ResponseProcessProposal(status=status)
+
+    # -- attestations, on the precommits -----------------------------------------------
+
+    def extend_vote(self, req: abci_pb.RequestExtendVote) -> abci_pb.ResponseExtendVote:
+        """This member's attestation of the state after height-2 (empty when it makes none)."""
+        if self.attestations is None:
+            return abci_pb.ResponseExtendVote()
+        return abci_pb.ResponseExtendVote(vote_extension=self.attestations.extend(req.height, self._membership()))
+
+    def verify_vote_extension(self, req: abci_pb.RequestVerifyVoteExtension) -> abci_pb.ResponseVerifyVoteExtension:
+        """Refuse an attestation that is malformed, of another height or state, or not by the validator's attester."""
+        if not req.vote_extension:
+            return abci_pb.ResponseVerifyVoteExtension(status=abci_pb.ResponseVerifyVoteExtension.ACCEPT)
+        try:
+            if self.attestations is None:
+                raise AttestationError("this cluster names no Validation contract to attest to")
+            self.attestations.check_extension(req.height, req.validator_address, req.vote_extension,
+                                              self._membership())
+        except AttestationError as exc:
+            log.warning("height %d: refusing validator %s's attestation: %s", req.height,
+                        req.validator_address.hex()[:12], exc)
+            return abci_pb.ResponseVerifyVoteExtension(status=abci_pb.ResponseVerifyVoteExtension.REJECT)
+        return abci_pb.ResponseVerifyVoteExtension(status=abci_pb.ResponseVerifyVoteExtension.ACCEPT)
 
     # -- execution -------------------------------------------------------------------
 
@@ -307,6 +359,8 @@ class ClusterApp(Application):
                 result, applied = self._apply_sync(tx, overlay, req.height)
                 updates += applied
                 results.append(result)
+            elif is_attestation_tx(tx):
+                results.append(_attestation_result(tx))
             else:
                 results.append(self._deliver(tx, sessions, block, run, fuel))
         ended = sessions.end_block(req.height)
@@ -472,6 +526,18 @@ class ClusterApp(Application):
         if not outcome.ok:
             return abci_pb.ResponseQuery(code=Code.EXECUTION_FAILED, log=outcome.error or "", height=height)
         return abci_pb.ResponseQuery(code=Code.OK, value=canonical_json({"value": outcome.value, "fuel": outcome.fuel_used}), height=height)
+
+
+def _attestation_result(tx: bytes) -> abci_pb.ExecTxResult:
+    """An attestation transaction changes no state; its result (in last_results_hash) depends on its bytes alone."""
+    try:
+        batch = AttestationTx.decode(tx)
+    except AttestationError as exc:
+        return abci_pb.ExecTxResult(code=Code.MALFORMED, log=str(exc), codespace=CODESPACE)
+    return abci_pb.ExecTxResult(code=Code.OK, events=[abci_pb.Event(type="rtc_attestation", attributes=[
+        abci_pb.EventAttribute(key="height", value=str(batch.state.height), index=True),
+        abci_pb.EventAttribute(key="signatures", value=str(len(batch.signatures))),
+    ])])
 
 
 def _result_event(session_key: bytes, counter: int, record: ResultRecord) -> abci_pb.Event:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from rtc.abci import run_server
 from rtc.abci.server import parse_address
 from rtc.abci.wire import COMETBFT_DEFAULT_BLOCK_BYTES, max_frame_size_for
 from rtc.cometbft import GenesisDoc, NodeHome
-from rtc.history import ExecutedBlocks, HistoryUploader, Snapshots
+from rtc.history import ExecutedBlocks, HistoryUploader, RecordReferences, Snapshots
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.uploader import CURSOR_NAME
 from rtc.state import StateStore
 from rtc.vm import Backend
 
-from .app import ClusterApp
+from .app import ClusterApp, CommitListener
+from .attesting import ATTESTER_KEY_NAME, AttestationRules, Attestations
+from .checkpoints import CheckpointPoster
 from .config import GenesisAppState, NodeConfig
 
 log = logging.getLogger("rtc.node")
@@ -57,7 +60,17 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
             log.warning("the cluster follows Registry %s but rtc.json names no eth_rpc endpoint: this node "
                         "will neither propose nor vote for membership changes", settings.ethereum.registry)
     snapshots = Snapshots(home / config.state_dir / "snapshots", config.snapshot_every) if config.swarm else None
-    return ClusterApp(store, backend, settings, watcher, snapshots), config
+    rules = AttestationRules.of(settings, backend.code_hash)
+    attestations = None
+    if rules is not None:
+        node_home = NodeHome(home)
+        # Without its own history records (no Swarm store) a node cannot say which record it attests.
+        references = RecordReferences() if config.swarm else None
+        attestations = Attestations(rules, store, references, node_home.secret_key(ATTESTER_KEY_NAME),
+                                    node_home.validator_key())
+        log.info("attesting the cluster's state to Validation %s as 0x%s%s", settings.ethereum.validation,
+                 (attestations.address or b"").hex(), "" if references else " (not: this node keeps no history)")
+    return ClusterApp(store, backend, settings, watcher, snapshots, attestations), config
 
 
 def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> HistoryUploader | None:
@@ -73,8 +86,27 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     log.info("uploading block history to %s (feed owner %s)", config.swarm, signer.owner.hex())
     executed = ExecutedBlocks()
     app.on_commit = executed.add
+    references = app.attestations.references if app.attestations is not None else None
     return HistoryUploader(config.rpc, swarm, signer, node_home.genesis().chain_id,
-                           home / config.state_dir / CURSOR_NAME, app.snapshots, executed=executed)
+                           home / config.state_dir / CURSOR_NAME, app.snapshots, executed=executed,
+                           references=references)
+
+
+def checkpoint_poster(config: NodeConfig, app: ClusterApp) -> CheckpointPoster | None:
+    """The thread that posts this member's turn of checkpoints, when it attests and reaches Ethereum."""
+    attestations, ethereum = app.attestations, app.settings.ethereum
+    if attestations is None or attestations.key is None or ethereum is None or not config.eth_rpc:
+        return None
+    poster = CheckpointPoster(config.eth_rpc, ethereum, attestations.rules, attestations.key)
+    app.on_commit = _both(app.on_commit, poster.committed) if app.on_commit is not None else poster.committed
+    return poster
+
+
+def _both(first: CommitListener, second: CommitListener) -> CommitListener:
+    def listener(*block: Any) -> None:
+        first(*block)
+        second(*block)
+    return listener
 
 
 def abci_address(home: Path, config: NodeConfig) -> str:
@@ -113,13 +145,18 @@ def run_node(home: Path, eth_rpc: str | None = None) -> int:
         raise SystemExit(f"{NodeHome(home).genesis_file}: consensus_params: {exc}") from None
     app, config = build_app(home, eth_rpc)
     uploader = history_uploader(home, config, app)
+    poster = checkpoint_poster(config, app)
     if app.watcher is not None:
         app.watcher.start()
     if uploader is not None:
         uploader.start()
+    if poster is not None:
+        poster.start()
     try:
         return run_server(app, address, max_frame_size=max_frame_size)
     finally:
+        if poster is not None:
+            poster.stop()
         if app.watcher is not None:
             app.watcher.stop()
         if uploader is not None:

@@ -21,10 +21,35 @@ chain, and a contract recovers its signer with one `ecrecover` (~4,000 gas).
 A signature is the 65 bytes r || s || v (v = 27 or 28), with s in the lower half of the
 curve order: the form `ecrecover` and every Ethereum wallet use, and the only one accepted
 here, so that a signature cannot be changed into a second valid one.
+
+How attestations travel (docs/validation.md). A member's precommit for height H carries, as
+its vote extension, its attestation of height H-2 (the newest state whose history record it
+can build then):
+
+    offset  size  field                      (VoteExtension; empty: no attestation this time)
+    0       8     height (u64, big-endian)
+    8       32    app_hash
+    40      32    record (Swarm reference)
+    72      65    signature
+
+and the proposer of H+1 gathers them into one transaction of its block:
+
+    offset  size  field                      (AttestationTx)
+    0       4     magic b"ATT\\x01"
+    4       8     height (u64, big-endian)
+    12      32    app_hash
+    44      32    record
+    76      1     n, the number of signatures (1..16)
+    77      65*n  signatures, by signer address strictly ascending (as the contract takes them)
+
+The rest of what is signed (registry, cluster, code hash, chain, contract) is the cluster's
+and is not repeated. Decoding checks the bytes; who signed is checked apart, by recovering
+each signer (`Attestation.signer`) and looking it up among the members.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,6 +63,10 @@ ATTESTATION_TYPE = keccak(
     text="Attestation(address registry,uint256 clusterId,uint64 height,bytes32 appHash,bytes32 record,bytes32 codeHash)")
 ATTESTER_TYPE = keccak(text="AttesterOf(address registry,uint256 chainId,uint256 nodeId)")
 SIGNATURE_BYTES = 65
+ATTESTATION_MAGIC = b"ATT\x01"
+_STATE = struct.Struct(">Q32s32s")  # height, app_hash, record
+_TX_HEADER = struct.Struct(">4sQ32s32sB")
+MAX_SIGNATURES = 16  # a cluster's most members
 ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 n
 HALF_ORDER = ORDER // 2
 
@@ -146,3 +175,72 @@ def _private(key: bytes) -> keys.PrivateKey:
 def _sign(key: bytes, digest: bytes) -> bytes:
     signature = _private(key).sign_msg_hash(digest)
     return signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([27 + signature.v])
+
+
+@dataclass(frozen=True)
+class AttestedState:
+    """What one height's attestations agree on; the cluster's identity completes it (`attestation`)."""
+
+    height: int
+    app_hash: bytes
+    record: bytes
+
+    def attestation(self, registry: bytes, cluster_id: int, code_hash: bytes) -> Attestation:
+        return Attestation(registry, cluster_id, self.height, self.app_hash, self.record, code_hash)
+
+    def pack(self) -> bytes:
+        return _STATE.pack(self.height, _bytes32(self.app_hash, "app_hash"), _bytes32(self.record, "record"))
+
+
+@dataclass(frozen=True)
+class VoteExtension:
+    """One member's attestation, as its precommit carries it."""
+
+    state: AttestedState
+    signature: bytes
+
+    SIZE = _STATE.size + SIGNATURE_BYTES
+
+    def encode(self) -> bytes:
+        return self.state.pack() + self.signature
+
+    @classmethod
+    def decode(cls, data: bytes) -> "VoteExtension":
+        if len(data) != cls.SIZE:
+            raise AttestationError(f"a vote extension is {cls.SIZE} bytes (or empty), not {len(data)}")
+        height, app_hash, record = _STATE.unpack_from(data)
+        signature = data[_STATE.size:]
+        split_signature(signature)
+        return cls(AttestedState(height, app_hash, record), signature)
+
+
+@dataclass(frozen=True)
+class AttestationTx:
+    """The attestations of one height that a block carries (and so its history record)."""
+
+    state: AttestedState
+    signatures: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        return (_TX_HEADER.pack(ATTESTATION_MAGIC, self.state.height, self.state.app_hash, self.state.record,
+                                len(self.signatures)) + b"".join(self.signatures))
+
+    @classmethod
+    def decode(cls, tx: bytes) -> "AttestationTx":
+        if len(tx) < _TX_HEADER.size or tx[:4] != ATTESTATION_MAGIC:
+            raise AttestationError("not an attestation transaction")
+        _, height, app_hash, record, count = _TX_HEADER.unpack_from(tx)
+        if not 1 <= count <= MAX_SIGNATURES:
+            raise AttestationError(f"an attestation transaction holds 1 to {MAX_SIGNATURES} signatures, not {count}")
+        if len(tx) != _TX_HEADER.size + SIGNATURE_BYTES * count:
+            raise AttestationError(f"an attestation transaction of {len(tx)} bytes does not hold the {count} "
+                                   "signatures its header announces")
+        signatures = tuple(tx[_TX_HEADER.size + i * SIGNATURE_BYTES: _TX_HEADER.size + (i + 1) * SIGNATURE_BYTES]
+                           for i in range(count))
+        for signature in signatures:
+            split_signature(signature)
+        return cls(AttestedState(height, app_hash, record), signatures)
+
+
+def is_attestation_tx(tx: bytes) -> bool:
+    return tx[:4] == ATTESTATION_MAGIC

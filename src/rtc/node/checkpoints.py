@@ -1,0 +1,111 @@
+"""Posting checkpoints: every K-th height's attestations, from the block that carries them, to
+the Validation contract (docs/validation.md).
+
+Any member may post a checkpoint and the contract takes each height once, so the members
+take turns: the signers of a height, in address order and rotated by the checkpoint's
+number, each wait their turn (TURN_SECONDS apart) and post only if nobody has yet. A member
+whose Ethereum endpoint is down or out of funds just misses its turn; the next one posts.
+This thread never touches consensus: it reads what the app committed and talks to Ethereum.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from rtc.ethereum.validation import Validation
+from rtc.membership import EthereumSettings
+from rtc.protocol.attestation import AttestationTx, address_of, is_attestation_tx
+
+from .attesting import AttestationRules
+
+log = logging.getLogger("rtc.checkpoints")
+
+TURN_SECONDS = 4.0  # how long each member in line waits for the one before it
+PENDING = 16  # checkpoints waiting to be posted (older ones are dropped: a later one supersedes them)
+
+
+class CheckpointPoster:
+    def __init__(self, url: str, settings: EthereumSettings, rules: AttestationRules, key: bytes,
+                 turn_seconds: float = TURN_SECONDS) -> None:
+        if settings.validation is None:
+            raise ValueError("the cluster names no Validation contract")
+        self.url = url
+        self.settings = settings
+        self.rules = rules
+        self.key = key
+        self.turn_seconds = turn_seconds
+        self._pending: deque[AttestationTx] = deque(maxlen=PENDING)
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._interval = 0  # the cluster's checkpoint interval, read once the contract has one
+
+    def committed(self, height: int, txs: list[bytes], results: list[object], app_hash: bytes) -> None:
+        """The app's commit listener: picks out the block's attestations (the first or second transaction)."""
+        for tx in txs[:2]:
+            if is_attestation_tx(tx):
+                try:
+                    batch = AttestationTx.decode(tx)
+                except ValueError:
+                    return
+                with self._wake:
+                    self._pending.append(batch)
+                    self._wake.notify()
+                return
+
+    def start(self) -> "CheckpointPoster":
+        self._thread = threading.Thread(target=self._run, name="checkpoint-poster", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        validation = Validation.connect(self.url, self.settings.validation or "", private_key=self.key)
+        while not self._stop.is_set():
+            with self._wake:
+                self._wake.wait_for(lambda: self._pending or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                batch = self._pending.popleft()
+            try:
+                self._consider(validation, batch)
+            except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this turn
+                log.warning("checkpoint at height %d not posted by this node: %s", batch.state.height,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+    def _consider(self, validation: Validation, batch: AttestationTx) -> None:
+        cluster = self.settings.cluster_id
+        if not self._interval:
+            self._interval = validation.checkpoint_interval(cluster)
+        height = batch.state.height
+        if not self._interval or height % self._interval:
+            return
+        signers = sorted(self.rules.signer(batch.state, signature) for signature in batch.signatures)
+        members = validation.member_count(cluster)  # what the contract counts the quorum against
+        if 3 * len(signers) <= 2 * members:
+            log.warning("height %d: only %d of %d members attested; no checkpoint (the next one may have more)",
+                        height, len(signers), members)
+            return
+        if self._stop.wait(self._turn(signers, height // self._interval) * self.turn_seconds):
+            return
+        if validation.checkpoint(cluster, height) is not None:
+            return  # an earlier one in line posted it
+        state = batch.state.attestation(self.rules.registry, cluster, self.rules.code_hash)
+        posted = validation.post_checkpoint(validation.signer or "", state, list(batch.signatures))
+        log.info("checkpoint at height %d posted with %d attestations (Ethereum block %d, %d gas)",
+                 height, len(signers), posted.block, posted.gas_used)
+
+    def _turn(self, signers: list[bytes], number: int) -> int:
+        """This member's place in line for checkpoint `number` (the last place if it did not sign)."""
+        own = address_of(self.key)
+        if own not in signers:
+            return len(signers)
+        return (signers.index(own) - number) % len(signers)
