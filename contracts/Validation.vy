@@ -1,15 +1,23 @@
 # pragma version 0.4.3
 """
-@title Real-time clusters: checkpoints of cluster state, attested by the members
+@title Real-time clusters: checkpoints of cluster state, attested by the members and
+       re-checked by randomly drawn batch validators
 @notice Every `checkpoint_interval` blocks of a cluster, anyone may post the state the
         cluster reached at that height (app_hash, and the Swarm reference of that block's
         history record) with the EIP-712 attestations (rtc.protocol.attestation) of more than
         2/3 of the cluster's current members. Each signature is recovered with ecrecover and
         must be the attester key a member registered in the Registry; a member counts once.
-        A posted checkpoint is what batch validators re-execute and endorse.
+        Then k batch validators (nodes of the Registry that enrolled here and were never
+        members of the cluster) are drawn with the hash of an Ethereum block mined after the
+        checkpoint, so whoever posts cannot choose them. Each re-executes the history and
+        endorses the checkpoint by its deadline, or is replaced by a new draw. A checkpoint
+        with k endorsements is validated: `validated_height` is the highest one.
 @dev Trust: the Registry (its membership and attester keys) and the secp256k1 keys of the
      members. A checkpoint says "more than 2/3 of the members signed this state", not that
-     the state is correct: that is the batch validators' job.
+     the state is correct: that is the batch validators' job. A validated one says that k
+     drawn validators re-executed it too: it is wrong only if all k collude with the
+     members (about f^k for a fraction f of colluding stake in the pool), or if the proposer
+     of the seed block biased the draw by withholding its block.
 """
 
 import Registry
@@ -22,6 +30,10 @@ ATTESTATION_TYPE: constant(bytes32) = keccak256(
     "Attestation(address registry,uint256 clusterId,uint64 height,bytes32 appHash,bytes32 record,bytes32 codeHash)"
 )
 MAX_SIGNERS: constant(uint256) = 16  # Registry.MAX_MEMBERS
+MAX_DRAWN: constant(uint256) = 8  # most validators per checkpoint
+MAX_POOL: constant(uint256) = 1024  # most nodes enrolled as validators
+PROBES: constant(uint256) = 32  # random picks tried before a draw scans the pool in order
+STATUS_ACTIVE: constant(uint8) = 1  # Registry.STATUS_ACTIVE
 
 struct Checkpoint:
     app_hash: bytes32
@@ -30,9 +42,40 @@ struct Checkpoint:
     attesters: uint256  # members whose attestations were counted
     members: uint256  # the cluster's members when it was posted
 
+struct Slot:
+    node_id: uint256  # the validator drawn
+    deadline: uint256  # the last Ethereum block its endorsement is taken in
+    endorsed: bool
+
 event CheckpointIntervalSet:
     cluster_id: indexed(uint256)
     interval: uint256
+
+event ValidatorRulesSet:
+    cluster_id: indexed(uint256)
+    validators: uint256
+    response_blocks: uint256
+
+event Enrolled:
+    node_id: indexed(uint256)
+
+event ValidatorDrawn:
+    cluster_id: indexed(uint256)
+    height: indexed(uint256)
+    node_id: indexed(uint256)
+    slot: uint256
+    deadline: uint256
+    replaced: uint256  # the no-show this draw replaces (0: the first draw)
+
+event Endorsed:
+    cluster_id: indexed(uint256)
+    height: indexed(uint256)
+    node_id: indexed(uint256)
+    endorsements: uint256
+
+event Validated:
+    cluster_id: indexed(uint256)
+    height: indexed(uint256)
 
 event CheckpointPosted:
     cluster_id: indexed(uint256)
@@ -46,6 +89,13 @@ registry: public(immutable(Registry.__interface__))
 checkpoint_interval: public(HashMap[uint256, uint256])  # cluster -> K blocks (0 = no checkpoints yet)
 last_checkpoint: public(HashMap[uint256, uint256])  # cluster -> the highest height posted
 _checkpoints: HashMap[uint256, HashMap[uint256, Checkpoint]]  # cluster -> height -> checkpoint
+validators_per_checkpoint: public(HashMap[uint256, uint256])  # cluster -> k (0 = none drawn yet)
+response_blocks: public(HashMap[uint256, uint256])  # cluster -> Ethereum blocks a drawn validator has
+validated_height: public(HashMap[uint256, uint256])  # cluster -> the highest checkpoint with k endorsements
+pool: public(DynArray[uint256, MAX_POOL])  # nodes enrolled as batch validators
+enrolled: public(HashMap[uint256, bool])
+_slots: HashMap[uint256, HashMap[uint256, DynArray[Slot, MAX_DRAWN]]]  # cluster -> height -> drawn validators
+endorsements: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> how many
 
 
 @deploy
@@ -68,6 +118,24 @@ def set_checkpoint_interval(cluster_id: uint256, interval: uint256):
     assert self.checkpoint_interval[cluster_id] == 0, "the interval is already set"
     self.checkpoint_interval[cluster_id] = interval
     log CheckpointIntervalSet(cluster_id=cluster_id, interval=interval)
+
+
+@external
+def set_validator_rules(cluster_id: uint256, validators: uint256, response_blocks: uint256):
+    """
+    @notice How many validators re-check each checkpoint of the cluster, and how many
+            Ethereum blocks each has to endorse before it is replaced. The cluster's owner
+            sets them, once.
+    """
+    cluster: Registry.Cluster = staticcall registry.cluster(cluster_id)
+    assert cluster.created_block != 0, "no such cluster"
+    assert msg.sender == cluster.owner, "caller is not the cluster's owner"
+    assert validators >= 1 and validators <= MAX_DRAWN, "validators per checkpoint must be 1 to 8"
+    assert response_blocks >= 1 and response_blocks <= 2**32, "response blocks must be 1 to 2**32"
+    assert self.validators_per_checkpoint[cluster_id] == 0, "the validator rules are already set"
+    self.validators_per_checkpoint[cluster_id] = validators
+    self.response_blocks[cluster_id] = response_blocks
+    log ValidatorRulesSet(cluster_id=cluster_id, validators=validators, response_blocks=response_blocks)
 
 
 @view
@@ -147,3 +215,167 @@ def checkpoint(cluster_id: uint256, height: uint256) -> Checkpoint:
     @notice The checkpoint at `height` (posted_block 0: none).
     """
     return self._checkpoints[cluster_id][height]
+
+
+# ---------------------------------------------------------------------------
+# batch validators
+
+
+@external
+def enroll(node_id: uint256):
+    """
+    @notice The node's operator offers it as a batch validator: its deposit in the Registry
+            is what it stakes, its attester is the key its daemon endorses with.
+    """
+    node: Registry.Node = staticcall registry.node(node_id)
+    assert msg.sender == node.operator, "caller is not the node's operator"
+    assert node.status == STATUS_ACTIVE, "node is not active"
+    assert staticcall registry.attester_of(node_id) != empty(address), "the node has no attester: set one first"
+    assert not self.enrolled[node_id], "node is enrolled already"
+    assert len(self.pool) < MAX_POOL, "the validator pool is full"
+    self.enrolled[node_id] = True
+    self.pool.append(node_id)
+    log Enrolled(node_id=node_id)
+
+
+@view
+@external
+def pool_size() -> uint256:
+    return len(self.pool)
+
+
+@view
+@internal
+def _eligible(node_id: uint256, cluster_id: uint256) -> bool:
+    """
+    @dev Active in the Registry and never a member of this cluster (a node keeps the
+         cluster it joined after leaving it).
+    """
+    node: Registry.Node = staticcall registry.node(node_id)
+    return node.status == STATUS_ACTIVE and node.cluster_id != cluster_id
+
+
+@view
+@internal
+def _pick(cluster_id: uint256, seed: bytes32, taken: DynArray[uint256, MAX_DRAWN]) -> uint256:
+    """
+    @dev A random eligible validator not in `taken` (0 if there is none): PROBES random
+         picks, then the pool in order from a random place, so a draw always ends.
+    """
+    size: uint256 = len(self.pool)
+    if size == 0:
+        return 0
+    for i: uint256 in range(PROBES):
+        candidate: uint256 = self.pool[convert(keccak256(abi_encode(seed, i)), uint256) % size]
+        if candidate not in taken and self._eligible(candidate, cluster_id):
+            return candidate
+    start: uint256 = convert(keccak256(abi_encode(seed, PROBES)), uint256) % size
+    for i: uint256 in range(MAX_POOL):
+        if i == size:
+            break
+        candidate: uint256 = self.pool[(start + i) % size]
+        if candidate not in taken and self._eligible(candidate, cluster_id):
+            return candidate
+    return 0
+
+
+@view
+@internal
+def _taken(cluster_id: uint256, height: uint256) -> DynArray[uint256, MAX_DRAWN]:
+    taken: DynArray[uint256, MAX_DRAWN] = []
+    for slot: Slot in self._slots[cluster_id][height]:
+        taken.append(slot.node_id)
+    return taken
+
+
+@external
+def draw(cluster_id: uint256, height: uint256):
+    """
+    @notice Draw the checkpoint's validators (anyone may call, once, from the second block
+            after it was posted): the seed is the hash of the block mined right after the
+            checkpoint, which nobody knew when it was posted. Past 256 blocks that hash is
+            gone and the newest one is used.
+    """
+    posted: uint256 = self._checkpoints[cluster_id][height].posted_block
+    assert posted != 0, "no checkpoint at this height"
+    assert len(self._slots[cluster_id][height]) == 0, "the validators are drawn already"
+    k: uint256 = self.validators_per_checkpoint[cluster_id]
+    assert k != 0, "the cluster has no validator rules"
+    assert block.number > posted + 1, "the seed block is not mined yet: draw from the second block after posting"
+    seed_block: uint256 = posted + 1
+    if block.number - seed_block > 256:
+        seed_block = block.number - 1
+    seed: bytes32 = keccak256(abi_encode(blockhash(seed_block), cluster_id, height))
+    deadline: uint256 = block.number + self.response_blocks[cluster_id]
+    taken: DynArray[uint256, MAX_DRAWN] = []
+    for i: uint256 in range(MAX_DRAWN):
+        if i == k:
+            break
+        picked: uint256 = self._pick(cluster_id, keccak256(abi_encode(seed, i)), taken)
+        assert picked != 0, "not enough eligible validators in the pool"
+        taken.append(picked)
+        self._slots[cluster_id][height].append(Slot(node_id=picked, deadline=deadline, endorsed=False))
+        log ValidatorDrawn(cluster_id=cluster_id, height=height, node_id=picked, slot=i, deadline=deadline, replaced=0)
+
+
+@external
+def replace(cluster_id: uint256, height: uint256, slot: uint256):
+    """
+    @notice Replace a drawn validator that did not endorse by its deadline with a new draw
+            (anyone may call). A no-show is not slashed: its Swarm or Ethereum may be down.
+    """
+    assert slot < len(self._slots[cluster_id][height]), "no such slot"
+    drawn: Slot = self._slots[cluster_id][height][slot]
+    assert not drawn.endorsed, "the validator endorsed"
+    assert block.number > drawn.deadline, "the validator's deadline has not passed"
+    seed: bytes32 = keccak256(abi_encode(blockhash(block.number - 1), cluster_id, height, slot))
+    picked: uint256 = self._pick(cluster_id, seed, self._taken(cluster_id, height))
+    assert picked != 0, "no other eligible validator in the pool"
+    deadline: uint256 = block.number + self.response_blocks[cluster_id]
+    self._slots[cluster_id][height][slot] = Slot(node_id=picked, deadline=deadline, endorsed=False)
+    log ValidatorDrawn(
+        cluster_id=cluster_id, height=height, node_id=picked, slot=slot, deadline=deadline, replaced=drawn.node_id
+    )
+
+
+@external
+def endorse(cluster_id: uint256, height: uint256, node_id: uint256, app_hash: bytes32):
+    """
+    @notice A drawn validator (from its attester's address) says it re-executed the
+            cluster's history up to `height` and reached the checkpoint's app_hash. The
+            k-th endorsement validates the checkpoint.
+    """
+    assert msg.sender == staticcall registry.attester_of(node_id), "caller is not the node's attester"
+    found: bool = False
+    index: uint256 = 0
+    for i: uint256 in range(MAX_DRAWN):
+        if i == len(self._slots[cluster_id][height]):
+            break
+        if self._slots[cluster_id][height][i].node_id == node_id:
+            found = True
+            index = i
+            break
+    assert found, "the node is not drawn for this checkpoint"
+    drawn: Slot = self._slots[cluster_id][height][index]
+    assert not drawn.endorsed, "the node endorsed already"
+    assert block.number <= drawn.deadline, "the deadline has passed"
+    assert app_hash == self._checkpoints[cluster_id][height].app_hash, (
+        "app_hash differs from the checkpoint's: hold the evidence for a dispute instead"
+    )
+    self._slots[cluster_id][height][index].endorsed = True
+    count: uint256 = self.endorsements[cluster_id][height] + 1
+    self.endorsements[cluster_id][height] = count
+    log Endorsed(cluster_id=cluster_id, height=height, node_id=node_id, endorsements=count)
+    if count == len(self._slots[cluster_id][height]):
+        log Validated(cluster_id=cluster_id, height=height)
+        if height > self.validated_height[cluster_id]:
+            self.validated_height[cluster_id] = height
+
+
+@view
+@external
+def drawn(cluster_id: uint256, height: uint256) -> DynArray[Slot, MAX_DRAWN]:
+    """
+    @notice The checkpoint's validators, their deadlines and whether each endorsed.
+    """
+    return self._slots[cluster_id][height]

@@ -51,6 +51,7 @@ class Served:
 
         monkeypatch.setattr(runner, "build_app", lambda home, eth_rpc=None: (App(), NodeConfig.load(home)))
         monkeypatch.setattr(runner, "history_uploader", lambda home, config, app: None)
+        monkeypatch.setattr(runner, "checkpoint_poster", lambda config, app: None)
         monkeypatch.setattr(runner, "run_server", run_server)
 
 

@@ -13,7 +13,8 @@ from eth_keys import keys
 from eth_utils import keccak
 
 from rtc.protocol.attestation import (
-    HALF_ORDER, Attestation, AttestationDomain, AttestationError, address_of, attester_proof, split_signature)
+    HALF_ORDER, Attestation, AttestationDomain, AttestationError, AttestationTx, AttestedState, VoteExtension,
+    address_of, attester_proof, is_attestation_tx, split_signature)
 
 KEY = bytes(range(1, 33))
 DOMAIN = AttestationDomain(31337, bytes.fromhex("e7f1725e7734ce288f8367e1bb143e90bb3f0512"))
@@ -99,3 +100,31 @@ def test_an_attester_proof_is_the_keys_signature_over_the_registry_chain_and_nod
 def test_a_bad_private_key_is_an_attestation_error() -> None:
     with pytest.raises(AttestationError, match="secp256k1 private key"):
         address_of(bytes(32))
+
+
+def test_a_vote_extension_and_an_attestation_transaction_are_the_byte_tables_of_the_module_docstring() -> None:
+    state = AttestedState(STATE.height, STATE.app_hash, STATE.record)
+    signature = STATE.sign(KEY, DOMAIN)
+    extension = VoteExtension(state, signature).encode()
+    assert extension == (41).to_bytes(8, "big") + STATE.app_hash + STATE.record + signature and len(extension) == 137
+    assert VoteExtension.decode(extension) == VoteExtension(state, signature)
+    tx = AttestationTx(state, (signature, signature)).encode()
+    assert tx == b"ATT\x01" + (41).to_bytes(8, "big") + STATE.app_hash + STATE.record + b"\x02" + signature * 2
+    assert is_attestation_tx(tx) and AttestationTx.decode(tx).signatures == (signature, signature)
+
+
+@pytest.mark.parametrize("tx", [
+    b"ATT\x01", b"ATT\x01" + bytes(72) + b"\x00", b"ATT\x01" + bytes(72) + b"\x11" + bytes(65 * 17),
+    b"ATT\x01" + bytes(72) + b"\x01" + bytes(64), b"ATT\x01" + bytes(72) + b"\x01" + bytes(65),  # v = 0
+    b"ETH\x02" + bytes(72) + b"\x01" + bytes(65),
+])
+def test_malformed_attestation_transactions_are_refused(tx: bytes) -> None:
+    with pytest.raises(AttestationError):
+        AttestationTx.decode(tx)
+
+
+def test_malformed_vote_extensions_are_refused() -> None:
+    good = VoteExtension(AttestedState(1, bytes(32), bytes(32)), STATE.sign(KEY, DOMAIN)).encode()
+    for bad in (good[:-1], good + b"\x00", good[:-1] + b"\x00"):
+        with pytest.raises(AttestationError):
+            VoteExtension.decode(bad)
