@@ -55,6 +55,7 @@ event ValidatorRulesSet:
     cluster_id: indexed(uint256)
     validators: uint256
     response_blocks: uint256
+    genesis: bytes32
 
 event Enrolled:
     node_id: indexed(uint256)
@@ -91,6 +92,7 @@ last_checkpoint: public(HashMap[uint256, uint256])  # cluster -> the highest hei
 _checkpoints: HashMap[uint256, HashMap[uint256, Checkpoint]]  # cluster -> height -> checkpoint
 validators_per_checkpoint: public(HashMap[uint256, uint256])  # cluster -> k (0 = none drawn yet)
 response_blocks: public(HashMap[uint256, uint256])  # cluster -> Ethereum blocks a drawn validator has
+genesis: public(HashMap[uint256, bytes32])  # cluster -> Swarm reference of its genesis document
 validated_height: public(HashMap[uint256, uint256])  # cluster -> the highest checkpoint with k endorsements
 pool: public(DynArray[uint256, MAX_POOL])  # nodes enrolled as batch validators
 enrolled: public(HashMap[uint256, bool])
@@ -121,21 +123,25 @@ def set_checkpoint_interval(cluster_id: uint256, interval: uint256):
 
 
 @external
-def set_validator_rules(cluster_id: uint256, validators: uint256, response_blocks: uint256):
+def set_validator_rules(cluster_id: uint256, validators: uint256, response_blocks: uint256, genesis: bytes32):
     """
-    @notice How many validators re-check each checkpoint of the cluster, and how many
-            Ethereum blocks each has to endorse before it is replaced. The cluster's owner
-            sets them, once.
+    @notice How many validators re-check each checkpoint of the cluster, how many Ethereum
+            blocks each has to endorse before it is replaced, and where in Swarm the
+            cluster's genesis is (what validators replay from). The cluster's owner sets
+            them, once. A wrong genesis makes no validator endorse anything: a replay from it
+            does not give the app_hash the cluster's first block commits to.
     """
     cluster: Registry.Cluster = staticcall registry.cluster(cluster_id)
     assert cluster.created_block != 0, "no such cluster"
     assert msg.sender == cluster.owner, "caller is not the cluster's owner"
     assert validators >= 1 and validators <= MAX_DRAWN, "validators per checkpoint must be 1 to 8"
     assert response_blocks >= 1 and response_blocks <= 2**32, "response blocks must be 1 to 2**32"
+    assert genesis != empty(bytes32), "the genesis reference is empty"
     assert self.validators_per_checkpoint[cluster_id] == 0, "the validator rules are already set"
     self.validators_per_checkpoint[cluster_id] = validators
     self.response_blocks[cluster_id] = response_blocks
-    log ValidatorRulesSet(cluster_id=cluster_id, validators=validators, response_blocks=response_blocks)
+    self.genesis[cluster_id] = genesis
+    log ValidatorRulesSet(cluster_id=cluster_id, validators=validators, response_blocks=response_blocks, genesis=genesis)
 
 
 @view

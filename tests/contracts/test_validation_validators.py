@@ -13,13 +13,14 @@ from .test_validation_checkpoints import (  # noqa: F401 - fixtures
 
 K = 2
 RESPONSE = 5
+GENESIS = b"\x9e" * 32  # the Swarm reference of the cluster's genesis
 VALIDATORS = (7, 8, 9)  # node ids (and attester keys) of the enrolled validators
 
 
 @pytest.fixture
 def pool(validation, registry, accounts, cluster) -> list[int]:
     """Nodes 7-9 registered with attesters and enrolled; node 5 (an attester, no member) enrolled too."""
-    validation.set_validator_rules(cluster, K, RESPONSE, sender=accounts.owner)
+    validation.set_validator_rules(cluster, K, RESPONSE, GENESIS, sender=accounts.owner)
     for n in VALIDATORS:
         registry.register(key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
         set_attester(registry, accounts, n, n)
@@ -72,14 +73,17 @@ def test_enrolling_takes_the_operator_an_active_node_and_an_attester(validation,
 
 def test_the_rules_are_the_owners_to_set_once(validation, accounts, cluster) -> None:
     with refused("caller is not the cluster's owner"):
-        validation.set_validator_rules(cluster, K, RESPONSE, sender=accounts.stranger)
+        validation.set_validator_rules(cluster, K, RESPONSE, GENESIS, sender=accounts.stranger)
     with refused("validators per checkpoint must be 1 to 8"):
-        validation.set_validator_rules(cluster, 9, RESPONSE, sender=accounts.owner)
+        validation.set_validator_rules(cluster, 9, RESPONSE, GENESIS, sender=accounts.owner)
     with refused("response blocks must be 1 to 2**32"):
-        validation.set_validator_rules(cluster, K, 0, sender=accounts.owner)
-    validation.set_validator_rules(cluster, K, RESPONSE, sender=accounts.owner)
+        validation.set_validator_rules(cluster, K, 0, GENESIS, sender=accounts.owner)
+    with refused("the genesis reference is empty"):
+        validation.set_validator_rules(cluster, K, RESPONSE, bytes(32), sender=accounts.owner)
+    validation.set_validator_rules(cluster, K, RESPONSE, GENESIS, sender=accounts.owner)
+    assert validation.genesis(cluster) == GENESIS and validation.response_blocks(cluster) == RESPONSE
     with refused("the validator rules are already set"):
-        validation.set_validator_rules(cluster, 3, RESPONSE, sender=accounts.owner)
+        validation.set_validator_rules(cluster, 3, RESPONSE, GENESIS, sender=accounts.owner)
 
 
 def test_the_draw_waits_for_a_block_after_the_checkpoint_and_picks_k_distinct_non_members(
@@ -102,7 +106,7 @@ def test_the_draw_waits_for_a_block_after_the_checkpoint_and_picks_k_distinct_no
 
 
 def test_a_member_of_the_cluster_is_never_drawn_even_when_enrolled(validation, registry, accounts, cluster) -> None:
-    validation.set_validator_rules(cluster, K, RESPONSE, sender=accounts.owner)
+    validation.set_validator_rules(cluster, K, RESPONSE, GENESIS, sender=accounts.owner)
     for member in (1, 2, 3, 4):
         validation.enroll(member, sender=accounts.operators[member - 1])
     registry.register(key(7), value=MIN_DEPOSIT, sender=accounts.operators[6])

@@ -32,8 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     "history": {"protocol", "cometbft", "swarm", "state"},
     "node": {"protocol", "cometbft", "abci", "vm", "state", "sessions", "membership", "history", "swarm", "ethereum",
              "tools"},
-    "devnet": {"protocol", "cometbft", "ethereum", "membership", "node", "vm", "tools"},
-    "cli": {"protocol", "cometbft", "client", "devnet", "ethereum", "history", "node", "swarm", "vm"},
+    "validator": {"protocol", "cometbft", "abci", "ethereum", "history", "node", "state", "swarm", "vm"},
+    "devnet": {"protocol", "cometbft", "ethereum", "membership", "node", "vm", "history", "validator", "tools"},
+    "cli": {"protocol", "cometbft", "client", "devnet", "ethereum", "history", "node", "swarm", "validator", "vm"},
 }
 TOP_MODULES = {"tools": set(), "demo": {"client", "cometbft", "devnet", "ethereum", "history"}}
 

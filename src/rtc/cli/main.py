@@ -39,7 +39,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     from rtc.devnet import Devnet
 
     devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress,
-                           eth_rpc=args.eth_rpc)
+                           eth_rpc=args.eth_rpc, validators=args.validators)
     started = time.monotonic()
     try:
         devnet.start(progress=_progress, timeout=args.timeout)
@@ -70,6 +70,9 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
 def _describe_text(devnet: Any) -> str:
     lines = [f"chain {devnet.chain_id}, backend code hash {devnet.code_hash[:16]}…", "RPC endpoints:"]
     lines += [f"  {node.name}  {node.rpc}" for node in devnet.nodes]
+    if devnet.validators:
+        lines.append("batch validators (outside the cluster; `rtc validation status --home` shows their work):")
+        lines += [f"  {v.name}  node {v.node_id} in the Registry, home {v.home}" for v in devnet.validators]
     return "\n".join(lines)
 
 
@@ -84,7 +87,9 @@ def cmd_devnet_status(args: argparse.Namespace) -> int:
             {"name": s.name, "rpc": s.rpc, "height": s.height, "app_hash": s.app_hash, "running": s.running,
              "voting_power": powers.get(s.name, 0)}
             for s in statuses
-        ]
+        ],
+        "validators": [{"name": v.name, "node_id": v.node_id, "running": devnet.validator_running(i), "home": v.home}
+                       for i, v in enumerate(devnet.validators)],
     }
     rows = [f"{'node':8} {'height':>8}  {'app_hash':18} {'power':>5}  rpc"]
     for s in statuses:
@@ -92,6 +97,9 @@ def cmd_devnet_status(args: argparse.Namespace) -> int:
         app_hash = (s.app_hash or "-")[:16]
         state = "" if s.running else "  (stopped)"
         rows.append(f"{s.name:8} {height:>8}  {app_hash:18} {powers.get(s.name, 0):>5}  {s.rpc}{state}")
+    for validator in data["validators"]:
+        state = "running" if validator["running"] else "stopped"
+        rows.append(f"{validator['name']:10} batch validator, node {validator['node_id']} in the Registry, {state}")
     _emit(args, data, "\n".join(rows))
     return 0
 
@@ -491,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first blocks")
     up.add_argument("--eth-rpc", metavar="URL", help="deploy the Registry on this existing chain instead of starting "
                     "anvil; it must have 17 funded accounts unlocked (anvil, hardhat or geth --dev)")
+    up.add_argument("--validators", type=int, default=0, metavar="N", help="also register and run N batch "
+                    "validators (0-7) outside the cluster: they re-execute every checkpoint from Swarm and endorse "
+                    "it on Ethereum; `rtc validation status` shows the lag")
     _add_json(up)
     up.set_defaults(func=cmd_devnet_up)
 
@@ -592,7 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_restore_parser(node_actions)
     add_history_parsers(commands)
     from .swarm import add_swarm_parsers  # rtc swarm hash|put|get
+    from .validation import add_validation_parsers  # rtc validator run, rtc validation status
 
+    add_validation_parsers(commands)
     add_swarm_parsers(commands)
     return parser
 

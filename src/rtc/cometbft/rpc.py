@@ -114,6 +114,11 @@ class _Methods:
     def block(self, height: int) -> Any:
         return self._call("block", {"height": str(height)}, lambda result: result["block"])
 
+    def blockchain(self, low: int, high: int) -> Any:
+        """Block metas (header, num_txs) of heights low..high, newest first, at most 20 per answer."""
+        return self._call("blockchain", {"minHeight": str(low), "maxHeight": str(high)},
+                          lambda result: result["block_metas"])
+
     def block_results(self, height: int) -> Any:
         return self._call("block_results", {"height": str(height)})
 

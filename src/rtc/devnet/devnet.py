@@ -25,7 +25,8 @@ from rtc.tools import cometbft_binary
 
 from . import cometbft
 from .manifest import (
-    ANVIL_PORT_OFFSET, MANIFEST, MAX_NODES, DevnetError, EthereumInfo, NodeInfo, SwarmInfo, state_file,
+    ANVIL_PORT_OFFSET, MANIFEST, MAX_NODES, MAX_VALIDATORS, DevnetError, EthereumInfo, NodeInfo, SwarmInfo,
+    ValidatorInfo, state_file,
 )
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ def _alive(pid: int, home: str) -> bool:
 
 class Devnet:
     def __init__(self, home: Path, chain_id: str, nodes: list[NodeInfo], code_hash: str,
-                 ethereum: EthereumInfo | None = None, swarm: SwarmInfo | None = None) -> None:
+                 ethereum: EthereumInfo | None = None, swarm: SwarmInfo | None = None,
+                 validators: list[ValidatorInfo] | None = None) -> None:
         self.home = home
+        self.validators = validators or []  # batch validators outside the cluster
         self.swarm = swarm if swarm is not None else SwarmInfo(str(home / "swarm"))
         self.chain_id = chain_id
         self.nodes = nodes
@@ -101,18 +104,22 @@ class Devnet:
         swarm: str | None = None,
         swarm_batch: str | None = None,
         snapshot_every: int = 0,
+        validators: int = 0,
     ) -> "Devnet":
-        """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis."""
+        """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis;
+        `validators` batch validators outside the cluster re-check its checkpoints."""
         from rtc.node.config import ClusterSettings, GenesisAppState
         from rtc.vm import Backend
 
-        from .ethereum import cluster_settings
+        from .ethereum import cluster_settings, set_validator_rules
 
         # One chain id per devnet (signatures are bound to it): a call signed for one never holds on another.
         chain_id = chain_id or f"rtc-devnet-{os.urandom(4).hex()}"
         home = home.resolve()
         if not 1 <= nodes <= MAX_NODES:
             raise DevnetError(f"a devnet has 1 to {MAX_NODES} nodes")
+        if not 0 <= validators <= MAX_VALIDATORS:
+            raise DevnetError(f"a devnet has 0 to {MAX_VALIDATORS} batch validators")
         if (home / MANIFEST).exists():
             raise DevnetError(f"{home} already holds a devnet; run `rtc devnet down --home {home}` and remove it, or pick another --home")
         if not app.is_file():
@@ -139,18 +146,40 @@ class Devnet:
         devnet = cls(home, chain_id, infos, backend.code_hash.hex(),
                      swarm=SwarmInfo(swarm or str(home / "swarm"), swarm_batch, snapshot_every or SwarmInfo.snapshot_every))
         devnet.save()
-        devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, progress)
+        progress("uploading the backend to Swarm")
+        code_reference = devnet._upload(app.read_bytes())
+        devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, code_reference, progress)
         devnet.save()
         settings = replace(settings, ethereum=cluster_settings(devnet.ethereum))
         homes = [NodeHome(Path(n.home)) for n in infos]
-        validators = [h.validator(VALIDATOR_POWER, n.name) for h, n in zip(homes, infos)]
-        cometbft.write_genesis(homes, chain_id, validators, GenesisAppState(backend.code_hash, settings).to_json(),
+        members = [h.validator(VALIDATOR_POWER, n.name) for h, n in zip(homes, infos)]
+        cometbft.write_genesis(homes, chain_id, members, GenesisAppState(backend.code_hash, settings).to_json(),
                                vote_extensions=settings.ethereum is not None and settings.ethereum.validation is not None)
+        if validators:
+            from .validators import register_validators
+
+            progress("uploading the genesis to Swarm, for batch validators to replay from")
+            set_validator_rules(devnet.ethereum, devnet._upload(homes[0].genesis_file.read_bytes()))
+            progress(f"registering {validators} batch validators with deposits and attesters")
+            devnet.validators = register_validators(devnet.home, devnet.ethereum, devnet.swarm, validators)
+        devnet.save()
         for info in infos:
             devnet._configure(info, [o for o in infos if o is not info])
         return devnet
 
-    def _create_ethereum(self, eth_rpc: str | None, base_port: int, code_hash: bytes,
+    def _upload(self, data: bytes) -> bytes:
+        """Put `data` into the devnet's Swarm (the embedded store, or Bee); its reference."""
+        from rtc.history.config import open_swarm
+
+        swarm = open_swarm(self.swarm.store, self.swarm.batch)
+        try:
+            reference = swarm.upload(data)
+            swarm.flush()
+        finally:
+            swarm.close()
+        return reference
+
+    def _create_ethereum(self, eth_rpc: str | None, base_port: int, code_hash: bytes, code_reference: bytes,
                          progress: Callable[[str], None]) -> EthereumInfo:
         from .ethereum import register_cluster, start_anvil
 
@@ -161,14 +190,14 @@ class Devnet:
         attesters = [home.secret_key(ATTESTER_KEY_NAME) for home in homes]
         if eth_rpc is not None:
             progress(f"deploying the contracts on {eth_rpc}, registering the nodes with deposits and admitting them")
-            info = register_cluster(eth_rpc, code_hash, keys, attesters)
+            info = register_cluster(eth_rpc, code_hash, code_reference, keys, attesters)
             info.managed = False
             return info
         progress("starting anvil, deploying the contracts, registering the nodes with deposits and admitting them")
         anvil = start_anvil(self.home, base_port + ANVIL_PORT_OFFSET)
         self._anvil = anvil
         try:
-            info = register_cluster(anvil.url, code_hash, keys, attesters, managed=True)
+            info = register_cluster(anvil.url, code_hash, code_reference, keys, attesters, managed=True)
         except BaseException:
             anvil.stop()
             raise
@@ -246,7 +275,8 @@ class Devnet:
 
     def save(self) -> None:
         data = {"chain_id": self.chain_id, "code_hash": self.code_hash, "nodes": [asdict(n) for n in self.nodes],
-                "ethereum": self.ethereum.to_json() if self.ethereum else None, "swarm": self.swarm.to_json()}
+                "ethereum": self.ethereum.to_json() if self.ethereum else None, "swarm": self.swarm.to_json(),
+                "validators": [asdict(v) for v in self.validators]}
         (self.home / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
@@ -258,7 +288,9 @@ class Devnet:
         data = json.loads(path.read_text())
         ethereum = EthereumInfo(**data["ethereum"]) if data.get("ethereum") else None
         swarm = SwarmInfo(**data["swarm"]) if data.get("swarm") else None
-        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum, swarm)
+        validators = [ValidatorInfo(**v) for v in data.get("validators") or []]
+        return cls(home, data["chain_id"], [NodeInfo(**n) for n in data["nodes"]], data["code_hash"], ethereum, swarm,
+                   validators)
 
     @classmethod
     def remove(cls, home: Path) -> None:
@@ -274,6 +306,8 @@ class Devnet:
         self.start_ethereum(progress)
         for i in range(len(self.nodes)):
             self.start_node(i, progress)
+        for i in range(len(self.validators)):
+            self.start_validator(i, progress)
         progress("waiting for the first blocks")
         self.wait_for_height(2, timeout=timeout)
 
@@ -308,6 +342,27 @@ class Devnet:
             raise
         node.cometbft_pid = comet.pid
         self.save()
+
+    def start_validator(self, index: int, progress: Callable[[str], None] = lambda _: None) -> None:
+        validator = self.validators[index]
+        if _alive(validator.pid, validator.home):
+            raise DevnetError(f"{validator.name} is already running")
+        progress(f"starting {validator.name} (batch validator, node {validator.node_id} in the Registry)")
+        process = self._spawn([sys.executable, "-m", "rtc.validator", "--home", validator.home],
+                              self.home / "logs" / f"{validator.name}.log")
+        validator.pid = process.pid
+        self.save()
+
+    def stop_validator(self, index: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        validator = self.validators[index]
+        if _alive(validator.pid, validator.home):
+            self._signal_and_wait(validator.pid, validator.home, sig, timeout)
+        validator.pid = 0
+        self.save()
+
+    def validator_running(self, index: int) -> bool:
+        validator = self.validators[index]
+        return _alive(validator.pid, validator.home)
 
     def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with open(log_path, "ab") as log:
@@ -347,6 +402,8 @@ class Devnet:
             child.wait()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        for i in range(len(self.validators)):
+            self.stop_validator(i, sig)
         for i in range(len(self.nodes)):
             self.stop_node(i, sig)
         self.stop_ethereum()
@@ -437,7 +494,9 @@ class Devnet:
         return {"home": str(self.home), "chain_id": self.chain_id, "code_hash": self.code_hash,
                 "nodes": [{"name": n.name, "rpc": n.rpc} for n in self.nodes],
                 "ethereum": None if self.ethereum is None else
-                {"rpc": self.ethereum.url, "registry": self.ethereum.registry, "cluster_id": self.ethereum.cluster_id}}
+                {"rpc": self.ethereum.url, "registry": self.ethereum.registry, "cluster_id": self.ethereum.cluster_id,
+                 "validation": self.ethereum.validation},
+                "validators": [{"name": v.name, "node_id": v.node_id, "home": v.home} for v in self.validators]}
 
 
 def _node_ports(base: int, index: int) -> tuple[int, int, int]:

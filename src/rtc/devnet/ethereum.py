@@ -28,6 +28,8 @@ COOLING_OFF_BLOCKS = 20
 CONFIRMATIONS = 2  # anvil has no finality; a block this deep counts as final
 BLOCK_SECONDS = 1  # anvil mines on this timer, so "final" advances while nothing happens
 CHECKPOINT_INTERVAL = 10  # cluster blocks between checkpoints
+VALIDATORS_PER_CHECKPOINT = 2
+RESPONSE_BLOCKS = 30  # Ethereum blocks (seconds, at BLOCK_SECONDS) a drawn validator has to endorse
 ATTESTER_FUNDS = 10 * ETHER  # what each node's attester gets to pay for posting checkpoints
 
 
@@ -41,8 +43,8 @@ def start_anvil(home: Path, port: int) -> Anvil:
     return anvil.start()
 
 
-def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], attester_keys: list[bytes],
-                     managed: bool = False) -> EthereumInfo:
+def register_cluster(url: str, code_hash: bytes, code_reference: bytes, validator_keys: list[bytes],
+                     attester_keys: list[bytes], managed: bool = False) -> EthereumInfo:
     """Deploy the Registry and the Validation contract, create the cluster for the backend
     (checkpoints every CHECKPOINT_INTERVAL blocks), register every node with its attester and admit it.
 
@@ -64,13 +66,20 @@ def register_cluster(url: str, code_hash: bytes, validator_keys: list[bytes], at
         registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
         registry.set_slasher(deployer, deployer)  # stand-in for the dispute contract
         validation = Validation.deploy(w3, deployer, registry.address)
-        cluster_id = registry.create_cluster(deployer, code_hash, code_hash, MAX_NODES)
+        cluster_id = registry.create_cluster(deployer, code_reference, code_hash, MAX_NODES)
         validation.set_checkpoint_interval(deployer, cluster_id, CHECKPOINT_INTERVAL)
         node_ids = [admit_node(registry, deployer, operator, key, attester, cluster_id)
                     for operator, key, attester in zip(operators, validator_keys, attester_keys)]
     wait_until_final(w3, int(w3.eth.block_number))
     return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids,
                         chain_id=int(w3.eth.chain_id), owner=deployer, validation=validation.address)
+
+
+def set_validator_rules(info: EthereumInfo, genesis_reference: bytes) -> None:
+    """VALIDATORS_PER_CHECKPOINT validators re-check each checkpoint, replaying from the genesis in Swarm."""
+    validation = Validation.connect(info.url, info.validation)
+    validation.set_validator_rules(cluster_owner(info), info.cluster_id, VALIDATORS_PER_CHECKPOINT, RESPONSE_BLOCKS,
+                                   genesis_reference)
 
 
 def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, attester_key: bytes,

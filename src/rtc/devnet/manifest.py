@@ -12,6 +12,7 @@ from typing import Any
 
 MANIFEST = "devnet.json"
 MAX_NODES = 16
+MAX_VALIDATORS = 7  # batch validators: anvil's accounts after the deployer and 16 operators
 ANVIL_PORT_OFFSET = 165  # anvil's port after the base port: beyond the ports of 16 nodes
 
 
@@ -51,6 +52,17 @@ class EthereumInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class ValidatorInfo:
+    """A batch validator the devnet registered and runs (`rtc validator run`): outside the cluster."""
+
+    name: str
+    home: str
+    node_id: int = 0  # in the Registry
+    operator: str = ""
+    pid: int = 0
 
 
 @dataclass

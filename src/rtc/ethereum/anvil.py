@@ -48,7 +48,7 @@ class Anvil:
 
     def start(self, timeout: float = 30.0) -> "Anvil":
         argv = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--mnemonic", MNEMONIC,
-                "--accounts", "20", "--chain-id", "31337", "--silent"]
+                "--accounts", "24", "--chain-id", "31337", "--silent"]
         if self.block_time:
             argv += ["--block-time", str(self.block_time)]
         if self.state_path is not None:

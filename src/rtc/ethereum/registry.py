@@ -107,6 +107,11 @@ class Registry(Contract):
         owner = str(self.contract.functions.cluster(cluster_id).call(block_identifier=block)[6])
         return None if int(owner, 16) == 0 else Web3.to_checksum_address(owner)
 
+    def code_of(self, cluster_id: int, block: int | str = "latest") -> tuple[bytes, bytes]:
+        """(code reference in Swarm, code hash) of the cluster's backend."""
+        cluster = self.contract.functions.cluster(cluster_id).call(block_identifier=block)
+        return bytes(cluster[2]), bytes(cluster[1])
+
     def attester(self, node_id: int, block: int | str = "latest") -> str | None:
         """The address of the node's attestation key (None: not set yet)."""
         attester = str(self.contract.functions.attester_of(node_id).call(block_identifier=block))

@@ -1,5 +1,6 @@
 """The Validation contract from Python: checkpoints of a cluster's state with its members'
-attestations (contracts/Validation.vy, docs/validation.md)."""
+attestations, and the batch validators drawn to re-check them (contracts/Validation.vy,
+docs/validation.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,27 @@ class CheckpointState:
     posted_block: int
     attesters: int  # members whose attestations were counted
     members: int  # the cluster's members when it was posted
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A validator drawn for a checkpoint: its deadline (an Ethereum block) and whether it endorsed."""
+
+    node_id: int
+    deadline: int
+    endorsed: bool
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A `ValidatorDrawn` event: `node_id` must re-check checkpoint `height` by `deadline`."""
+
+    cluster_id: int
+    height: int
+    node_id: int
+    slot: int
+    deadline: int
+    block: int  # the Ethereum block that drew it
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,51 @@ class Validation(Contract):
             state.cluster_id, state.height, state.app_hash, state.record, [v for _, _, v in parts],
             [r for r, _, _ in parts], [s for _, s, _ in parts]))
         return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def set_validator_rules(self, owner: str, cluster_id: int, validators: int, response_blocks: int,
+                            genesis: bytes) -> None:
+        """k validators per checkpoint, `response_blocks` for each to endorse, and the Swarm
+        reference of the genesis they replay from (the cluster's owner, once)."""
+        self._transact(owner, self.contract.functions.set_validator_rules(cluster_id, validators, response_blocks,
+                                                                          genesis))
+
+    def validator_rules(self, cluster_id: int) -> tuple[int, int, bytes]:
+        """(validators per checkpoint, response blocks, genesis reference); zeros while unset."""
+        functions = self.contract.functions
+        return (int(functions.validators_per_checkpoint(cluster_id).call()),
+                int(functions.response_blocks(cluster_id).call()), bytes(functions.genesis(cluster_id).call()))
+
+    def enroll(self, operator: str, node_id: int) -> None:
+        self._transact(operator, self.contract.functions.enroll(node_id))
+
+    def pool(self) -> list[int]:
+        return [int(self.contract.functions.pool(i).call()) for i in range(self.contract.functions.pool_size().call())]
+
+    def draw(self, sender: str, cluster_id: int, height: int) -> Posted:
+        receipt = self._transact(sender, self.contract.functions.draw(cluster_id, height))
+        return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def replace(self, sender: str, cluster_id: int, height: int, slot: int) -> Posted:
+        receipt = self._transact(sender, self.contract.functions.replace(cluster_id, height, slot))
+        return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def endorse(self, attester: str, cluster_id: int, height: int, node_id: int, app_hash: bytes) -> Posted:
+        receipt = self._transact(attester, self.contract.functions.endorse(cluster_id, height, node_id, app_hash))
+        return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def drawn(self, cluster_id: int, height: int) -> list[Slot]:
+        return [Slot(int(node), int(deadline), bool(endorsed))
+                for node, deadline, endorsed in self.contract.functions.drawn(cluster_id, height).call()]
+
+    def validated_height(self, cluster_id: int) -> int:
+        return int(self.contract.functions.validated_height(cluster_id).call())
+
+    def assignments(self, node_id: int, from_block: int, to_block: int) -> list[Assignment]:
+        """Every draw of `node_id` in Ethereum blocks from_block..to_block."""
+        logs = self.contract.events.ValidatorDrawn.get_logs(
+            from_block=from_block, to_block=to_block, argument_filters={"node_id": node_id})
+        return [Assignment(int(e.args.cluster_id), int(e.args.height), int(e.args.node_id), int(e.args.slot),
+                           int(e.args.deadline), int(e.blockNumber)) for e in logs]
 
     def checkpoint(self, cluster_id: int, height: int) -> CheckpointState | None:
         app_hash, record, posted, attesters, members = self.contract.functions.checkpoint(cluster_id, height).call()

@@ -5,6 +5,10 @@ Any member may post a checkpoint and the contract takes each height once, so the
 take turns: the signers of a height, in address order and rotated by the checkpoint's
 number, each wait their turn (TURN_SECONDS apart) and post only if nobody has yet. A member
 whose Ethereum endpoint is down or out of funds just misses its turn; the next one posts.
+
+The member that posted a checkpoint then keeps it: it asks the contract to draw the
+validators once the seed block is mined, and to replace any that let their deadline pass.
+Anyone may make those calls; the poster makes them because it wants its cluster validated.
 This thread never touches consensus: it reads what the app committed and talks to Ethereum.
 """
 
@@ -14,6 +18,7 @@ import logging
 import threading
 from collections import deque
 
+from rtc.ethereum.types import ContractRefused
 from rtc.ethereum.validation import Validation
 from rtc.membership import EthereumSettings
 from rtc.protocol.attestation import AttestationTx, address_of, is_attestation_tx
@@ -24,6 +29,8 @@ log = logging.getLogger("rtc.checkpoints")
 
 TURN_SECONDS = 4.0  # how long each member in line waits for the one before it
 PENDING = 16  # checkpoints waiting to be posted (older ones are dropped: a later one supersedes them)
+KEEP_SECONDS = 1.0  # how often the checkpoints this member posted are looked after
+KEPT = 64  # checkpoints looked after at once (the oldest is let go)
 
 
 class CheckpointPoster:
@@ -41,6 +48,7 @@ class CheckpointPoster:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._interval = 0  # the cluster's checkpoint interval, read once the contract has one
+        self._kept: deque[int] = deque(maxlen=KEPT)  # heights this member posted, not yet validated
 
     def committed(self, height: int, txs: list[bytes], results: list[object], app_hash: bytes) -> None:
         """The app's commit listener: picks out the block's attestations (the first or second transaction)."""
@@ -71,15 +79,21 @@ class CheckpointPoster:
         validation = Validation.connect(self.url, self.settings.validation or "", private_key=self.key)
         while not self._stop.is_set():
             with self._wake:
-                self._wake.wait_for(lambda: self._pending or self._stop.is_set())
+                self._wake.wait_for(lambda: self._pending or self._stop.is_set(), timeout=KEEP_SECONDS)
                 if self._stop.is_set():
                     return
-                batch = self._pending.popleft()
-            try:
-                self._consider(validation, batch)
-            except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this turn
-                log.warning("checkpoint at height %d not posted by this node: %s", batch.state.height,
-                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                batch = self._pending.popleft() if self._pending else None
+            if batch is not None:
+                try:
+                    self._consider(validation, batch)
+                except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this turn
+                    log.warning("checkpoint at height %d not posted by this node: %s", batch.state.height, _short(exc))
+            for height in list(self._kept):
+                try:
+                    if self._keep(validation, height):
+                        self._kept.remove(height)
+                except Exception as exc:  # noqa: BLE001 - tried again on the next round
+                    log.debug("checkpoint %d: %s", height, _short(exc))
 
     def _consider(self, validation: Validation, batch: AttestationTx) -> None:
         cluster = self.settings.cluster_id
@@ -102,6 +116,33 @@ class CheckpointPoster:
         posted = validation.post_checkpoint(validation.signer or "", state, list(batch.signatures))
         log.info("checkpoint at height %d posted with %d attestations (Ethereum block %d, %d gas)",
                  height, len(signers), posted.block, posted.gas_used)
+        self._kept.append(height)
+
+    def _keep(self, validation: Validation, height: int) -> bool:
+        """Draw the checkpoint's validators or replace its no-shows, as due; True once there is nothing left to do."""
+        cluster = self.settings.cluster_id
+        slots = validation.drawn(cluster, height)
+        sender = validation.signer or ""
+        if not slots:
+            try:
+                done = validation.draw(sender, cluster, height)
+            except ContractRefused as exc:
+                if "no validator rules" in str(exc):
+                    return True  # the cluster asked for no validators
+                raise
+            log.info("checkpoint %d: validators drawn (%d gas): %s", height, done.gas_used,
+                     [slot.node_id for slot in validation.drawn(cluster, height)])
+            return False
+        if all(slot.endorsed for slot in slots):
+            return True
+        now = int(validation.w3.eth.block_number)
+        for index, slot in enumerate(slots):
+            if not slot.endorsed and now > slot.deadline:
+                done = validation.replace(sender, cluster, height, index)
+                log.info("checkpoint %d: validator %d did not endorse by Ethereum block %d; replaced by %d (%d gas)",
+                         height, slot.node_id, slot.deadline, validation.drawn(cluster, height)[index].node_id,
+                         done.gas_used)
+        return False
 
     def _turn(self, signers: list[bytes], number: int) -> int:
         """This member's place in line for checkpoint `number` (the last place if it did not sign)."""
@@ -109,3 +150,7 @@ class CheckpointPoster:
         if own not in signers:
             return len(signers)
         return (signers.index(own) - number) % len(signers)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -23,7 +23,7 @@ from rtc.abci import abci_pb
 from rtc.cometbft import RPC, NodeHome
 from rtc.cometbft.lightclient import parse_header
 from rtc.history.reader import HistoryReader, Located
-from rtc.history.record import HistoryError
+from rtc.history.record import BlockRecord, HistoryError
 from rtc.history.snapshot import SnapshotError, restore_snapshot
 from rtc.history.uploader import CURSOR_NAME, Cursor
 from rtc.swarm import Swarm
@@ -159,14 +159,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, anchor:
         backend = Backend.from_file((home / config.backend).resolve(), settings.limits)
         app = ClusterApp(store, backend, settings)
         for located in records[1:]:
-            record = located.record
-            request = abci_pb.RequestFinalizeBlock(height=record.height, txs=record.txs)
-            request.time.FromJsonString(record.header["time"])
-            response = app.finalize_block(request)
-            if response.app_hash != record.app_hash:
-                raise HistoryError(f"replaying block {record.height} gives app_hash {response.app_hash.hex()[:16]}…, "
-                                  f"the cluster's was {record.app_hash.hex()[:16]}…")
-            app.commit(abci_pb.RequestCommit())
+            replay_block(app, located.record)
         progress(f"replayed blocks {manifest.height + 1}..{head.height}; state at height {store.height}")
         restored = Restored(manifest.height, store.height or 0, store.root, records[-1].record.block_hash,
                             len(records) - 1, time.monotonic() - started, anchor.kind, checked.height,
@@ -181,6 +174,27 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, anchor:
     cursor.advance(restored.height, records[-1].reference, head.snapshot)
     cursor.save()
     return restored
+
+
+class Divergence(HistoryError):
+    """Re-executing a block gave another app_hash than its record holds (a batch validator's evidence)."""
+
+    def __init__(self, height: int, recorded: bytes, replayed: bytes) -> None:
+        super().__init__(f"replaying block {height} gives app_hash {replayed.hex()[:16]}…, "
+                         f"the cluster's was {recorded.hex()[:16]}…")
+        self.height, self.recorded, self.replayed = height, recorded, replayed
+
+
+def replay_block(app: ClusterApp, record: BlockRecord) -> bytes:
+    """Execute a recorded block as CometBFT would have (its transactions, its header's time)
+    and commit it; Divergence, with nothing committed, if the state differs from the record's."""
+    request = abci_pb.RequestFinalizeBlock(height=record.height, txs=record.txs)
+    request.time.FromJsonString(record.header["time"])
+    response = app.finalize_block(request)
+    if response.app_hash != record.app_hash:
+        raise Divergence(record.height, record.app_hash, response.app_hash)
+    app.commit(abci_pb.RequestCommit())
+    return response.app_hash
 
 
 def bootstrap_cometbft(home: NodeHome, height: int, block_hash: bytes, app_hash: bytes, rpc_servers: list[str],

@@ -1,0 +1,43 @@
+"""The devnet's batch validators: nodes outside the cluster, each registered in the Registry
+with a deposit and an attester, enrolled in the Validation contract, with a home that
+`rtc validator run` (`python -m rtc.validator`) works from."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from web3 import Web3
+
+from rtc.ethereum.registry import Registry
+from rtc.ethereum.validation import Validation
+from rtc.protocol.attestation import address_of, attester_proof
+from rtc.validator import ValidatorConfig, attester_key
+
+from .ethereum import ATTESTER_FUNDS, NODE_DEPOSIT
+from .manifest import MAX_NODES, EthereumInfo, SwarmInfo, ValidatorInfo
+
+
+def register_validators(home: Path, info: EthereumInfo, swarm: SwarmInfo, count: int) -> list[ValidatorInfo]:
+    """`count` validators, each with its own operator account (anvil's, after the nodes' operators)."""
+    registry = Registry.connect(info.url, info.registry)
+    validation = Validation.connect(info.url, info.validation)
+    w3 = registry.w3
+    operators = w3.eth.accounts[1 + MAX_NODES: 1 + MAX_NODES + count]
+    made = []
+    for index, operator in enumerate(operators):
+        folder = home / f"validator{index}"
+        key = attester_key(folder)
+        attester = address_of(key)
+        # A batch validator runs no CometBFT; the Registry still wants a unique validator key per node.
+        placeholder = hashlib.sha256(b"rtc batch validator " + attester).digest()
+        node_id = registry.register(operator, placeholder, NODE_DEPOSIT)
+        proof = attester_proof(key, bytes.fromhex(registry.address[2:]), info.chain_id, node_id)
+        registry.set_attester(operator, node_id, "0x" + attester.hex(), proof)
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": operator, "to": Web3.to_checksum_address(attester), "value": ATTESTER_FUNDS}))
+        validation.enroll(operator, node_id)
+        ValidatorConfig(eth_rpc=info.url, registry=info.registry, validation=info.validation, swarm=swarm.store,
+                        node_id=node_id, swarm_batch=swarm.batch).save(folder)
+        made.append(ValidatorInfo(f"validator{index}", str(folder.resolve()), node_id, operator))
+    return made
