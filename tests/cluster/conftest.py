@@ -18,8 +18,10 @@ from tests.conftest import component_path
 _PORTS = itertools.count(int(os.environ.get("RTC_TEST_BASE_PORT", "27000")), 200)
 
 
-def start_cluster(home: Path, app: str, nodes: int = 4, settings: ClusterSettings | None = None) -> Devnet:
-    devnet = Devnet.create(home, nodes, component_path(app), base_port=next(_PORTS), settings=settings)
+def start_cluster(home: Path, app: str, nodes: int = 4, settings: ClusterSettings | None = None,
+                  validators: int = 0) -> Devnet:
+    devnet = Devnet.create(home, nodes, component_path(app), base_port=next(_PORTS), settings=settings,
+                           validators=validators)
     try:
         devnet.start(timeout=90)
     except BaseException:

@@ -1,10 +1,14 @@
-"""Batch validation on a real 4-node cluster with anvil: the members' attestations ride on their
-precommits, land in the blocks (and so in Swarm), and every K-th height's reach the
-Validation contract as a checkpoint of the state every node has and the record in Swarm."""
+"""Batch validation on a real 4-node cluster with anvil and three batch validators: the members'
+attestations ride on their precommits, land in the blocks (and so in Swarm), every K-th
+height's reach the Validation contract as a checkpoint of the state every node has and the
+record in Swarm, validators outside the cluster are drawn, re-execute from Swarm alone and
+endorse, the lag falls to zero transactions after calls stop, and a stopped validator is
+replaced after its deadline."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,15 +24,25 @@ from rtc.history.reader import HistoryReader
 from rtc.node.attesting import AttestationRules
 from rtc.node.config import GenesisAppState
 from rtc.protocol.attestation import AttestationTx, is_attestation_tx
+from rtc.swarm import Swarm
+from rtc.validator import CannotJudge, ClusterSource, Replica
 
 from .conftest import start_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    devnet = start_cluster(tmp_path_factory.mktemp("validation") / "devnet", "stock")
+    devnet = start_cluster(tmp_path_factory.mktemp("validation") / "devnet", "stock", validators=3)
     yield devnet
     devnet.stop()
+
+
+@pytest.fixture(scope="module")
+def swarm(cluster: Devnet) -> Iterator[Swarm]:
+    """The devnet's embedded Swarm store, opened once (LMDB allows one environment per process)."""
+    store = open_swarm(cluster.swarm.store)
+    yield store
+    store.close()
 
 
 def attestations_in(rpc: RPC, height: int) -> AttestationTx | None:
@@ -66,7 +80,7 @@ def test_blocks_carry_more_than_two_thirds_of_the_members_attestations_of_the_st
     assert carried >= 5, f"only {carried} of 7 blocks carried attestations"
 
 
-def test_checkpoints_reach_the_contract_with_the_state_and_the_record_in_swarm(cluster: Devnet) -> None:
+def test_checkpoints_reach_the_contract_with_the_state_and_the_record_in_swarm(cluster: Devnet, swarm: Swarm) -> None:
     validation = Validation.connect(cluster.ethereum.url, cluster.ethereum.validation)
     interval = validation.checkpoint_interval(cluster.ethereum.cluster_id)
     assert interval == 10
@@ -74,8 +88,7 @@ def test_checkpoints_reach_the_contract_with_the_state_and_the_record_in_swarm(c
     while validation.last_checkpoint(cluster.ethereum.cluster_id) < 2 * interval:
         assert time.monotonic() < deadline, "no second checkpoint within 90 s"
         time.sleep(1)
-    reader = HistoryReader(open_swarm(cluster.swarm.store), history_signer(NodeHome(Path(cluster.nodes[2].home))).owner,
-                           cluster.chain_id)
+    reader = HistoryReader(swarm, history_signer(NodeHome(Path(cluster.nodes[2].home))).owner, cluster.chain_id)
     with RPC(cluster.nodes[3].rpc) as rpc:
         for height in (interval, 2 * interval):
             checkpoint = validation.checkpoint(cluster.ethereum.cluster_id, height)
@@ -83,3 +96,101 @@ def test_checkpoints_reach_the_contract_with_the_state_and_the_record_in_swarm(c
             assert checkpoint.app_hash.hex().upper() == rpc.block(height + 1)["header"]["app_hash"]
             located = reader.record_at(height)
             assert checkpoint.record == located.reference and located.record.app_hash == checkpoint.app_hash
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def test_validators_outside_the_cluster_re_execute_and_endorse_until_no_transaction_lags(cluster: Devnet) -> None:
+    from rtc.client import Client
+    from rtc.client.validation import read_status
+
+    with Client(cluster.nodes[0].rpc) as client:
+        session = client.session()
+        for value in range(1, 6):
+            session.call({"function": "update_high", "symbol": "L", "value": float(value)})
+        last = session.result(4)
+    validation = Validation.connect(cluster.ethereum.url, cluster.ethereum.validation)
+    cluster_id = cluster.ethereum.cluster_id
+    wait_until(lambda: validation.validated_height(cluster_id) >= last.height, 120,
+               f"no checkpoint at or above block {last.height} validated")
+    with RPC(cluster.nodes[1].rpc) as rpc:
+        status = read_status(validation, cluster_id, rpc)
+    assert status.lag_txs == 0 and status.lag_txs_exact and status.covers(last.height)
+    assert status.lag_blocks == status.head_height - status.validated_height
+    validators = {v.node_id for v in cluster.validators}
+    validated = [c for c in status.checkpoints if c.status == "validated"]
+    assert validated and all(set(c.validators) <= validators and c.endorsements == 2 for c in validated)
+    assert not validators & set(cluster.ethereum.node_ids)  # never the cluster's own members
+    endorsers = {node for checkpoint in validated for node in checkpoint.validators}
+    for validator in cluster.validators:  # each re-executed on its own, from Swarm: its replica is in its home
+        if validator.node_id in endorsers:
+            assert (Path(validator.home) / "clusters" / str(cluster_id) / "progress.json").exists()
+
+
+def test_a_stopped_validator_is_replaced_after_its_deadline(cluster: Devnet) -> None:
+    validation = Validation.connect(cluster.ethereum.url, cluster.ethereum.validation)
+    cluster_id = cluster.ethereum.cluster_id
+    stopped = cluster.validators[0].node_id
+    cluster.stop_validator(0)
+    try:
+        start = validation.last_checkpoint(cluster_id)
+
+        def drawn_and_missed() -> int | None:
+            for height in range(start + 10, validation.last_checkpoint(cluster_id) + 1, 10):
+                slots = validation.drawn(cluster_id, height)
+                if any(slot.node_id == stopped for slot in slots):
+                    return height
+            return None
+
+        wait_until(lambda: drawn_and_missed() is not None, 180, "the stopped validator was never drawn")
+        height = drawn_and_missed()
+        deadline = max(slot.deadline for slot in validation.drawn(cluster_id, height))
+        w3 = validation.w3
+        w3.provider.make_request("anvil_mine", [max(1, deadline - int(w3.eth.block_number) + 1)])
+        wait_until(lambda: all(s.endorsed for s in validation.drawn(cluster_id, height)), 60,
+                   "the checkpoint was not validated after the no-show was replaced")
+        final = validation.drawn(cluster_id, height)
+        assert stopped not in [slot.node_id for slot in final]
+    finally:
+        cluster.start_validator(0)
+
+
+def test_a_validator_tells_a_false_checkpoint_from_history_it_cannot_read(
+        cluster: Devnet, swarm: Swarm, tmp_path: Path) -> None:
+    """Bad input for a validator: what Swarm lacks or does not match is "cannot judge yet", never a
+    verdict; a checkpoint or record that re-executes to another state is a disagreement."""
+    validation = Validation.connect(cluster.ethereum.url, cluster.ethereum.validation)
+    registry = Registry.connect(cluster.ethereum.url, cluster.ethereum.registry)
+    cluster_id = cluster.ethereum.cluster_id
+    wait_until(lambda: validation.last_checkpoint(cluster_id) >= 10, 60, "no checkpoint")
+    checkpoint = validation.checkpoint(cluster_id, 10)
+    code_reference, code_hash = registry.code_of(cluster_id)
+    source = ClusterSource(cluster_id, code_reference, code_hash, validation.validator_rules(cluster_id)[2])
+
+    def replica(name: str, source: ClusterSource = source) -> Replica:
+        return Replica(tmp_path / name, swarm, source)
+
+    honest = replica("honest").judge(10, checkpoint.record, checkpoint.app_hash, 10)
+    assert honest.agrees and honest.replayed == 10 and honest.app_hash == checkpoint.app_hash
+    with pytest.raises(CannotJudge, match="not in Swarm"):  # a record nobody uploaded
+        replica("missing").judge(10, b"\x07" * 32, checkpoint.app_hash, 10)
+    with pytest.raises(CannotJudge, match="code hash"):  # code in Swarm that is not the Registry's
+        replica("code", ClusterSource(cluster_id, code_reference, b"\x01" * 32, source.genesis_reference)).judge(
+            10, checkpoint.record, checkpoint.app_hash, 10)
+    with pytest.raises(CannotJudge, match="not in Swarm"):  # the genesis is missing
+        replica("genesis", ClusterSource(cluster_id, code_reference, code_hash, b"\x08" * 32)).judge(
+            10, checkpoint.record, checkpoint.app_hash, 10)
+
+    lie = replica("lie").judge(10, checkpoint.record, b"\x09" * 32, 10)  # members attested another state
+    assert not lie.agrees and lie.app_hash == checkpoint.app_hash and "checkpoint's" in lie.detail
+
+    reader = HistoryReader(swarm, b"", cluster.chain_id)
+    record = reader.record(checkpoint.record)
+    forged = dataclasses.replace(record, app_hash=b"\x0a" * 32)  # a record claiming another state after block 10
+    verdict = replica("forged").judge(10, swarm.upload(forged.encode()), forged.app_hash, 10)
+    assert not verdict.agrees and "replaying block 10" in verdict.detail
