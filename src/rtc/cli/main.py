@@ -216,7 +216,7 @@ def cmd_call(args: argparse.Namespace) -> int:
                 result = await session.call_and_wait(call, timeout=args.timeout)
                 if not args.verify:
                     return result, None
-                return result, await session.receipt(result.counter, timeout=args.timeout)
+                return result, await _receipt(args, client, session.session_key, result.counter)
 
     try:
         result, receipt = asyncio.run(go())
@@ -230,11 +230,30 @@ def cmd_call(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+async def _receipt(args: argparse.Namespace, client: Any, session: bytes, counter: int) -> Any:
+    """The receipt; with --require-validated, once batch validators re-executed the result's block
+    (or when the timeout ends that wait: `_show_receipt` says so)."""
+    from rtc.client import VerificationFailed
+
+    if not getattr(args, "require_validated", False):
+        return await client.receipt(session, counter, timeout=args.timeout)
+    try:
+        return await client.verified(session, counter, timeout=args.timeout, validated=True)
+    except VerificationFailed as exc:
+        return exc.receipt
+
+
 def _show_receipt(args: argparse.Namespace, receipt: Any) -> int:
     """Only a verified value is shown; when a check fails, the checks are shown instead of the value."""
     if not receipt.ok:
         _emit(args, receipt.to_json(), "NOT verified, so the node's answer is not shown\n" + _receipt_text(receipt))
         return 3
+    if getattr(args, "require_validated", False) and not receipt.validated:
+        lag = receipt.validation
+        why = f" (lag {lag.lag_blocks} blocks, {lag.lag_txs} transactions)" if lag is not None else ""
+        _emit(args, receipt.to_json(), f"verified, but NOT validated within {args.timeout:.0f} s{why}, so the value "
+                                       "is not shown\n" + _receipt_text(receipt))
+        return 4
     _emit(args, receipt.to_json(), _result_text(receipt.result) + "\n" + _receipt_text(receipt))
     return 0 if receipt.result.ok else 1
 
@@ -250,7 +269,7 @@ def _devnet(args: argparse.Namespace) -> Any:
 def _trust_policy(args: argparse.Namespace, devnet: Any) -> Any:
     """The flags, or else the devnet's own contract and genesis file, mapped onto a TrustPolicy:
     the node being checked is trusted for nothing it can forge."""
-    from rtc.client import ContractCheck, TrustPolicy
+    from rtc.client import ContractCheck, TrustPolicy, ValidationCheck
 
     contract_flags = (args.eth_rpc, args.registry, args.cluster_id)
     contract = None
@@ -260,12 +279,23 @@ def _trust_policy(args: argparse.Namespace, devnet: Any) -> Any:
         contract = ContractCheck.connect(*contract_flags)
     elif devnet is not None and devnet.ethereum is not None:
         contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
+    validation = None
+    if args.validation is not None:
+        if any(flag is None for flag in contract_flags):
+            raise SystemExit("rtc: --validation ADDRESS needs --eth-rpc, --registry and --cluster-id")
+        validation = ValidationCheck.connect(args.eth_rpc, args.validation, args.registry, args.cluster_id)
+    elif contract is not None and devnet is not None and devnet.ethereum is not None and devnet.ethereum.validation:
+        validation = ValidationCheck.connect(devnet.ethereum.url, devnet.ethereum.validation, devnet.ethereum.registry,
+                                             devnet.ethereum.cluster_id)
+    if getattr(args, "require_validated", False) and validation is None:
+        raise SystemExit("rtc: --require-validated needs the cluster's Validation contract: --validation ADDRESS "
+                         "(with the Registry flags), or --home of a devnet")
     policy = TrustPolicy.choose(
         chain_id=devnet.chain_id if devnet is not None else None,  # the devnet's manifest, not the node's word
         validators_hash=bytes.fromhex(args.trust_hash) if args.trust_hash else None,
         contract=contract,
         genesis_file=Path(devnet.nodes[0].home) / "config" / "genesis.json" if devnet is not None else None,
-        trust_on_first_use=args.trust_on_first_use)
+        trust_on_first_use=args.trust_on_first_use).with_validation(validation)
     if policy.trust_on_first_use:
         print("rtc: trusting the validator set in the genesis this node serves (--trust-on-first-use); pin it with "
               "--trust-hash, or check the signers in the Registry with --eth-rpc, --registry and --cluster-id",
@@ -280,6 +310,9 @@ def _add_trust_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-on-first-use", action="store_true", help="trust the validator set of the genesis "
                         "the node itself serves (only as good as that node; the receipt names this assumption); "
                         "without --home, --trust-hash or the Registry flags, --verify needs it")
+    parser.add_argument("--require-validated", action="store_true", help="with --verify: wait (up to --timeout) "
+                        "until batch validators outside the cluster have re-executed the result's block; show the "
+                        "value only then (exit 4 naming the lag otherwise)")
     _add_contract_flags(parser)
 
 
@@ -291,6 +324,8 @@ def _add_contract_flags(parser: argparse.ArgumentParser,
     group.add_argument("--eth-rpc", metavar="URL", help="your own Ethereum JSON-RPC endpoint")
     group.add_argument("--registry", metavar="ADDRESS", help="the Registry contract's address")
     group.add_argument("--cluster-id", type=int, metavar="N", help="the cluster this node belongs to")
+    group.add_argument("--validation", metavar="ADDRESS", help="the cluster's Validation contract: the receipt then "
+                       "shows the members' attestations and the batch validation lag (a devnet's, with --home)")
 
 
 @contextlib.contextmanager
@@ -387,7 +422,7 @@ def cmd_result(args: argparse.Namespace) -> int:
                 if args.wait:
                     await client.wait_for_result(session, args.counter, timeout=args.timeout)
                 if args.verify:
-                    return await client.receipt(session, args.counter, timeout=args.timeout)
+                    return await _receipt(args, client, session, args.counter)
                 return await client.result(session, args.counter)
 
     answer = asyncio.run(go())

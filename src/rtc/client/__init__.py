@@ -23,10 +23,11 @@ from .membership import ContractCheck, MembershipReport
 from .results import CallRejected, CallResult, QueryResult
 from .sync import Client, Session
 from .trust import TrustPolicy
+from .validation import ValidationCheck, ValidationStatus
 from .verify import Check, HistoryCheck, Receipt, ResultEvidence, VerificationFailed, verify
 
 __all__ = [
     "AsyncClient", "AsyncSession", "CallRejected", "ClusterFacts", "CallResult", "Check", "Client", "ContractCheck", "HistoryCheck",
     "MembershipReport", "QueryResult", "RPCError", "RPCUnavailable", "Receipt", "ResultEvidence", "Session",
-    "TrustPolicy", "VerificationError", "VerificationFailed", "verify",
+    "TrustPolicy", "ValidationCheck", "ValidationStatus", "VerificationError", "VerificationFailed", "verify",
 ]

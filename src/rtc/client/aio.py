@@ -30,7 +30,7 @@ import base64
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import orjson
@@ -48,7 +48,10 @@ from .membership import RegistryFacts
 from .nodes import Node, NodePool
 from .results import CallRejected, CallResult, QueryResult
 from .trust import TrustPolicy
-from .verify import HistoryCheck, HistoryFinding, HistoryUnavailable, Receipt, ResultEvidence, verify
+from .validation import ATTESTATION_LAG, ValidationCheck, attestations_in
+from .verify import (
+    Check, HistoryCheck, HistoryFinding, HistoryUnavailable, Receipt, ResultEvidence, VerificationFailed, verify,
+)
 
 log = logging.getLogger("rtc.client")
 T = TypeVar("T")
@@ -59,6 +62,8 @@ MAX_RESENDS = 8  # a call not in a block after this many sends is left to its wa
 REREAD_S = 10.0  # a waiter whose call left the block it was in reads state this often, should an event be lost
 TICK_S = 0.25  # the resender looks at what is due at least this often (and at every block)
 READS_AT_ONCE = 4  # waiters' reads of results from state in flight at once, per client
+ATTESTATION_WAIT_SECONDS = 10.0  # how long a receipt waits for the block that carries the state's attestations
+VALIDATION_POLL_SECONDS = 1.0  # how often `verified(validated=True)` asks the contract again
 
 
 def resend_blocks_for(gap_timeout_blocks: int) -> int:
@@ -648,8 +653,28 @@ class AsyncClient:
                 pass  # verify() refuses the missing genesis
         registry, registry_error = await self._registry(policy, signed_header, validators)
         history, history_error = await self._history(answer, signed_header, state_height)
-        return ResultEvidence(session, counter, answer, signed_header, validators, await self.chain_id(), genesis,
-                              registry, registry_error, history, history_error)
+        evidence = ResultEvidence(session, counter, answer, signed_header, validators, await self.chain_id(), genesis,
+                                  registry, registry_error, history, history_error)
+        if policy.validation is not None:
+            evidence = await self._validation(rpc, policy.validation, evidence, state_height, timeout)
+        return evidence
+
+    async def _validation(self, rpc: AsyncRPC, check: ValidationCheck, evidence: ResultEvidence, state_height: int,
+                          timeout: float) -> ResultEvidence:
+        """The members' attestations of the state (block H+3 carries them) and the validation status."""
+        attestations = None
+        try:
+            await self.wait_for_height(state_height + ATTESTATION_LAG, min(timeout, ATTESTATION_WAIT_SECONDS), rpc)
+            attestations = attestations_in(await rpc.block(state_height + ATTESTATION_LAG))
+        except RPCError:
+            pass  # not yet there: the receipt says so
+        try:
+            facts = await asyncio.to_thread(check.read_facts)
+            status = await asyncio.to_thread(check.read_status, rpc.url)
+        except Exception as exc:  # noqa: BLE001 - Ethereum or the node unreachable: reported, the other checks stand
+            return replace(evidence, attestations=attestations, validation_error=f"cannot read the Validation "
+                           f"contract: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+        return replace(evidence, attestations=attestations, attestation_facts=facts, validation=status)
 
     async def _registry(self, policy: TrustPolicy, signed_header: dict[str, Any],
                         validators: dict[str, Any]) -> tuple[RegistryFacts | None, str | None]:
@@ -701,9 +726,27 @@ class AsyncClient:
             evidence = await self.evidence(session, counter, max(0.1, deadline - loop.time()))
         return verify(evidence, self._policy())
 
-    async def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
-        """The receipt of a result that passed every required check; VerificationFailed otherwise."""
-        return (await self.receipt(session, counter, timeout)).raise_for_failure()
+    async def verified(self, session: bytes, counter: int, timeout: float = 30.0, validated: bool = False) -> Receipt:
+        """The receipt of a result that passed every required check; VerificationFailed otherwise.
+
+        `validated`: also wait until batch validators have re-executed the result's block (the
+        trust policy must name the Validation contract); VerificationFailed naming the lag if
+        that does not happen within `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        receipt = (await self.receipt(session, counter, timeout)).raise_for_failure()
+        if not validated:
+            return receipt
+        if self._policy().validation is None:
+            raise ValueError("waiting for validation needs the cluster's Validation contract in the trust policy")
+        while not receipt.validated:
+            if loop.time() >= deadline:
+                check = receipt.check("validation") or Check("validation", False, "not validated", required=False)
+                raise VerificationFailed(receipt, replace(check, detail=f"not validated within {timeout:.0f} s: "
+                                                                        f"{check.detail}", required=True))
+            await asyncio.sleep(min(VALIDATION_POLL_SECONDS, max(0.0, deadline - loop.time())))
+            receipt = (await self.receipt(session, counter, max(1.0, deadline - loop.time()))).raise_for_failure()
+        return receipt
 
 
 class AsyncSession:
@@ -756,8 +799,8 @@ class AsyncSession:
     async def receipt(self, counter: int, timeout: float = 30.0) -> Receipt:
         return await self.client.receipt(self.session_key, counter, timeout)
 
-    async def verified(self, counter: int, timeout: float = 30.0) -> Receipt:
-        return await self.client.verified(self.session_key, counter, timeout)
+    async def verified(self, counter: int, timeout: float = 30.0, validated: bool = False) -> Receipt:
+        return await self.client.verified(self.session_key, counter, timeout, validated)
 
     async def close(self, timeout: float = 30.0) -> CallResult:
         return await self._send_and_wait(await self.envelope(None), timeout)

@@ -108,8 +108,8 @@ class Client:
     def receipt(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
         return self._run(self.aio.receipt(session, counter, timeout))
 
-    def verified(self, session: bytes, counter: int, timeout: float = 30.0) -> Receipt:
-        return self._run(self.aio.verified(session, counter, timeout))
+    def verified(self, session: bytes, counter: int, timeout: float = 30.0, validated: bool = False) -> Receipt:
+        return self._run(self.aio.verified(session, counter, timeout, validated))
 
 
 class Session:
@@ -159,9 +159,10 @@ class Session:
     def receipt(self, counter: int, timeout: float = 30.0) -> Receipt:
         return self.client._run(self.aio.receipt(counter, timeout))
 
-    def verified(self, counter: int, timeout: float = 30.0) -> Receipt:
-        """The result with every check done here; VerificationFailed if one fails."""
-        return self.client._run(self.aio.verified(counter, timeout))
+    def verified(self, counter: int, timeout: float = 30.0, validated: bool = False) -> Receipt:
+        """The result with every check done here; VerificationFailed if one fails. `validated`:
+        also wait until batch validators re-executed its block (graded finality)."""
+        return self.client._run(self.aio.verified(counter, timeout, validated))
 
     def close(self, timeout: float = 30.0) -> CallResult:
         return self.client._run(self.aio.close(timeout))

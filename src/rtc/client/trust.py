@@ -7,12 +7,13 @@ part of the policy it rests on, so a reader can see exactly what must be true.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rtc.cometbft import GenesisDoc
 
 from .membership import ContractCheck
+from .validation import ValidationCheck
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class TrustPolicy:
       through your own Ethereum endpoint; follows the set as nodes join and leave.
     - `trust_on_first_use`: trust the genesis validator set the node itself serves (only as
       good as that node; ask a different node than the one whose answers you check).
+    - `validation`: the cluster's Validation contract: a receipt then also shows the members'
+      attestations of the result's state and whether batch validators have re-checked it.
     """
 
     chain_id: str | None = None
@@ -34,6 +37,7 @@ class TrustPolicy:
     validators_source: str = ""  # where the hash came from, e.g. "the genesis file /x/genesis.json"
     contract: ContractCheck | None = None
     trust_on_first_use: bool = False
+    validation: ValidationCheck | None = None
 
     def __post_init__(self) -> None:
         if self.validators_hash is None and self.contract is None and not self.trust_on_first_use:
@@ -84,6 +88,9 @@ class TrustPolicy:
                              "Registry (--eth-rpc, --registry, --cluster-id), a devnet's folder (--home), or accept "
                              "the genesis the node serves with --trust-on-first-use")
         return cls.first_use(chain_id)
+
+    def with_validation(self, validation: ValidationCheck | None) -> "TrustPolicy":
+        return replace(self, validation=validation)
 
     def describe(self) -> str:
         """One line: what a result verified under this policy rests on."""

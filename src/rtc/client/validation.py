@@ -1,14 +1,21 @@
-"""How far batch validation has got for a cluster: the lag a client weighs a result by (docs/validation.md).
+"""The members' attestations of a result's state, and how far batch validation has got: what a
+client weighs a result by beyond the members' CometBFT signatures (docs/validation.md).
 
-`validated_height` is the highest checkpoint that k validators drawn from outside the
+Attestations: more than 2/3 of the cluster's members signed, each with the secp256k1 key it
+registered as its attester, the state (app_hash, history record) that holds the result;
+the signers are recovered from the signatures (EIP-712) and matched against the
+Registry's attesters of the cluster's current members. Trust: the Registry as the client's
+own Ethereum endpoint reports it, and the members' attester keys.
+
+Validation: `validated_height` is the highest checkpoint that k validators drawn from outside the
 cluster re-executed and endorsed; everything at or below it has been re-checked, what is
 above it has only the members' word (and their attestations). The seed asks for the lag
 in transactions: `lag_txs` counts the clients' transactions committed above it.
 
-Trust: the Validation contract as the Ethereum endpoint asked reports it (an endpoint that
-lies can show any lag; ask one you trust), and the cluster's blocks as the node asked shows
-them (only counted, never believed for a result: a lying node can only make the lag look
-larger or smaller, not a result validated).
+Trust: the Validation contract the client names, as its own Ethereum endpoint reports it,
+and the cluster's blocks as the node asked shows them (only counted for lag_txs, never
+believed for a result: a lying node can make the lag look larger or smaller, but not a
+result validated).
 """
 
 from __future__ import annotations
@@ -18,10 +25,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rtc.cometbft import RPC
+from rtc.cometbft.lightclient import VerificationError
+from rtc.protocol.attestation import AttestationDomain, AttestationError, AttestationTx, is_attestation_tx
 from rtc.protocol.envelope import MAGIC
 
 if TYPE_CHECKING:
+    from rtc.ethereum.registry import Registry
     from rtc.ethereum.validation import Validation
+
+ATTESTATION_LAG = 3  # block H+3 carries the members' attestations of the state after H (rtc.node.attesting)
 
 RECENT_CHECKPOINTS = 8  # how many of the newest checkpoints a status lists
 MAX_COUNTED_BLOCKS = 2_000  # blocks read to count lag_txs (beyond: a lower bound, said so)
@@ -100,3 +112,100 @@ def client_txs(rpc: RPC, low: int, high: int) -> int:
                 total += sum(1 for tx in txs if base64.b64decode(tx)[:len(MAGIC)] == MAGIC)
         top = bottom - 1
     return total
+
+
+def attestations_in(block: dict[str, Any]) -> bytes | None:
+    """The attestation transaction a block carries (among its first two), as RPC JSON shows the block."""
+    for tx in (block.get("data", {}).get("txs") or [])[:2]:
+        raw = base64.b64decode(tx)
+        if is_attestation_tx(raw):
+            return raw
+    return None
+
+
+@dataclass(frozen=True)
+class AttestationFacts:
+    """What Ethereum says, at one block, about who may attest the cluster's state and to which contract."""
+
+    registry: bytes
+    cluster_id: int
+    code_hash: bytes
+    domain: AttestationDomain
+    attesters: tuple[bytes, ...]  # of the cluster's current members (a member without one is left out)
+    members: int
+    ethereum_block: int
+
+
+@dataclass(frozen=True)
+class AttestationReport:
+    """Attestations that passed: who signed which state."""
+
+    height: int
+    app_hash: bytes
+    record: bytes  # the Swarm reference of the block's history record
+    signers: tuple[bytes, ...]  # attester addresses, recovered from the signatures
+    members: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"height": self.height, "app_hash": self.app_hash.hex(), "record": self.record.hex(),
+                "signers": ["0x" + s.hex() for s in self.signers], "members": self.members}
+
+
+def judge_attestations(facts: AttestationFacts, tx: bytes, height: int, app_hash: bytes) -> AttestationReport:
+    """Whether more than 2/3 of the members attested the state `app_hash` after `height`; pure.
+    VerificationError (kind "attestations") says why not."""
+    try:
+        batch = AttestationTx.decode(tx)
+        state = batch.state
+        if state.height != height or state.app_hash != app_hash:
+            raise AttestationError(f"they attest height {state.height} with app_hash {state.app_hash.hex()[:16]}…, "
+                                   f"not the verified {height} with {app_hash.hex()[:16]}…")
+        attestation = state.attestation(facts.registry, facts.cluster_id, facts.code_hash)
+        signers = [attestation.signer(signature, facts.domain) for signature in batch.signatures]
+    except AttestationError as exc:
+        raise VerificationError("attestations", str(exc)) from None
+    counted = sorted(set(signers) & set(facts.attesters))
+    if 3 * len(counted) <= 2 * facts.members:
+        raise VerificationError("attestations", f"{len(counted)} of the {facts.members} members' attesters signed "
+                                                f"state {height}; more than 2/3 are needed")
+    return AttestationReport(height, app_hash, state.record, tuple(counted), facts.members)
+
+
+class ValidationCheck:
+    """The cluster's Validation contract and Registry, as the client names them (its trust
+    policy, never a node): reads attesters and the validation status through the client's own
+    Ethereum endpoint."""
+
+    def __init__(self, validation: Validation, registry: Registry, cluster_id: int) -> None:
+        self.validation = validation
+        self.registry = registry
+        self.cluster_id = cluster_id
+
+    @classmethod
+    def connect(cls, url: str, validation: str, registry: str, cluster_id: int) -> "ValidationCheck":
+        from rtc.ethereum.registry import Registry
+        from rtc.ethereum.validation import Validation
+
+        return cls(Validation.connect(url, validation), Registry.connect(url, registry), cluster_id)
+
+    def assumption(self) -> str:
+        return (f"your Ethereum endpoint reports the chain truthfully and {self.validation.address} is the "
+                "cluster's Validation contract; a validated result is wrong only if every validator drawn for its "
+                "checkpoint colluded with the members (fewer than 1/3 of the validator pool's stake colludes: "
+                "about f^k for k validators)")
+
+    def read_facts(self) -> AttestationFacts:
+        """The members' attesters now (blocking web3 calls)."""
+        w3 = self.registry.w3
+        block = int(w3.eth.block_number)
+        functions = self.registry.contract.functions
+        attesters = functions.member_attesters_at(self.cluster_id, block).call(block_identifier=block)
+        code_hash = bytes(functions.code_hash(self.cluster_id).call(block_identifier=block))
+        named = tuple(bytes.fromhex(a[2:]) for a in attesters if int(a, 16))
+        domain = AttestationDomain(int(w3.eth.chain_id), bytes.fromhex(self.validation.address[2:]))
+        return AttestationFacts(bytes.fromhex(self.registry.address[2:]), self.cluster_id, code_hash, domain, named,
+                                len(attesters), block)
+
+    def read_status(self, node_url: str) -> ValidationStatus:
+        with RPC(node_url) as rpc:
+            return read_status(self.validation, self.cluster_id, rpc)

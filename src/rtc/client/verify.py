@@ -30,6 +30,7 @@ from rtc.protocol import Proof, ProofError, RecordError, ResultRecord, check_pro
 from .membership import MembershipReport, RegistryFacts, signer_keys
 from .results import CallResult
 from .trust import TrustPolicy
+from .validation import AttestationFacts, AttestationReport, ValidationStatus, judge_attestations
 
 
 class HistoryFinding(Protocol):
@@ -98,6 +99,10 @@ class ResultEvidence:
     registry_error: str | None = None  # why there are no such facts (endpoint down, a set too large)
     history: HistoryFinding | None = None  # where the result's block is in Swarm
     history_error: str | None = None  # a record in Swarm that did not check out
+    attestations: bytes | None = None  # the attestation transaction of the state at H (in block H+3)
+    attestation_facts: AttestationFacts | None = None  # the members' attesters, from the client's Ethereum
+    validation: ValidationStatus | None = None  # how far batch validation has got
+    validation_error: str | None = None  # why the contract could not be read
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,13 @@ class Receipt:
     history: HistoryFinding | None = None
     trust: str = ""  # TrustPolicy.describe()
     verify_ms: float = 0.0  # the checks alone, without fetching
+    attestations: AttestationReport | None = None  # members' attestations of the state, when they passed
+    validation: ValidationStatus | None = None  # batch validation's progress, when the policy names the contract
+
+    @property
+    def validated(self) -> bool:
+        """Whether batch validators re-executed the block that wrote the result."""
+        return self.result is not None and self.validation is not None and self.validation.covers(self.result.height)
 
     @property
     def header_height(self) -> int:
@@ -163,6 +175,12 @@ class Receipt:
         if self.membership is not None:  # absent, not empty, when the contract was not asked
             data["members"] = [s.to_json() for s in self.membership.counted]
             data["contract"] = self.membership.to_json()
+        if self.attestations is not None:
+            data["attestations"] = self.attestations.to_json()
+        if self.validation is not None:
+            data["validation"] = {"validated_height": self.validation.validated_height,
+                                  "lag_blocks": self.validation.lag_blocks, "lag_txs": self.validation.lag_txs,
+                                  "validated": self.validated}
         return data
 
 
@@ -223,6 +241,9 @@ def verify(evidence: ResultEvidence, trust: TrustPolicy) -> Receipt:
             raise checks.failed("history", VerificationError("history", evidence.history_error))
         if evidence.history is not None:
             _history(evidence.history, verified, record, state_height, checks)
+        if trust.validation is not None:
+            facts["attestations"] = _attestations(evidence, verified, state_height, checks)
+            facts["validation"] = _validation(evidence, trust, record, checks)
         result = CallResult(evidence.session, evidence.counter, record)
     except _Stop:
         result = None
@@ -350,6 +371,47 @@ def _history(finding: HistoryFinding, verified: VerifiedCommit, record: ResultRe
     reference = finding.record.hex()[:12] if finding.record else "?"
     checks.passed("history", f"the record of block {record.height} is in Swarm ({reference}…) and links, record by "
                              f"record, to block {state_height}, which header {state_height + 1} names", assumption)
+
+
+def _attestations(evidence: ResultEvidence, verified: VerifiedCommit, state_height: int,
+                  checks: _Checks) -> AttestationReport | None:
+    """Informs, never fails a receipt: the members' CometBFT signatures already carry it."""
+    assumption = ("the attester keys the Registry names for the cluster's current members (read through your "
+                  "Ethereum endpoint); these signatures are what the Validation contract takes as a checkpoint")
+    if evidence.attestation_facts is None or evidence.attestations is None:
+        why = evidence.validation_error or f"block {state_height + 3} carries no attestations of height {state_height}"
+        checks.items.append(Check("attestations", False, why, assumption, "not_attested", required=False))
+        return None
+    try:
+        report = judge_attestations(evidence.attestation_facts, evidence.attestations, state_height,
+                                    verified.app_hash)
+    except VerificationError as exc:
+        checks.items.append(Check("attestations", False, str(exc), assumption, exc.kind, required=False))
+        return None
+    signers = ", ".join("0x" + s.hex()[:8] + "…" for s in report.signers)
+    checks.passed("attestations", f"{len(report.signers)} of the {report.members} members attested state "
+                                  f"{state_height} (app_hash {report.app_hash.hex()[:16]}…, record "
+                                  f"{report.record.hex()[:12]}…) with their Ethereum keys: {signers}", assumption)
+    return report
+
+
+def _validation(evidence: ResultEvidence, trust: TrustPolicy, record: ResultRecord,
+                checks: _Checks) -> ValidationStatus | None:
+    assert trust.validation is not None
+    assumption = trust.validation.assumption()
+    status = evidence.validation
+    if status is None:
+        checks.items.append(Check("validation", False, evidence.validation_error or "the Validation contract was "
+                                  "not read", assumption, "contract_unavailable", required=False))
+        return None
+    if status.covers(record.height):
+        checks.passed("validation", f"block {record.height} is at or below validated_height {status.validated_height}: "
+                                    "validators drawn from outside the cluster re-executed it", assumption)
+    else:
+        checks.items.append(Check("validation", False, f"not validated yet: block {record.height} is above "
+                                  f"validated_height {status.validated_height} (lag {status.lag_blocks} blocks, "
+                                  f"{status.lag_txs} transactions)", assumption, "not_validated", required=False))
+    return status
 
 
 def _int(value: Any) -> int:
