@@ -194,3 +194,30 @@ def test_a_validator_tells_a_false_checkpoint_from_history_it_cannot_read(
     forged = dataclasses.replace(record, app_hash=b"\x0a" * 32)  # a record claiming another state after block 10
     verdict = replica("forged").judge(10, swarm.upload(forged.encode()), forged.app_hash, 10)
     assert not verdict.agrees and "replaying block 10" in verdict.detail
+
+
+def test_a_receipt_shows_the_attestations_and_the_lag_and_can_wait_for_validation(cluster: Devnet) -> None:
+    from rtc.client import Client, ContractCheck, TrustPolicy, ValidationCheck, VerificationFailed
+
+    eth = cluster.ethereum
+    trust = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id), cluster.chain_id)
+    trust = trust.with_validation(ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
+    registry = Registry.connect(eth.url, eth.registry)
+    attesters = {bytes.fromhex(registry.attester(node_id)[2:]) for node_id in eth.node_ids}
+    with Client([n.rpc for n in cluster.nodes], trust=trust) as client:
+        session = client.session()
+        session.call({"function": "update_high", "symbol": "R", "value": 1.0})
+        receipt = session.receipt(0)
+        assert receipt.ok and receipt.attestations is not None
+        assert set(receipt.attestations.signers) <= attesters and 3 * len(receipt.attestations.signers) > 8
+        assert receipt.attestations.app_hash == receipt.app_hash and receipt.attestations.height == receipt.state_height
+        assert receipt.check("attestations").passed
+        shown = receipt.to_json()["validation"]
+        assert set(shown) == {"validated_height", "lag_blocks", "lag_txs", "validated"}
+        session.call({"function": "update_high", "symbol": "R", "value": 2.0})
+        with pytest.raises(VerificationFailed) as early:  # a checkpoint is 10 blocks away at least
+            session.verified(1, timeout=4.0, validated=True)
+        assert early.value.check.name == "validation" and "lag" in early.value.check.detail
+        validated = session.verified(1, timeout=90, validated=True)
+        assert validated.validated and validated.check("validation").passed
+        assert validated.validation.validated_height >= validated.result.height
