@@ -175,6 +175,14 @@ event AttesterSet:
     node_id: indexed(uint256)
     attester: indexed(address)
 
+event ValidationSet:
+    validation: indexed(address)
+
+# The Validation contract, as the Registry asks it whether a leaving member's attestations
+# have been re-checked (declared here: Validation.vy imports this contract).
+interface ValidationGate:
+    def released(node_id: uint256, cluster_id: uint256) -> bool: view
+
 # ---------------------------------------------------------------------------
 # storage
 
@@ -184,6 +192,9 @@ cooling_off_blocks: public(immutable(uint256))
 owner: public(address)
 slasher: public(address)  # the only address that may slash (the dispute contract); empty = nobody
 beneficiary: public(address)  # receives slashed funds; empty = slashed funds are burned
+# Holds a leaving member's deposit until its attestations are validated (see withdraw);
+# set once by the owner; empty = the cooling-off period alone.
+validation: public(address)
 
 node_count: public(uint256)  # node ids are 1..node_count
 cluster_count: public(uint256)  # cluster ids are 1..cluster_count
@@ -244,6 +255,21 @@ def set_slasher(new_slasher: address):
     self._only_owner()
     log SlasherChanged(previous_slasher=self.slasher, new_slasher=new_slasher)
     self.slasher = new_slasher
+
+
+@external
+def set_validation(new_validation: address):
+    """
+    @notice The owner names the Validation contract, once: from then on a member that leaves
+            gets its deposit back only when every checkpoint it attested is validated and
+            the dispute window has passed (Validation.released), so that a lie it signed
+            can still cost it. Once, so that nobody can later free deposits from that rule.
+    """
+    self._only_owner()
+    assert new_validation != empty(address), "validation is the zero address"
+    assert self.validation == empty(address), "the validation contract is already set"
+    self.validation = new_validation
+    log ValidationSet(validation=new_validation)
 
 
 @external
@@ -396,8 +422,9 @@ def request_leave(node_id: uint256) -> uint256:
 def withdraw(node_id: uint256) -> uint256:
     """
     @notice Pay what is left of the deposit to the operator, once, after the cooling-off
-            period of a leaving or ejected node (operator only). Frees the operator to
-            register a new node.
+            period of a leaving or ejected node (operator only), and, for a node that was a
+            cluster's member while a Validation contract is set, once that contract releases
+            it. Frees the operator to register a new node.
     @return the amount paid
     """
     self._only_operator(node_id)
@@ -408,6 +435,11 @@ def withdraw(node_id: uint256) -> uint256:
     assert block.number >= withdrawable, concat(
         "cooling-off not over: withdrawable at block ", uint2str(withdrawable)
     )
+    cluster_id: uint256 = self._nodes[node_id].cluster_id
+    if self.validation != empty(address) and cluster_id != 0:
+        assert staticcall ValidationGate(self.validation).released(node_id, cluster_id), (
+            "the checkpoints this node attested are not validated, or their dispute window is still open"
+        )
     # effects
     amount: uint256 = self._nodes[node_id].deposit
     self._nodes[node_id].deposit = 0
@@ -717,6 +749,16 @@ def nodes_by_keys(
         ids.append(node_id)
         found.append(self._nodes[node_id])
     return ids, found
+
+
+@view
+@external
+def standing(node_id: uint256) -> (uint8, uint256):
+    """
+    @notice A node's status and the cluster it joined (0: none), in two storage reads: what
+            the Validation contract needs to decide whether a node may validate a cluster.
+    """
+    return self._nodes[node_id].status, self._nodes[node_id].cluster_id
 
 
 @view

@@ -31,6 +31,7 @@ ATTESTATION_TYPE: constant(bytes32) = keccak256(
 )
 MAX_SIGNERS: constant(uint256) = 16  # Registry.MAX_MEMBERS
 MAX_DRAWN: constant(uint256) = 8  # most validators per checkpoint
+RELEASE_SCAN: constant(uint256) = 64  # checkpoints looked at, from a node's last attested one, by `released`
 MAX_POOL: constant(uint256) = 1024  # most nodes enrolled as validators
 PROBES: constant(uint256) = 32  # random picks tried before a draw scans the pool in order
 STATUS_ACTIVE: constant(uint8) = 1  # Registry.STATUS_ACTIVE
@@ -87,6 +88,7 @@ event CheckpointPosted:
     members: uint256
 
 registry: public(immutable(Registry.__interface__))
+dispute_window: public(immutable(uint256))  # Ethereum blocks after a validation in which it can be disputed
 checkpoint_interval: public(HashMap[uint256, uint256])  # cluster -> K blocks (0 = no checkpoints yet)
 last_checkpoint: public(HashMap[uint256, uint256])  # cluster -> the highest height posted
 _checkpoints: HashMap[uint256, HashMap[uint256, Checkpoint]]  # cluster -> height -> checkpoint
@@ -98,12 +100,16 @@ pool: public(DynArray[uint256, MAX_POOL])  # nodes enrolled as batch validators
 enrolled: public(HashMap[uint256, bool])
 _slots: HashMap[uint256, HashMap[uint256, DynArray[Slot, MAX_DRAWN]]]  # cluster -> height -> drawn validators
 endorsements: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> how many
+validated_block: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> block it was validated in
+last_attested: public(HashMap[uint256, uint256])  # node -> highest checkpoint its attestation was counted in
 
 
 @deploy
-def __init__(_registry: address):
+def __init__(_registry: address, _dispute_window: uint256):
     assert _registry != empty(address), "registry is empty"
+    assert _dispute_window <= 2**32, "dispute window is longer than 2**32 blocks"
     registry = Registry.__interface__(_registry)
+    dispute_window = _dispute_window
 
 
 @external
@@ -201,6 +207,8 @@ def post_checkpoint(
         node_id: uint256 = staticcall registry.node_of_attester(signer)
         assert node_id != 0, "a signer is no node's attester"
         assert staticcall registry.is_active_member(node_id, cluster_id), "a signer is not a member of the cluster"
+        if convert(height, uint256) > self.last_attested[node_id]:
+            self.last_attested[node_id] = convert(height, uint256)
     members: uint256 = staticcall registry.member_count(cluster_id)
     assert len(v) * 3 > members * 2, "attestations of more than 2/3 of the members are needed"
     self._checkpoints[cluster_id][convert(height, uint256)] = Checkpoint(
@@ -257,8 +265,10 @@ def _eligible(node_id: uint256, cluster_id: uint256) -> bool:
     @dev Active in the Registry and never a member of this cluster (a node keeps the
          cluster it joined after leaving it).
     """
-    node: Registry.Node = staticcall registry.node(node_id)
-    return node.status == STATUS_ACTIVE and node.cluster_id != cluster_id
+    status: uint8 = 0
+    joined: uint256 = 0
+    status, joined = staticcall registry.standing(node_id)
+    return status == STATUS_ACTIVE and joined != cluster_id
 
 
 @view
@@ -374,6 +384,7 @@ def endorse(cluster_id: uint256, height: uint256, node_id: uint256, app_hash: by
     log Endorsed(cluster_id=cluster_id, height=height, node_id=node_id, endorsements=count)
     if count == len(self._slots[cluster_id][height]):
         log Validated(cluster_id=cluster_id, height=height)
+        self.validated_block[cluster_id][height] = block.number
         if height > self.validated_height[cluster_id]:
             self.validated_height[cluster_id] = height
 
@@ -385,3 +396,32 @@ def drawn(cluster_id: uint256, height: uint256) -> DynArray[Slot, MAX_DRAWN]:
     @notice The checkpoint's validators, their deadlines and whether each endorsed.
     """
     return self._slots[cluster_id][height]
+
+
+@view
+@external
+def released(node_id: uint256, cluster_id: uint256) -> bool:
+    """
+    @notice Whether a (leaving) member's deposit may go (Registry.withdraw asks): every
+            checkpoint its attestation was counted in is at or below `validated_height`,
+            and the dispute window has passed since the first checkpoint at or above its
+            last one was validated (a validation re-executes everything before it).
+    @dev Attestations of heights that no posted checkpoint carried are not tracked here; a
+         dispute about one must come within the Registry's cooling-off period.
+    """
+    last: uint256 = self.last_attested[node_id]
+    if last == 0:
+        return True
+    validated: uint256 = self.validated_height[cluster_id]
+    if validated < last:
+        return False
+    interval: uint256 = self.checkpoint_interval[cluster_id]
+    height: uint256 = last
+    for i: uint256 in range(RELEASE_SCAN):
+        if height > validated:
+            break
+        at: uint256 = self.validated_block[cluster_id][height]
+        if at != 0:
+            return block.number >= at + dispute_window
+        height += interval
+    return False

@@ -21,6 +21,7 @@ VALIDATION_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "Validat
 REFERENCE = hashlib.sha256(b"swarm reference of stock.wasm").digest()
 CODE_HASH = hashlib.sha256(b"stock.wasm").digest()
 INTERVAL = 10
+DISPUTE_WINDOW = 6  # Ethereum blocks
 APP_HASH = hashlib.sha256(b"state at 20").digest()
 RECORD = hashlib.sha256(b"history record of 20").digest()
 
@@ -63,7 +64,7 @@ def cluster(registry, accounts) -> int:
 
 @pytest.fixture
 def validation(validation_deployer, registry, accounts, cluster):
-    contract = validation_deployer.deploy(registry.address, sender=accounts.owner)
+    contract = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
     contract.set_checkpoint_interval(cluster, INTERVAL, sender=accounts.owner)
     return contract
 
@@ -203,7 +204,7 @@ def test_signatures_that_are_not_well_formed_are_refused(validation, registry, a
 
 
 def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, accounts, cluster) -> None:
-    validation = validation_deployer.deploy(registry.address, sender=accounts.owner)
+    validation = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
     state = _state(registry, cluster)
     with refused("the cluster has no checkpoint interval"):
         _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)

@@ -171,3 +171,51 @@ def test_validated_height_is_the_highest_validated_checkpoint(validation, regist
             state = _state(registry, cluster, height)
             endorse(validation, accounts, cluster, node, height, state.app_hash)
     assert validation.validated_height(cluster) == 20
+
+
+def test_a_leaving_member_is_released_only_after_its_last_checkpoint_is_validated_and_the_window_passed(
+        validation, registry, accounts, cluster, pool) -> None:
+    from .test_validation_checkpoints import DISPUTE_WINDOW
+
+    registry.set_validation(validation.address, sender=accounts.owner)
+    with refused("the validation contract is already set"):
+        registry.set_validation(validation.address, sender=accounts.owner)
+    posted(validation, registry, accounts, cluster, 20)  # members 1-3 attest 20; member 4 nothing
+    assert [validation.last_attested(n) for n in (1, 2, 3, 4)] == [20, 20, 20, 0]
+    for node in (1, 4):
+        registry.request_leave(node, sender=accounts.operators[node - 1])
+    set_block(registry.node(1).withdrawable_block)
+    registry.withdraw(4, sender=accounts.operators[3])  # attested no checkpoint: the cooling-off alone
+    assert not validation.released(1, cluster)
+    with refused("the checkpoints this node attested are not validated, or their dispute window is still open"):
+        registry.withdraw(1, sender=accounts.operators[0])
+    set_block(block() + 2)
+    validation.draw(cluster, 20, sender=accounts.stranger)
+    for node in drawn_ids(validation, cluster):
+        endorse(validation, accounts, cluster, node)
+    assert validation.validated_block(cluster, 20) == block() and not validation.released(1, cluster)
+    set_block(block() + DISPUTE_WINDOW - 1)
+    assert not validation.released(1, cluster)
+    set_block(block() + 1)
+    assert validation.released(1, cluster)
+    registry.withdraw(1, sender=accounts.operators[0])
+
+
+def test_a_later_validated_checkpoint_releases_an_earlier_attester(validation, registry, accounts, cluster, pool) -> None:
+    """A validator re-executes everything before the checkpoint it endorses, so a validated 30
+    covers an attestation of 20 that was never validated itself."""
+    from .test_validation_checkpoints import DISPUTE_WINDOW
+
+    posted(validation, registry, accounts, cluster, 20)  # members 1-3
+    later = _state(registry, cluster, 30)
+    _post(validation, later, _signatures(later, _domain(validation), [2, 3, 4]), sender=accounts.stranger)
+    assert validation.last_attested(1) == 20 and validation.last_attested(4) == 30
+    set_block(block() + 2)
+    validation.draw(cluster, 30, sender=accounts.stranger)
+    assert not validation.released(1, cluster)  # nothing validated yet
+    for node in drawn_ids(validation, cluster, 30):
+        endorse(validation, accounts, cluster, node, 30, later.app_hash)
+    assert validation.validated_height(cluster) == 30 and validation.validated_block(cluster, 20) == 0
+    assert not validation.released(1, cluster)
+    set_block(block() + DISPUTE_WINDOW)
+    assert validation.released(1, cluster)

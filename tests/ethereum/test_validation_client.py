@@ -1,5 +1,7 @@
 """The Validation contract on a real anvil chain through the Python client: a checkpoint posted
-with three of four members' attestations, what it costs, and refusals with the contract's reasons."""
+with three of four members' attestations, what it costs, and refusals with the contract's reasons;
+validators drawn, endorsing, and a leaving member's deposit held until what it attested is
+validated and the dispute window has passed (anvil's block controls, both ways)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from rtc.protocol.attestation import Attestation, AttestationDomain, Attestation
 ETHER = 10**18
 ANVIL_PORT = 30749
 INTERVAL = 10
+DISPUTE_WINDOW = 6  # Ethereum blocks
+COOLING_OFF = 5
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def chain(anvil: Anvil) -> Web3:
 def test_a_checkpoint_on_anvil_costs_about_an_ecrecover_per_attestation(chain: Web3) -> None:
     owner, *operators = chain.eth.accounts[:5]
     registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=5)
-    validation = Validation.deploy(chain, owner, registry.address)
+    validation = Validation.deploy(chain, owner, registry.address, DISPUTE_WINDOW)
     assert validation.registry() == registry.address
     code_hash = hashlib.sha256(b"stock.wasm").digest()
     cluster_id = registry.create_cluster(owner, b"\x33" * 32, code_hash, 4)
@@ -61,11 +65,77 @@ def test_a_checkpoint_on_anvil_costs_about_an_ecrecover_per_attestation(chain: W
         at = Attestation(state.registry, cluster_id, height, state.app_hash, state.record, code_hash)
         return validation.post_checkpoint(operators[1], at, [at.sign(key, domain) for key in signers]).gas_used
 
-    with_three, with_four = later(3 * INTERVAL, keys[:3]), later(4 * INTERVAL, keys)
+    later(3 * INTERVAL, keys)  # every member's first counted attestation (its last_attested slot is new)
+    with_three, with_four = later(4 * INTERVAL, keys[:3]), later(5 * INTERVAL, keys)
     print(f"checkpoint gas: first {first.gas_used}; later with 3 attestations {with_three}, with 4 {with_four}")
-    assert validation.checkpoint(cluster_id, 4 * INTERVAL).members == 4
-    assert validation.last_checkpoint(cluster_id) == 4 * INTERVAL
+    assert validation.checkpoint(cluster_id, 5 * INTERVAL).members == 4
+    assert validation.last_checkpoint(cluster_id) == 5 * INTERVAL
     assert validation.checkpoint(cluster_id, INTERVAL) is None
-    # an attestation costs an ecrecover (3,000), two Registry reads and its calldata
-    assert 3_000 < with_four - with_three < 20_000
+    # an attestation costs an ecrecover (3,000), two Registry reads, its calldata and the
+    # update of its signer's last attested height
+    assert 3_000 < with_four - with_three < 25_000
     assert with_three < first.gas_used < 300_000
+
+
+def _funded_key(chain: Web3, payer: str, seed: bytes) -> bytes:
+    key = hashlib.sha256(seed).digest()
+    chain.eth.wait_for_transaction_receipt(chain.eth.send_transaction(
+        {"from": payer, "to": Web3.to_checksum_address(address_of(key)), "value": ETHER}))
+    return key
+
+
+def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validated_and_disputable_no_more(
+        anvil: Anvil, chain: Web3) -> None:
+    accounts = chain.eth.accounts
+    owner, operators = accounts[0], accounts[5:12]
+    registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
+    validation = Validation.deploy(chain, owner, registry.address, DISPUTE_WINDOW)
+    registry.set_validation(owner, validation.address)
+    with pytest.raises(ContractRefused, match="the validation contract is already set"):
+        registry.set_validation(owner, validation.address)
+    code_hash = hashlib.sha256(b"sum.wasm").digest()
+    cluster_id = registry.create_cluster(owner, b"\x34" * 32, code_hash, 4)
+    keys = [_funded_key(chain, owner, b"release %d" % i) for i in range(7)]  # 0-3 members, 4-6 validators
+    ids = []
+    for i, operator in enumerate(operators):
+        node_id = registry.register(operator, bytes([0x50 + i]) * 32, 2 * ETHER)
+        proof = attester_proof(keys[i], bytes.fromhex(registry.address[2:]), int(chain.eth.chain_id), node_id)
+        registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])), proof)
+        if i < 4:
+            registry.request_join(operator, node_id, cluster_id)
+            assert registry.approve_join(owner, node_id)
+        else:
+            validation.enroll(operator, node_id)
+        ids.append(node_id)
+    validation.set_checkpoint_interval(owner, cluster_id, INTERVAL)
+    validation.set_validator_rules(owner, cluster_id, 2, 20, b"\x9e" * 32)
+    state = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, INTERVAL,
+                        hashlib.sha256(b"state").digest(), hashlib.sha256(b"record").digest(), code_hash)
+    domain = AttestationDomain(int(chain.eth.chain_id), bytes.fromhex(validation.address[2:]))
+    validation.post_checkpoint(owner, state, [state.sign(key, domain) for key in keys[:3]])
+    assert [validation.last_attested(node) for node in ids[:4]] == [INTERVAL] * 3 + [0]
+
+    attester, bystander = ids[0], ids[3]
+    for node, operator in ((attester, operators[0]), (bystander, operators[3])):
+        registry.request_leave(operator, node)
+    chain.provider.make_request("anvil_mine", [COOLING_OFF])
+    registry.withdraw(operators[3], bystander)  # attested no checkpoint: the cooling-off alone
+    with pytest.raises(ContractRefused, match="the checkpoints this node attested are not validated"):
+        registry.withdraw(operators[0], attester)
+
+    chain.provider.make_request("anvil_mine", [2])  # the seed block
+    drawn = validation.draw(owner, cluster_id, INTERVAL)
+    chosen = [slot.node_id for slot in validation.drawn(cluster_id, INTERVAL)]
+    assert len(chosen) == 2 and set(chosen) <= set(ids[4:])
+    endorsed = []
+    for node in chosen:
+        signer = Validation.connect(anvil.url, validation.address, private_key=keys[ids.index(node)])
+        endorsed.append(signer.endorse(signer.signer, cluster_id, INTERVAL, node, state.app_hash).gas_used)
+    print(f"draw of 2 validators: {drawn.gas_used} gas; endorsements: {endorsed} gas")
+    assert validation.validated_height(cluster_id) == INTERVAL
+    with pytest.raises(ContractRefused, match="their dispute window is still open"):
+        registry.withdraw(operators[0], attester)
+    chain.provider.make_request("anvil_mine", [DISPUTE_WINDOW])
+    assert validation.released(attester, cluster_id)
+    registry.withdraw(operators[0], attester)
+    assert registry.node(attester).status == "withdrawn"

@@ -30,6 +30,7 @@ BLOCK_SECONDS = 1  # anvil mines on this timer, so "final" advances while nothin
 CHECKPOINT_INTERVAL = 10  # cluster blocks between checkpoints
 VALIDATORS_PER_CHECKPOINT = 2
 RESPONSE_BLOCKS = 30  # Ethereum blocks (seconds, at BLOCK_SECONDS) a drawn validator has to endorse
+DISPUTE_WINDOW_BLOCKS = 10  # after a checkpoint is validated, before the members that attested it may withdraw
 ATTESTER_FUNDS = 10 * ETHER  # what each node's attester gets to pay for posting checkpoints
 
 
@@ -65,7 +66,8 @@ def register_cluster(url: str, code_hash: bytes, code_reference: bytes, validato
     with _mining_at_once(w3, managed):
         registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
         registry.set_slasher(deployer, deployer)  # stand-in for the dispute contract
-        validation = Validation.deploy(w3, deployer, registry.address)
+        validation = Validation.deploy(w3, deployer, registry.address, DISPUTE_WINDOW_BLOCKS)
+        registry.set_validation(deployer, validation.address)
         cluster_id = registry.create_cluster(deployer, code_reference, code_hash, MAX_NODES)
         validation.set_checkpoint_interval(deployer, cluster_id, CHECKPOINT_INTERVAL)
         node_ids = [admit_node(registry, deployer, operator, key, attester, cluster_id)

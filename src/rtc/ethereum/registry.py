@@ -64,6 +64,10 @@ class Registry(Contract):
         r, s, v = split_signature(proof)
         self._transact(operator, self.contract.functions.set_attester(node_id, Web3.to_checksum_address(attester), v, r, s))
 
+    def set_validation(self, owner: str, validation: str) -> None:
+        """The Validation contract that holds a leaving member's deposit until its attestations are validated (once)."""
+        self._transact(owner, self.contract.functions.set_validation(Web3.to_checksum_address(validation)))
+
     def set_slasher(self, owner: str, slasher: str) -> None:
         self._transact(owner, self.contract.functions.set_slasher(Web3.to_checksum_address(slasher)))
 

@@ -60,8 +60,16 @@ class Validation(Contract):
     NAME = "Validation"
 
     @classmethod
-    def deploy(cls, w3: Web3, deployer: str, registry: str) -> "Validation":
-        return cls._deploy(w3, deployer, Web3.to_checksum_address(registry))
+    def deploy(cls, w3: Web3, deployer: str, registry: str, dispute_window: int) -> "Validation":
+        """`dispute_window`: Ethereum blocks after a checkpoint is validated before a member that
+        attested it may take its deposit (Validation.released)."""
+        return cls._deploy(w3, deployer, Web3.to_checksum_address(registry), dispute_window)
+
+    def released(self, node_id: int, cluster_id: int) -> bool:
+        return bool(self.contract.functions.released(node_id, cluster_id).call())
+
+    def last_attested(self, node_id: int) -> int:
+        return int(self.contract.functions.last_attested(node_id).call())
 
     def registry(self) -> str:
         return Web3.to_checksum_address(self.contract.functions.registry().call())
