@@ -11,7 +11,8 @@ from pathlib import Path
 import boa
 import pytest
 
-from .helpers import COOLING_OFF, ETHER, FIXTURES, MIN_DEPOSIT, REGISTRY_SOURCE, ROOT
+from .helpers import COOLING_OFF, ETHER, FIXTURES, MIN_DEPOSIT, REGISTRY_SOURCE, ROOT, block, key, set_block
+from .validation_helpers import CODE_HASH, DISPUTE_WINDOW, INTERVAL, REFERENCE, VALIDATION_SOURCE, set_attester
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,34 @@ def slashable(registry, accounts):
     """The registry with `accounts.slasher` as its slasher."""
     registry.set_slasher(accounts.slasher, sender=accounts.owner)
     return registry
+
+
+# -- the Validation contract ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def validation_deployer():
+    return boa.load_partial(str(VALIDATION_SOURCE))
+
+
+@pytest.fixture
+def cluster(registry, accounts) -> int:
+    """Members 1-4 with attesters; node 5 registered with an attester but not a member; node 6 without one."""
+    cluster_id = registry.create_cluster(REFERENCE, CODE_HASH, 8, sender=accounts.owner)
+    for n in range(1, 7):
+        registry.register(key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
+        if n <= 5:
+            set_attester(registry, accounts, n, n)
+    for n in range(1, 5):
+        registry.request_join(n, cluster_id, sender=accounts.operators[n - 1])
+        set_block(block() + 1)
+        assert registry.approve_join(n, sender=accounts.owner)
+    set_block(block() + 1)
+    return cluster_id
+
+
+@pytest.fixture
+def validation(validation_deployer, registry, accounts, cluster):
+    contract = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
+    contract.set_checkpoint_interval(cluster, INTERVAL, sender=accounts.owner)
+    return contract

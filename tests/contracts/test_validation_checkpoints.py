@@ -6,97 +6,27 @@ attestations are refused."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 
 import boa
 import pytest
-from eth_utils import to_checksum_address
 
-from rtc.protocol.attestation import Attestation, AttestationDomain, address_of, attester_proof, split_signature
+from rtc.protocol.attestation import AttestationDomain, attester_proof, split_signature
 
 from .helpers import MIN_DEPOSIT, ZERO_ADDRESS, block, events, key, refused, set_block
-
-VALIDATION_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "Validation.vy"
-REFERENCE = hashlib.sha256(b"swarm reference of stock.wasm").digest()
-CODE_HASH = hashlib.sha256(b"stock.wasm").digest()
-INTERVAL = 10
-DISPUTE_WINDOW = 6  # Ethereum blocks
-APP_HASH = hashlib.sha256(b"state at 20").digest()
-RECORD = hashlib.sha256(b"history record of 20").digest()
-
-
-def attester_key(n: int) -> bytes:
-    return bytes([n]) * 32
-
-
-def attester(n: int) -> str:
-    return to_checksum_address(address_of(attester_key(n)))
-
-
-def set_attester(registry, accounts, node: int, key: int, sender: str | None = None) -> None:
-    """Node `node` names attester key `key`, with that key's proof."""
-    r, s, v = split_signature(attester_proof(attester_key(key), bytes.fromhex(registry.address[2:]),
-                                             boa.env.evm.patch.chain_id, node))
-    registry.set_attester(node, attester(key), v, r, s, sender=sender or accounts.operators[node - 1])
-
-
-@pytest.fixture(scope="session")
-def validation_deployer():
-    return boa.load_partial(str(VALIDATION_SOURCE))
-
-
-@pytest.fixture
-def cluster(registry, accounts) -> int:
-    """Members 1-4 with attesters; node 5 registered with an attester but not a member; node 6 without one."""
-    cluster_id = registry.create_cluster(REFERENCE, CODE_HASH, 8, sender=accounts.owner)
-    for n in range(1, 7):
-        registry.register(key(n), value=MIN_DEPOSIT, sender=accounts.operators[n - 1])
-        if n <= 5:
-            set_attester(registry, accounts, n, n)
-    for n in range(1, 5):
-        registry.request_join(n, cluster_id, sender=accounts.operators[n - 1])
-        set_block(block() + 1)
-        assert registry.approve_join(n, sender=accounts.owner)
-    set_block(block() + 1)
-    return cluster_id
-
-
-@pytest.fixture
-def validation(validation_deployer, registry, accounts, cluster):
-    contract = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
-    contract.set_checkpoint_interval(cluster, INTERVAL, sender=accounts.owner)
-    return contract
-
-
-def _state(registry, cluster: int, height: int = 20, app_hash: bytes = APP_HASH) -> Attestation:
-    return Attestation(bytes.fromhex(registry.address[2:]), cluster, height, app_hash, RECORD, CODE_HASH)
-
-
-def _domain(validation) -> AttestationDomain:
-    return AttestationDomain(boa.env.evm.patch.chain_id, bytes.fromhex(validation.address[2:]))
-
-
-def _signatures(state: Attestation, domain: AttestationDomain, signers: list[int]) -> tuple[list, list, list]:
-    """v, r and s arrays, signers in ascending address order as the contract wants them."""
-    ordered = sorted(signers, key=lambda n: address_of(attester_key(n)))
-    parts = [split_signature(state.sign(attester_key(n), domain)) for n in ordered]
-    return [v for _, _, v in parts], [r for r, _, _ in parts], [s for _, s, _ in parts]
-
-
-def _post(validation, state: Attestation, signatures: tuple[list, list, list], sender: str) -> None:
-    v, r, s = signatures
-    validation.post_checkpoint(state.cluster_id, state.height, state.app_hash, state.record, v, r, s, sender=sender)
+from .validation_helpers import (
+    APP_HASH, DISPUTE_WINDOW, INTERVAL, RECORD, attester, attester_key, domain_of, post, set_attester, signatures,
+    state_at,
+)
 
 
 def test_the_contract_signs_over_the_same_eip712_digest_as_the_nodes(validation, registry, cluster) -> None:
-    state = _state(registry, cluster)
-    assert validation.attestation_digest(cluster, 20, APP_HASH, RECORD) == state.digest(_domain(validation))
+    state = state_at(registry, cluster)
+    assert validation.attestation_digest(cluster, 20, APP_HASH, RECORD) == state.digest(domain_of(validation))
 
 
 def test_three_of_four_members_attestations_post_a_checkpoint_anyone_may_send(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
-    _post(validation, state, _signatures(state, _domain(validation), [1, 2, 4]), sender=accounts.stranger)
+    state = state_at(registry, cluster)
+    post(validation, state, signatures(state, domain_of(validation), [1, 2, 4]), sender=accounts.stranger)
     assert events(validation)[-1] == ("CheckpointPosted", {
         "cluster_id": cluster, "height": 20, "app_hash": APP_HASH, "record": RECORD, "attesters": 3, "members": 4})
     checkpoint = validation.checkpoint(cluster, 20)
@@ -106,108 +36,108 @@ def test_three_of_four_members_attestations_post_a_checkpoint_anyone_may_send(va
 
 
 def test_two_of_four_is_not_more_than_two_thirds(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
+    state = state_at(registry, cluster)
     with refused("attestations of more than 2/3 of the members are needed"):
-        _post(validation, state, _signatures(state, _domain(validation), [1, 2]), sender=accounts.stranger)
+        post(validation, state, signatures(state, domain_of(validation), [1, 2]), sender=accounts.stranger)
 
 
 def test_an_outsiders_attestation_does_not_count(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
+    state = state_at(registry, cluster)
     with refused("a signer is not a member of the cluster"):  # node 5: registered, has an attester, not a member
-        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 5]), sender=accounts.stranger)
+        post(validation, state, signatures(state, domain_of(validation), [1, 2, 5]), sender=accounts.stranger)
     with refused("a signer is no node's attester"):  # a key no node registered
-        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 9]), sender=accounts.stranger)
+        post(validation, state, signatures(state, domain_of(validation), [1, 2, 9]), sender=accounts.stranger)
 
 
 def test_a_member_that_left_no_longer_counts(validation, registry, accounts, cluster) -> None:
     registry.request_leave(4, sender=accounts.operators[3])
-    state = _state(registry, cluster)
+    state = state_at(registry, cluster)
     with refused("a signer is not a member of the cluster"):
-        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 4]), sender=accounts.stranger)
-    _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)  # 3 of 3
+        post(validation, state, signatures(state, domain_of(validation), [1, 2, 4]), sender=accounts.stranger)
+    post(validation, state, signatures(state, domain_of(validation), [1, 2, 3]), sender=accounts.stranger)  # 3 of 3
 
 
 def test_one_member_signing_twice_counts_once(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
-    v, r, s = _signatures(state, _domain(validation), [1, 2])
+    state = state_at(registry, cluster)
+    v, r, s = signatures(state, domain_of(validation), [1, 2])
     with refused("signers are not distinct and in ascending order"):
-        _post(validation, state, ([v[0], v[0], v[1]], [r[0], r[0], r[1]], [s[0], s[0], s[1]]), sender=accounts.stranger)
+        post(validation, state, ([v[0], v[0], v[1]], [r[0], r[0], r[1]], [s[0], s[0], s[1]]), sender=accounts.stranger)
     with refused("signers are not distinct and in ascending order"):
-        _post(validation, state, (v[::-1], r[::-1], s[::-1]), sender=accounts.stranger)
+        post(validation, state, (v[::-1], r[::-1], s[::-1]), sender=accounts.stranger)
 
 
 @pytest.mark.parametrize("other", ["height", "app_hash", "record", "code_hash", "cluster", "contract"])
 def test_attestations_of_another_state_cluster_or_contract_do_not_carry_over(
         validation, validation_deployer, registry, accounts, cluster, other: str) -> None:
     """Signed for something else, a signature recovers some other address: no node's attester."""
-    state = _state(registry, cluster)
-    domain = _domain(validation)
+    state = state_at(registry, cluster)
+    domain = domain_of(validation)
     if other == "height":
-        signed = _state(registry, cluster, height=30)
+        signed = state_at(registry, cluster, height=30)
     elif other == "app_hash":
-        signed = _state(registry, cluster, app_hash=bytes(32))
+        signed = state_at(registry, cluster, app_hash=bytes(32))
     elif other == "record":
         signed = dataclasses.replace(state, record=bytes(32))
     elif other == "code_hash":
         signed = dataclasses.replace(state, code_hash=bytes(32))
     elif other == "cluster":
-        signed = _state(registry, cluster + 1)
+        signed = state_at(registry, cluster + 1)
     else:
         signed = state
         domain = AttestationDomain(domain.ethereum_chain_id, bytes.fromhex(registry.address[2:]))
     with refused("a signer is no node's attester"):
-        _post(validation, state, _signatures(signed, domain, [1, 2, 3]), sender=accounts.stranger)
+        post(validation, state, signatures(signed, domain, [1, 2, 3]), sender=accounts.stranger)
 
 
 def test_a_malleated_signature_is_refused(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
-    v, r, s = _signatures(state, _domain(validation), [1, 2, 3])
+    state = state_at(registry, cluster)
+    v, r, s = signatures(state, domain_of(validation), [1, 2, 3])
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     v[0], s[0] = 55 - v[0], n - s[0]  # the same point, the other s: ecrecover alone would accept it
     with refused("signature s is in the upper half of the curve order"):
-        _post(validation, state, (v, r, s), sender=accounts.stranger)
+        post(validation, state, (v, r, s), sender=accounts.stranger)
 
 
 def test_checkpoint_heights_are_multiples_of_the_interval_each_posted_once(validation, registry, accounts, cluster) -> None:
-    domain = _domain(validation)
-    off = _state(registry, cluster, height=25)
+    domain = domain_of(validation)
+    off = state_at(registry, cluster, height=25)
     with refused("height is not a checkpoint height"):
-        _post(validation, off, _signatures(off, domain, [1, 2, 3]), sender=accounts.stranger)
-    state = _state(registry, cluster)
-    _post(validation, state, _signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
-    again = _state(registry, cluster, app_hash=bytes(32))
+        post(validation, off, signatures(off, domain, [1, 2, 3]), sender=accounts.stranger)
+    state = state_at(registry, cluster)
+    post(validation, state, signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
+    again = state_at(registry, cluster, app_hash=bytes(32))
     with refused("already posted at this height"):
-        _post(validation, again, _signatures(again, domain, [1, 2, 3, 4]), sender=accounts.stranger)
-    earlier = _state(registry, cluster, height=10)  # an earlier height not posted yet is still welcome
-    _post(validation, earlier, _signatures(earlier, domain, [1, 2, 3]), sender=accounts.stranger)
+        post(validation, again, signatures(again, domain, [1, 2, 3, 4]), sender=accounts.stranger)
+    earlier = state_at(registry, cluster, height=10)  # an earlier height not posted yet is still welcome
+    post(validation, earlier, signatures(earlier, domain, [1, 2, 3]), sender=accounts.stranger)
     assert validation.last_checkpoint(cluster) == 20
 
 
 def test_a_checkpoint_at_a_height_never_reached_blocks_no_later_one(validation, registry, accounts, cluster) -> None:
     """Review finding: with checkpoints only moving forward, a quorum of a small cluster could
     post at the largest uint64 multiple of the interval and stop every later checkpoint."""
-    domain = _domain(validation)
-    far = _state(registry, cluster, height=(2**64 - 1) // INTERVAL * INTERVAL)
-    _post(validation, far, _signatures(far, domain, [1, 2, 3]), sender=accounts.stranger)
-    state = _state(registry, cluster)
-    _post(validation, state, _signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
+    domain = domain_of(validation)
+    far = state_at(registry, cluster, height=(2**64 - 1) // INTERVAL * INTERVAL)
+    post(validation, far, signatures(far, domain, [1, 2, 3]), sender=accounts.stranger)
+    state = state_at(registry, cluster)
+    post(validation, state, signatures(state, domain, [1, 2, 3]), sender=accounts.stranger)
     assert validation.checkpoint(cluster, 20).attesters == 3
 
 
 def test_signatures_that_are_not_well_formed_are_refused(validation, registry, accounts, cluster) -> None:
-    state = _state(registry, cluster)
-    v, r, s = _signatures(state, _domain(validation), [1, 2, 3])
+    state = state_at(registry, cluster)
+    v, r, s = signatures(state, domain_of(validation), [1, 2, 3])
     with refused("v, r and s differ in length"):
-        _post(validation, state, (v, r, s[:2]), sender=accounts.stranger)
+        post(validation, state, (v, r, s[:2]), sender=accounts.stranger)
     with refused("a signature recovers no key"):
-        _post(validation, state, ([v[0] + 2] + v[1:], r, s), sender=accounts.stranger)
+        post(validation, state, ([v[0] + 2] + v[1:], r, s), sender=accounts.stranger)
 
 
 def test_the_interval_is_the_owners_to_set_once(validation_deployer, registry, accounts, cluster) -> None:
     validation = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
-    state = _state(registry, cluster)
+    state = state_at(registry, cluster)
     with refused("the cluster has no checkpoint interval"):
-        _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)
+        post(validation, state, signatures(state, domain_of(validation), [1, 2, 3]), sender=accounts.stranger)
     with refused("caller is not the cluster's owner"):
         validation.set_checkpoint_interval(cluster, 5, sender=accounts.operators[0])
     with refused("no such cluster"):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from .helpers import MIN_DEPOSIT, block, events, key, refused, set_block
-from .test_validation_checkpoints import (  # noqa: F401 - fixtures
-    APP_HASH, _domain, _post, _signatures, _state, attester, cluster, set_attester, validation, validation_deployer,
+from .validation_helpers import (
+    APP_HASH, DISPUTE_WINDOW, attester, domain_of, post, set_attester, signatures, state_at,
 )
 
 K = 2
@@ -29,8 +29,8 @@ def pool(validation, registry, accounts, cluster) -> list[int]:
 
 
 def posted(validation, registry, accounts, cluster, height: int = 20) -> int:
-    state = _state(registry, cluster, height)
-    _post(validation, state, _signatures(state, _domain(validation), [1, 2, 3]), sender=accounts.stranger)
+    state = state_at(registry, cluster, height)
+    post(validation, state, signatures(state, domain_of(validation), [1, 2, 3]), sender=accounts.stranger)
     return block()
 
 
@@ -168,15 +168,13 @@ def test_validated_height_is_the_highest_validated_checkpoint(validation, regist
         set_block(posted(validation, registry, accounts, cluster, height) + 2)
         validation.draw(cluster, height, sender=accounts.stranger)
         for node in drawn_ids(validation, cluster, height):
-            state = _state(registry, cluster, height)
+            state = state_at(registry, cluster, height)
             endorse(validation, accounts, cluster, node, height, state.app_hash)
     assert validation.validated_height(cluster) == 20
 
 
 def test_a_leaving_member_is_released_only_after_its_last_checkpoint_is_validated_and_the_window_passed(
         validation, registry, accounts, cluster, pool) -> None:
-    from .test_validation_checkpoints import DISPUTE_WINDOW
-
     registry.set_validation(validation.address, sender=accounts.owner)
     with refused("the validation contract is already set"):
         registry.set_validation(validation.address, sender=accounts.owner)
@@ -204,11 +202,9 @@ def test_a_leaving_member_is_released_only_after_its_last_checkpoint_is_validate
 def test_a_later_validated_checkpoint_releases_an_earlier_attester(validation, registry, accounts, cluster, pool) -> None:
     """A validator re-executes everything before the checkpoint it endorses, so a validated 30
     covers an attestation of 20 that was never validated itself."""
-    from .test_validation_checkpoints import DISPUTE_WINDOW
-
     posted(validation, registry, accounts, cluster, 20)  # members 1-3
-    later = _state(registry, cluster, 30)
-    _post(validation, later, _signatures(later, _domain(validation), [2, 3, 4]), sender=accounts.stranger)
+    later = state_at(registry, cluster, 30)
+    post(validation, later, signatures(later, domain_of(validation), [2, 3, 4]), sender=accounts.stranger)
     assert validation.last_attested(1) == 20 and validation.last_attested(4) == 30
     set_block(block() + 2)
     validation.draw(cluster, 30, sender=accounts.stranger)
