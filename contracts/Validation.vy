@@ -69,6 +69,12 @@ event ValidatorDrawn:
     deadline: uint256
     replaced: uint256  # the no-show this draw replaces (0: the first draw)
 
+event DrawRearmed:
+    cluster_id: indexed(uint256)
+    height: indexed(uint256)
+    slot: uint256  # MAX_DRAWN: the first draw; else the slot whose replacement waits
+    seed_block: uint256  # the future block whose hash will seed it
+
 event Endorsed:
     cluster_id: indexed(uint256)
     height: indexed(uint256)
@@ -100,6 +106,9 @@ pool: public(DynArray[uint256, MAX_POOL])  # nodes enrolled as batch validators
 enrolled: public(HashMap[uint256, bool])
 _slots: HashMap[uint256, HashMap[uint256, DynArray[Slot, MAX_DRAWN]]]  # cluster -> height -> drawn validators
 endorsements: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> how many
+# The block whose hash seeds a checkpoint's first draw: the one after it was posted (or, when
+# that hash is forgotten, a later one named by `draw` before it was mined).
+seed_block: public(HashMap[uint256, HashMap[uint256, uint256]])
 validated_block: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> block it was validated in
 last_attested: public(HashMap[uint256, uint256])  # node -> highest checkpoint its attestation was counted in
 
@@ -214,6 +223,7 @@ def post_checkpoint(
     self._checkpoints[cluster_id][convert(height, uint256)] = Checkpoint(
         app_hash=app_hash, record=record, posted_block=block.number, attesters=len(v), members=members
     )
+    self.seed_block[cluster_id][convert(height, uint256)] = block.number + 1
     if convert(height, uint256) > self.last_checkpoint[cluster_id]:
         self.last_checkpoint[cluster_id] = convert(height, uint256)
     log CheckpointPosted(
@@ -309,18 +319,20 @@ def draw(cluster_id: uint256, height: uint256):
     """
     @notice Draw the checkpoint's validators (anyone may call, once, from the second block
             after it was posted): the seed is the hash of the block mined right after the
-            checkpoint, which nobody knew when it was posted. Past 256 blocks that hash is
-            gone and the newest one is used.
+            checkpoint, which nobody knew when it was posted. Past 256 blocks Ethereum has
+            forgotten that hash; then this call draws nobody and names the next block as the
+            seed instead (call again after it), so that nobody who waits can pick the hash.
     """
-    posted: uint256 = self._checkpoints[cluster_id][height].posted_block
-    assert posted != 0, "no checkpoint at this height"
+    assert self._checkpoints[cluster_id][height].posted_block != 0, "no checkpoint at this height"
     assert len(self._slots[cluster_id][height]) == 0, "the validators are drawn already"
     k: uint256 = self.validators_per_checkpoint[cluster_id]
     assert k != 0, "the cluster has no validator rules"
-    assert block.number > posted + 1, "the seed block is not mined yet: draw from the second block after posting"
-    seed_block: uint256 = posted + 1
+    seed_block: uint256 = self.seed_block[cluster_id][height]
+    assert block.number > seed_block, "the seed block is not mined yet: draw from the second block after posting"
     if block.number - seed_block > 256:
-        seed_block = block.number - 1
+        self.seed_block[cluster_id][height] = block.number + 1
+        log DrawRearmed(cluster_id=cluster_id, height=height, slot=MAX_DRAWN, seed_block=block.number + 1)
+        return
     seed: bytes32 = keccak256(abi_encode(blockhash(seed_block), cluster_id, height))
     deadline: uint256 = block.number + self.response_blocks[cluster_id]
     taken: DynArray[uint256, MAX_DRAWN] = []
@@ -338,13 +350,22 @@ def draw(cluster_id: uint256, height: uint256):
 def replace(cluster_id: uint256, height: uint256, slot: uint256):
     """
     @notice Replace a drawn validator that did not endorse by its deadline with a new draw
-            (anyone may call). A no-show is not slashed: its Swarm or Ethereum may be down.
+            (anyone may call, from the second block after the deadline). A no-show is not
+            slashed: its Swarm or Ethereum may be down. The seed is the hash of the block
+            after the deadline, fixed before anyone knew it, so the caller cannot pick the
+            newcomer by choosing when to call; past 256 blocks, as for `draw`, this call names
+            the next block as the seed instead.
     """
     assert slot < len(self._slots[cluster_id][height]), "no such slot"
     drawn: Slot = self._slots[cluster_id][height][slot]
     assert not drawn.endorsed, "the validator endorsed"
     assert block.number > drawn.deadline, "the validator's deadline has not passed"
-    seed: bytes32 = keccak256(abi_encode(blockhash(block.number - 1), cluster_id, height, slot))
+    assert block.number > drawn.deadline + 1, "the replacement's seed block is not mined yet: call in the next block"
+    if block.number - (drawn.deadline + 1) > 256:
+        self._slots[cluster_id][height][slot].deadline = block.number  # seeds from block.number + 1
+        log DrawRearmed(cluster_id=cluster_id, height=height, slot=slot, seed_block=block.number + 1)
+        return
+    seed: bytes32 = keccak256(abi_encode(blockhash(drawn.deadline + 1), cluster_id, height, slot))
     picked: uint256 = self._pick(cluster_id, seed, self._taken(cluster_id, height))
     assert picked != 0, "no other eligible validator in the pool"
     deadline: uint256 = block.number + self.response_blocks[cluster_id]

@@ -1,9 +1,11 @@
 """`make demo`: a 4-node cluster running the seed's stock example, driven by a client.
 
-It starts a real devnet (CometBFT + our state machines), sends calls and a query,
-shows one call being refused before ordering and a result verified by the client, shows
-the members' deposits in the Ethereum contract and a fifth node joining the validator
-set, checks that every node reached the same app_hash, and stops everything it started.
+It starts a real devnet (CometBFT + our state machines) with two batch validators outside
+the cluster, sends calls and a query, shows one call being refused before ordering and a
+result verified by the client (with the members' attestations), shows the members'
+deposits in the Ethereum contract, the batch validation lag falling to zero once the calls
+stop, and a fifth node joining the validator set, checks that every node reached the same
+app_hash, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from rtc.client import AsyncClient, CallRejected, ContractCheck, TrustPolicy
+from rtc.client import AsyncClient, CallRejected, ContractCheck, TrustPolicy, ValidationCheck
+from rtc.client.validation import read_status
 from rtc.cometbft import RPC, NodeHome
 from rtc.devnet import Devnet
 from rtc.history.config import history_signer, open_swarm
@@ -23,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "build" / "demo"
 APP = ROOT / "build" / "wasm" / "stock.wasm"
 QUOTES = [187.5, 189.25, 188.0, 191.75, 190.5]
+VALIDATORS = 2
 
 
 def say(text: str = "") -> None:
@@ -39,8 +43,10 @@ async def drive(devnet: Devnet, history: HistoryReader) -> None:
         say(f"  update_high(AAPL, {quote:7.2f}) via {devnet.nodes[i % len(urls)].name} -> {result.value}"
             f"   height {result.height}, {result.latency_ms:.0f} ms, fuel {result.fuel}")
     say("\n-- a session: the client sends 6 quotes at once, shuffled over the 4 nodes --")
-    contract = ContractCheck.connect(devnet.ethereum.url, devnet.ethereum.registry, devnet.ethereum.cluster_id)
-    trust = TrustPolicy.registry(contract, chain_id=devnet.chain_id)
+    eth = devnet.ethereum
+    contract = ContractCheck.connect(eth.url, eth.registry, eth.cluster_id)
+    trust = TrustPolicy.registry(contract, chain_id=devnet.chain_id).with_validation(
+        ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
     nodes = [AsyncClient(url, trust, history) for url in urls]
     session = nodes[0].session()
     quotes = [192.0, 195.5, 193.25, 197.0, 196.0, 199.5]
@@ -53,7 +59,7 @@ async def drive(devnet: Devnet, history: HistoryReader) -> None:
         result = await session.result(k)
         say(f"  counter {k}: update_high(MSFT, {quotes[k]:.2f}) -> {result.value}   height {result.height}")
     say("  (each result is what sequential execution gives: call k ran after call k-1 on every node)")
-    say("\n-- the client verifies the last result itself, trusting only the Registry contract on Ethereum --")
+    say("\n-- the client verifies the last result itself, trusting only the contracts on Ethereum --")
     receipt = await nodes[1].verified(session.session_key, len(quotes) - 1)
     say(f"  counter {len(quotes) - 1} -> {receipt.result.value}, proven at height {receipt.state_height}:")
     for check in receipt.checks:
@@ -74,6 +80,34 @@ async def drive(devnet: Devnet, history: HistoryReader) -> None:
         say("\n-- the backend answers with an error value; it is recorded in the block like any result --")
         result = await client.call({"function": "update_high", "symbol": "", "value": 1.0})
         say(f"  update_high('', 1.0) -> {result.value} at height {result.height}")
+
+
+def show_validation(devnet: Devnet, timeout: float = 120.0) -> None:
+    """The lag of batch validation, until no client transaction is left unvalidated."""
+    from rtc.ethereum.validation import Validation
+
+    say(f"\n-- batch validation: {VALIDATORS} validators outside the cluster re-execute every checkpoint "
+        "from Swarm and endorse it on Ethereum --")
+    validation = Validation.connect(devnet.ethereum.url, devnet.ethereum.validation)
+    started, shown = time.monotonic(), None
+    with RPC(devnet.nodes[0].rpc) as rpc:
+        while True:
+            status = read_status(validation, devnet.ethereum.cluster_id, rpc)
+            line = (f"  head {status.head_height}, validated {status.validated_height}: lag {status.lag_blocks} "
+                    f"blocks, {status.lag_txs} transactions")
+            if line != shown:
+                say(line)
+                shown = line
+            if status.lag_txs == 0 and status.validated_height:
+                break
+            if time.monotonic() - started > timeout:
+                say(f"  validation did not catch up within {timeout:.0f} s; see {devnet.home / 'logs'}")
+                return
+            time.sleep(1.0)
+    for checkpoint in status.checkpoints[:3]:
+        say(f"  checkpoint {checkpoint.height}: {checkpoint.status}, validators {list(checkpoint.validators)} "
+            f"({checkpoint.endorsements} endorsements), app_hash {checkpoint.app_hash.hex()[:16]}…")
+    say(f"  every call is re-executed and endorsed {time.monotonic() - started:.1f} s after the last one")
 
 
 def node_history(devnet: Devnet) -> HistoryReader:
@@ -115,7 +149,7 @@ def main() -> int:
         return 1
     Devnet.remove(HOME)
     say("Starting a local cluster of 4 nodes (CometBFT + the Python state machine each)...")
-    devnet = Devnet.create(HOME, 4, APP, base_port=26600, progress=lambda m: say(f"  {m}"))
+    devnet = Devnet.create(HOME, 4, APP, base_port=26600, progress=lambda m: say(f"  {m}"), validators=VALIDATORS)
     try:
         devnet.start(progress=lambda m: say(f"  {m}"))
         for node in devnet.nodes:
@@ -130,6 +164,7 @@ def main() -> int:
         history = node_history(devnet)  # the store opens once per process: one reader for everything here
         try:
             asyncio.run(drive(devnet, history))
+            show_validation(devnet)
             show_a_node_joining(devnet)
             show_history(history)
         finally:

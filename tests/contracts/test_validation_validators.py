@@ -155,6 +155,9 @@ def test_a_no_show_is_replaced_after_its_deadline_and_cannot_endorse_late(
     set_block(validation.drawn(cluster, 20)[1].deadline + 1)
     with refused("the deadline has passed"):
         endorse(validation, accounts, cluster, absent)
+    with refused("the replacement's seed block is not mined yet: call in the next block"):
+        validation.replace(cluster, 20, 1, sender=accounts.stranger)
+    set_block(block() + 1)
     validation.replace(cluster, 20, 1, sender=accounts.stranger)
     assert events(validation)[-1][1]["replaced"] == absent
     newcomer = drawn_ids(validation, cluster)[1]

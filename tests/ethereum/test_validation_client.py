@@ -139,3 +139,67 @@ def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validate
     assert validation.released(attester, cluster_id)
     registry.withdraw(operators[0], attester)
     assert registry.node(attester).status == "withdrawn"
+
+
+def _pool_cluster(chain: Web3, validators: int) -> tuple[Registry, Validation, int, list[int], Attestation]:
+    """A cluster of 4 members with a posted checkpoint at INTERVAL, and `validators` enrolled validators."""
+    accounts = chain.eth.accounts
+    owner = accounts[0]
+    registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
+    validation = Validation.deploy(chain, owner, registry.address, DISPUTE_WINDOW)
+    code_hash = hashlib.sha256(b"pool.wasm").digest()
+    cluster_id = registry.create_cluster(owner, b"\x35" * 32, code_hash, 4)
+    keys = [hashlib.sha256(b"pool %d" % i).digest() for i in range(4 + validators)]
+    pool = []
+    for i, operator in enumerate(accounts[12:12 + 4 + validators]):
+        node_id = registry.register(operator, bytes([0x60 + i]) * 32, 2 * ETHER)
+        proof = attester_proof(keys[i], bytes.fromhex(registry.address[2:]), int(chain.eth.chain_id), node_id)
+        registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])), proof)
+        if i < 4:
+            registry.request_join(operator, node_id, cluster_id)
+            assert registry.approve_join(owner, node_id)
+        else:
+            validation.enroll(operator, node_id)
+            pool.append(node_id)
+    validation.set_checkpoint_interval(owner, cluster_id, INTERVAL)
+    validation.set_validator_rules(owner, cluster_id, 1, 3, b"\x9e" * 32)
+    state = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, INTERVAL,
+                        hashlib.sha256(b"pool state").digest(), hashlib.sha256(b"pool record").digest(), code_hash)
+    domain = AttestationDomain(int(chain.eth.chain_id), bytes.fromhex(validation.address[2:]))
+    validation.post_checkpoint(owner, state, [state.sign(key, domain) for key in keys[:3]])
+    return registry, validation, cluster_id, pool, state
+
+
+def test_whoever_calls_replace_cannot_pick_the_replacement_by_choosing_the_block(chain: Web3) -> None:
+    """Review finding: the replacement was seeded by the block before the call, so a caller could
+    simulate replace in every block after the deadline and send it only when a validator it
+    colludes with would be drawn. The seed is now the block after the deadline, fixed then."""
+    _, validation, cluster_id, pool, _ = _pool_cluster(chain, 6)
+    owner = chain.eth.accounts[0]
+    chain.provider.make_request("anvil_mine", [2])
+    validation.draw(owner, cluster_id, INTERVAL)
+    deadline = validation.drawn(cluster_id, INTERVAL)[0].deadline
+    chain.provider.make_request("anvil_mine", [max(0, deadline + 2 - int(chain.eth.block_number))])
+    newcomers = set()
+    for wait in range(8):
+        snapshot = chain.provider.make_request("evm_snapshot", [])["result"]
+        chain.provider.make_request("anvil_mine", [wait])
+        validation.replace(owner, cluster_id, INTERVAL, 0)
+        newcomers.add(validation.drawn(cluster_id, INTERVAL)[0].node_id)
+        chain.provider.make_request("evm_revert", [snapshot])
+    assert len(newcomers) == 1, f"the replacement depends on when replace is called: {sorted(newcomers)}"
+
+
+def test_a_draw_whose_seed_block_is_forgotten_waits_for_a_new_one(chain: Web3) -> None:
+    """Review finding: after 256 blocks the draw fell back to the newest block hash, so a poster
+    that withheld the draw could pick its validators; now the draw re-arms on a future block."""
+    _, validation, cluster_id, pool, _ = _pool_cluster(chain, 6)
+    owner = chain.eth.accounts[0]
+    chain.provider.make_request("anvil_mine", [300])
+    validation.draw(owner, cluster_id, INTERVAL)  # re-arms: nothing drawn from a hash anyone could see
+    assert validation.drawn(cluster_id, INTERVAL) == []
+    with pytest.raises(ContractRefused, match="the seed block is not mined yet"):
+        validation.draw(owner, cluster_id, INTERVAL)  # mined in the seed block itself: its hash is not known
+    chain.provider.make_request("anvil_mine", [2])  # (a call is simulated at the newest block first)
+    validation.draw(owner, cluster_id, INTERVAL)
+    assert [slot.node_id for slot in validation.drawn(cluster_id, INTERVAL)][0] in pool

@@ -137,11 +137,12 @@ class CheckpointPoster:
             return True
         now = int(validation.w3.eth.block_number)
         for index, slot in enumerate(slots):
-            if not slot.endorsed and now > slot.deadline:
+            if not slot.endorsed and now > slot.deadline + 1:  # the block after the deadline seeds the new draw
                 done = validation.replace(sender, cluster, height, index)
-                log.info("checkpoint %d: validator %d did not endorse by Ethereum block %d; replaced by %d (%d gas)",
-                         height, slot.node_id, slot.deadline, validation.drawn(cluster, height)[index].node_id,
-                         done.gas_used)
+                newcomer = validation.drawn(cluster, height)[index].node_id
+                if newcomer != slot.node_id:
+                    log.info("checkpoint %d: validator %d did not endorse by Ethereum block %d; replaced by %d "
+                             "(%d gas)", height, slot.node_id, slot.deadline, newcomer, done.gas_used)
         return False
 
     def _turn(self, signers: list[bytes], number: int) -> int:
