@@ -6,6 +6,7 @@ validated and the dispute window has passed (anvil's block controls, both ways).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import pytest
 from web3 import Web3
@@ -77,28 +78,33 @@ def test_a_checkpoint_on_anvil_costs_about_an_ecrecover_per_attestation(chain: W
     assert with_three < first.gas_used < 300_000
 
 
-def _funded_key(chain: Web3, payer: str, seed: bytes) -> bytes:
-    key = hashlib.sha256(seed).digest()
-    chain.eth.wait_for_transaction_receipt(chain.eth.send_transaction(
-        {"from": payer, "to": Web3.to_checksum_address(address_of(key)), "value": ETHER}))
-    return key
+@dataclass
+class PoolCluster:
+    """A cluster of 4 members (nodes ids[:4]) with a checkpoint at INTERVAL that members 0-2
+    attested, and enrolled validators (ids[4:]); every attester key is funded to send."""
+
+    registry: Registry
+    validation: Validation
+    cluster_id: int
+    ids: list[int]
+    keys: list[bytes]
+    operators: list[str]
+    state: Attestation
 
 
-def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validated_and_disputable_no_more(
-        anvil: Anvil, chain: Web3) -> None:
-    accounts = chain.eth.accounts
-    owner, operators = accounts[0], accounts[5:12]
+def pool_cluster(chain: Web3, validators: int, per_checkpoint: int, accounts_from: int) -> PoolCluster:
+    owner = chain.eth.accounts[0]
+    operators = chain.eth.accounts[accounts_from:accounts_from + 4 + validators]
     registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
     validation = Validation.deploy(chain, owner, registry.address, DISPUTE_WINDOW)
-    registry.set_validation(owner, validation.address)
-    with pytest.raises(ContractRefused, match="the validation contract is already set"):
-        registry.set_validation(owner, validation.address)
-    code_hash = hashlib.sha256(b"sum.wasm").digest()
-    cluster_id = registry.create_cluster(owner, b"\x34" * 32, code_hash, 4)
-    keys = [_funded_key(chain, owner, b"release %d" % i) for i in range(7)]  # 0-3 members, 4-6 validators
+    code_hash = hashlib.sha256(b"pool.wasm").digest()
+    cluster_id = registry.create_cluster(owner, b"\x35" * 32, code_hash, 4)
+    keys = [hashlib.sha256(b"pool %d" % i).digest() for i in range(4 + validators)]
     ids = []
     for i, operator in enumerate(operators):
-        node_id = registry.register(operator, bytes([0x50 + i]) * 32, 2 * ETHER)
+        chain.eth.wait_for_transaction_receipt(chain.eth.send_transaction(
+            {"from": owner, "to": Web3.to_checksum_address(address_of(keys[i])), "value": ETHER}))
+        node_id = registry.register(operator, bytes([0x60 + i]) * 32, 2 * ETHER)
         proof = attester_proof(keys[i], bytes.fromhex(registry.address[2:]), int(chain.eth.chain_id), node_id)
         registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])), proof)
         if i < 4:
@@ -108,11 +114,23 @@ def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validate
             validation.enroll(operator, node_id)
         ids.append(node_id)
     validation.set_checkpoint_interval(owner, cluster_id, INTERVAL)
-    validation.set_validator_rules(owner, cluster_id, 2, 20, b"\x9e" * 32)
+    validation.set_validator_rules(owner, cluster_id, per_checkpoint, 3, b"\x9e" * 32)
     state = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, INTERVAL,
-                        hashlib.sha256(b"state").digest(), hashlib.sha256(b"record").digest(), code_hash)
+                        hashlib.sha256(b"pool state").digest(), hashlib.sha256(b"pool record").digest(), code_hash)
     domain = AttestationDomain(int(chain.eth.chain_id), bytes.fromhex(validation.address[2:]))
     validation.post_checkpoint(owner, state, [state.sign(key, domain) for key in keys[:3]])
+    return PoolCluster(registry, validation, cluster_id, ids, keys, list(operators), state)
+
+
+def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validated_and_disputable_no_more(
+        anvil: Anvil, chain: Web3) -> None:
+    owner = chain.eth.accounts[0]
+    pool = pool_cluster(chain, validators=3, per_checkpoint=2, accounts_from=5)
+    registry, validation, cluster_id, ids, operators = (pool.registry, pool.validation, pool.cluster_id, pool.ids,
+                                                        pool.operators)
+    registry.set_validation(owner, validation.address)
+    with pytest.raises(ContractRefused, match="the validation contract is already set"):
+        registry.set_validation(owner, validation.address)
     assert [validation.last_attested(node) for node in ids[:4]] == [INTERVAL] * 3 + [0]
 
     attester, bystander = ids[0], ids[3]
@@ -129,8 +147,8 @@ def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validate
     assert len(chosen) == 2 and set(chosen) <= set(ids[4:])
     endorsed = []
     for node in chosen:
-        signer = Validation.connect(anvil.url, validation.address, private_key=keys[ids.index(node)])
-        endorsed.append(signer.endorse(signer.signer, cluster_id, INTERVAL, node, state.app_hash).gas_used)
+        signer = Validation.connect(anvil.url, validation.address, private_key=pool.keys[ids.index(node)])
+        endorsed.append(signer.endorse(signer.signer, cluster_id, INTERVAL, node, pool.state.app_hash).gas_used)
     print(f"draw of 2 validators: {drawn.gas_used} gas; endorsements: {endorsed} gas")
     assert validation.validated_height(cluster_id) == INTERVAL
     with pytest.raises(ContractRefused, match="their dispute window is still open"):
@@ -141,41 +159,12 @@ def test_a_leaving_member_gets_its_deposit_only_after_its_checkpoint_is_validate
     assert registry.node(attester).status == "withdrawn"
 
 
-def _pool_cluster(chain: Web3, validators: int) -> tuple[Registry, Validation, int, list[int], Attestation]:
-    """A cluster of 4 members with a posted checkpoint at INTERVAL, and `validators` enrolled validators."""
-    accounts = chain.eth.accounts
-    owner = accounts[0]
-    registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=COOLING_OFF)
-    validation = Validation.deploy(chain, owner, registry.address, DISPUTE_WINDOW)
-    code_hash = hashlib.sha256(b"pool.wasm").digest()
-    cluster_id = registry.create_cluster(owner, b"\x35" * 32, code_hash, 4)
-    keys = [hashlib.sha256(b"pool %d" % i).digest() for i in range(4 + validators)]
-    pool = []
-    for i, operator in enumerate(accounts[12:12 + 4 + validators]):
-        node_id = registry.register(operator, bytes([0x60 + i]) * 32, 2 * ETHER)
-        proof = attester_proof(keys[i], bytes.fromhex(registry.address[2:]), int(chain.eth.chain_id), node_id)
-        registry.set_attester(operator, node_id, Web3.to_checksum_address(address_of(keys[i])), proof)
-        if i < 4:
-            registry.request_join(operator, node_id, cluster_id)
-            assert registry.approve_join(owner, node_id)
-        else:
-            validation.enroll(operator, node_id)
-            pool.append(node_id)
-    validation.set_checkpoint_interval(owner, cluster_id, INTERVAL)
-    validation.set_validator_rules(owner, cluster_id, 1, 3, b"\x9e" * 32)
-    state = Attestation(bytes.fromhex(registry.address[2:]), cluster_id, INTERVAL,
-                        hashlib.sha256(b"pool state").digest(), hashlib.sha256(b"pool record").digest(), code_hash)
-    domain = AttestationDomain(int(chain.eth.chain_id), bytes.fromhex(validation.address[2:]))
-    validation.post_checkpoint(owner, state, [state.sign(key, domain) for key in keys[:3]])
-    return registry, validation, cluster_id, pool, state
-
-
 def test_whoever_calls_replace_cannot_pick_the_replacement_by_choosing_the_block(chain: Web3) -> None:
     """Review finding: the replacement was seeded by the block before the call, so a caller could
     simulate replace in every block after the deadline and send it only when a validator it
     colludes with would be drawn. The seed is now the block after the deadline, fixed then."""
-    _, validation, cluster_id, pool, _ = _pool_cluster(chain, 6)
-    owner = chain.eth.accounts[0]
+    pool = pool_cluster(chain, validators=6, per_checkpoint=1, accounts_from=12)
+    validation, cluster_id, owner = pool.validation, pool.cluster_id, chain.eth.accounts[0]
     chain.provider.make_request("anvil_mine", [2])
     validation.draw(owner, cluster_id, INTERVAL)
     deadline = validation.drawn(cluster_id, INTERVAL)[0].deadline
@@ -193,8 +182,8 @@ def test_whoever_calls_replace_cannot_pick_the_replacement_by_choosing_the_block
 def test_a_draw_whose_seed_block_is_forgotten_waits_for_a_new_one(chain: Web3) -> None:
     """Review finding: after 256 blocks the draw fell back to the newest block hash, so a poster
     that withheld the draw could pick its validators; now the draw re-arms on a future block."""
-    _, validation, cluster_id, pool, _ = _pool_cluster(chain, 6)
-    owner = chain.eth.accounts[0]
+    pool = pool_cluster(chain, validators=6, per_checkpoint=1, accounts_from=12)
+    validation, cluster_id, owner = pool.validation, pool.cluster_id, chain.eth.accounts[0]
     chain.provider.make_request("anvil_mine", [300])
     validation.draw(owner, cluster_id, INTERVAL)  # re-arms: nothing drawn from a hash anyone could see
     assert validation.drawn(cluster_id, INTERVAL) == []
@@ -202,4 +191,4 @@ def test_a_draw_whose_seed_block_is_forgotten_waits_for_a_new_one(chain: Web3) -
         validation.draw(owner, cluster_id, INTERVAL)  # mined in the seed block itself: its hash is not known
     chain.provider.make_request("anvil_mine", [2])  # (a call is simulated at the newest block first)
     validation.draw(owner, cluster_id, INTERVAL)
-    assert [slot.node_id for slot in validation.drawn(cluster_id, INTERVAL)][0] in pool
+    assert [slot.node_id for slot in validation.drawn(cluster_id, INTERVAL)][0] in pool.ids[4:]
