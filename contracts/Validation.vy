@@ -427,11 +427,13 @@ def released(node_id: uint256, cluster_id: uint256) -> bool:
             checkpoint its attestation was counted in is at or below `validated_height`,
             and the dispute window has passed since the first checkpoint at or above its
             last one was validated (a validation re-executes everything before it).
+            A cluster that asks for no validators (no validator rules) is never validated:
+            its members need the cooling-off alone.
     @dev Attestations of heights that no posted checkpoint carried are not tracked here; a
          dispute about one must come within the Registry's cooling-off period.
     """
     last: uint256 = self.last_attested[node_id]
-    if last == 0:
+    if last == 0 or self.validators_per_checkpoint[cluster_id] == 0:
         return True
     validated: uint256 = self.validated_height[cluster_id]
     if validated < last:

@@ -177,6 +177,15 @@ def test_a_validator_tells_a_false_checkpoint_from_history_it_cannot_read(
 
     honest = replica("honest").judge(10, checkpoint.record, checkpoint.app_hash, 10)
     assert honest.agrees and honest.replayed == 10 and honest.app_hash == checkpoint.app_hash
+    wait_until(lambda: validation.last_checkpoint(cluster_id) >= 20, 60, "no second checkpoint")
+    second = validation.checkpoint(cluster_id, 20)
+    resumed = replica("honest").judge(20, second.record, second.app_hash, 10)  # a restarted validator goes on
+    assert resumed.agrees and resumed.replayed == 10
+    assert replica("honest").judge(10, checkpoint.record, checkpoint.app_hash, 10).agrees  # remembered, not replayed
+    progress = tmp_path / "honest" / "progress.json"  # a crash between committing a block and saving progress:
+    progress.write_text(progress.read_text().replace('"height": 20', '"height": 19'))
+    again = replica("honest").judge(20, second.record, second.app_hash, 10)  # starts over from genesis
+    assert again.agrees and again.replayed == 20
     with pytest.raises(CannotJudge, match="not in Swarm"):  # a record nobody uploaded
         replica("missing").judge(10, b"\x07" * 32, checkpoint.app_hash, 10)
     with pytest.raises(CannotJudge, match="code hash"):  # code in Swarm that is not the Registry's

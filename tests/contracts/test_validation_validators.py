@@ -218,3 +218,14 @@ def test_a_later_validated_checkpoint_releases_an_earlier_attester(validation, r
     assert not validation.released(1, cluster)
     set_block(block() + DISPUTE_WINDOW)
     assert validation.released(1, cluster)
+
+
+def test_a_cluster_without_validators_releases_on_the_cooling_off_alone(validation, registry, accounts, cluster) -> None:
+    """Nothing would ever validate its checkpoints: holding deposits for it would lock them for good."""
+    registry.set_validation(validation.address, sender=accounts.owner)
+    posted(validation, registry, accounts, cluster, 20)
+    assert validation.last_attested(1) == 20 and validation.validators_per_checkpoint(cluster) == 0
+    assert validation.released(1, cluster)
+    registry.request_leave(1, sender=accounts.operators[0])
+    set_block(registry.node(1).withdrawable_block)
+    registry.withdraw(1, sender=accounts.operators[0])

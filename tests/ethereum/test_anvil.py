@@ -19,7 +19,7 @@ def test_anvil_starts_with_funded_dev_accounts_and_stops(tmp_path) -> None:
     with Anvil(30745, log_path=tmp_path / "anvil.log") as chain:
         assert int(rpc(chain.url, "eth_chainId"), 16) == 31337
         accounts = rpc(chain.url, "eth_accounts")
-        assert len(accounts) == 20
+        assert len(accounts) == 24  # the deployer, 16 operators of nodes, 7 of batch validators
         assert int(rpc(chain.url, "eth_getBalance", accounts[0], "latest"), 16) > 10**21
         pid = chain.process.pid
     import os

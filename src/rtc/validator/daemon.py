@@ -89,6 +89,16 @@ class ValidatorDaemon:
         self._ethereum_down = False
         self.judgements: list[Judgement] = []  # what this daemon decided, newest last (also in the log)
 
+    @property
+    def open_draws(self) -> list[Assignment]:
+        """The draws this daemon still has to answer, oldest checkpoint first."""
+        return [self._open[key].assignment for key in sorted(self._open)]
+
+    @property
+    def read_up_to(self) -> int:
+        """The Ethereum block up to which it has read the contract's draws."""
+        return self._cursor
+
     # -- the loop ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:

@@ -1,0 +1,53 @@
+"""The validator daemon's own failures are "cannot judge yet", never a verdict: with Ethereum down
+it waits and says so once, and it resumes the draws it had open after a restart."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from rtc.ethereum.validation import Assignment
+from rtc.swarm import LocalSwarm
+from rtc.validator import ValidatorConfig, ValidatorDaemon
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "validator"
+    ValidatorConfig(eth_rpc="http://127.0.0.1:9", registry="0x" + "11" * 20, validation="0x" + "22" * 20,
+                    swarm=str(tmp_path / "swarm"), node_id=7).save(home)
+    return home
+
+
+def test_with_ethereum_down_it_waits_says_so_once_and_judges_nothing(home: Path, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    swarm = LocalSwarm.open(tmp_path / "swarm")
+    daemon = ValidatorDaemon(home, swarm, poll_seconds=0.05)
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    with caplog.at_level(logging.WARNING, logger="rtc.validator"):
+        runner.start()
+        threading.Event().wait(1.0)
+        stop.set()
+        runner.join(timeout=10)
+    swarm.close()
+    assert not runner.is_alive()
+    warnings = [r.getMessage() for r in caplog.records if "cannot reach Ethereum" in r.getMessage()]
+    assert len(warnings) == 1 and "nothing is judged" in warnings[0]
+    assert daemon.judgements == []
+
+
+def test_a_restarted_daemon_reopens_the_draws_it_had_not_answered(home: Path, tmp_path: Path) -> None:
+    open_draw = Assignment(cluster_id=1, height=20, node_id=7, slot=1, deadline=500, block=480)
+    (home / "cursor.json").write_text(json.dumps({"block": 490, "open": [asdict(open_draw)]}))
+    swarm = LocalSwarm.open(tmp_path / "swarm")
+    try:
+        daemon = ValidatorDaemon(home, swarm)
+        assert daemon.open_draws == [open_draw] and daemon.read_up_to == 490
+    finally:
+        swarm.close()
