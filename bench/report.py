@@ -74,6 +74,13 @@ def markdown(report: dict[str, Any]) -> str:
     if cli:
         lines.append(f"`rtc call` costs {cli['call_beyond_commit_p50_ms']} ms of wall time beyond the commit it waits "
                      f"for, `rtc query` {cli['query_p50_ms']} ms in all (p50 of {cli['runs']} runs, a new process each).")
+    lag = report.get("validation_lag")
+    if lag:
+        lines.append(f"Batch validation under the light load ({lag['rate_tps']} tx/s for {lag['seconds']} s, 4 nodes, "
+                     f"{lag['validators']} validators outside the cluster): validated_height lags the head by "
+                     f"p50 {lag['lag_blocks']['p50']:g} blocks / {lag['lag_txs']['p50']:g} transactions (max "
+                     f"{lag['lag_blocks']['max']:g} / {lag['lag_txs']['max']:g}); every call validated "
+                     f"{lag['all_validated_s_after_last_call']} s after the last one.")
     lines += [
         "",
         "| target (4 nodes) | value | target | met |",

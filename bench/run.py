@@ -8,7 +8,8 @@ driven by the same load generator (bench/loadgen.py):
   50% and 90%     a fixed rate at that share of the system's own saturation: latency
   query           read one key with its Merkle proof over RPC, one at a time
 
-plus the per-call VM overhead (a fresh instance per call) measured in-process. Writes
+plus the per-call VM overhead (a fresh instance per call) measured in-process, and (for 4
+nodes) how far batch validation lags under the light load (bench/validation_lag.py). Writes
 bench/results/latest.json, latest.md (the table the README shows) and latest.png.
 """
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import cpu  # noqa: E402
 import nodeprofile  # noqa: E402
+import validation_lag  # noqa: E402
 from kvstore import KvstoreCluster  # noqa: E402
 from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noqa: E402
 from report import write_reports  # noqa: E402
@@ -289,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         entry["rtc"] = bench_rtc(n, args.base_port)
         entry["ratio"] = ratios(entry["rtc"], entry["kvstore"])
         report["clusters"][str(n)] = entry
+    if 4 in sizes:
+        say("batch validation lag under the light load (4 nodes, 2 validators)")
+        report["validation_lag"] = validation_lag.measure(args.base_port + 600)
+        say(f"   lag p50 {report['validation_lag']['lag_blocks']['p50']} blocks, "
+            f"{report['validation_lag']['lag_txs']['p50']} transactions")
     report["elapsed_s"] = round(time.monotonic() - began, 1)
     written = write_reports(report, RESULTS, ROOT / "README.md")
     for line in written:

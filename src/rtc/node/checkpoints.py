@@ -3,19 +3,26 @@ the Validation contract (docs/validation.md).
 
 Any member may post a checkpoint and the contract takes each height once, so the members
 take turns: the signers of a height, in address order and rotated by the checkpoint's
-number, each wait their turn (TURN_SECONDS apart) and post only if nobody has yet. A member
-whose Ethereum endpoint is down or out of funds just misses its turn; the next one posts.
+number, are due TURN_SECONDS apart, and each posts only if nobody has yet. A member whose
+Ethereum endpoint is down or out of funds just misses its turn; the next one posts.
+
+A validated checkpoint covers every block before it (validators re-execute the whole
+history up to it), so when several checkpoints are due at once, because blocks come faster
+than Ethereum takes transactions, only the newest is posted: under load checkpoints thin
+out instead of queueing, and the lag stays bounded.
 
 The member that posted a checkpoint then keeps it: it asks the contract to draw the
-validators once the seed block is mined, and to replace any that let their deadline pass.
-Anyone may make those calls; the poster makes them because it wants its cluster validated.
-This thread never touches consensus: it reads what the app committed and talks to Ethereum.
+validators once the seed block is mined (unless a newer kept checkpoint supersedes it), and
+to replace any that let their deadline pass. Anyone may make those calls; the poster makes
+them because it wants its cluster validated. This thread never touches consensus: it reads
+what the app committed and talks to Ethereum.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 
 from rtc.ethereum.types import ContractRefused
@@ -29,7 +36,7 @@ log = logging.getLogger("rtc.checkpoints")
 
 TURN_SECONDS = 4.0  # how long each member in line waits for the one before it
 PENDING = 16  # checkpoints waiting to be posted (older ones are dropped: a later one supersedes them)
-KEEP_SECONDS = 1.0  # how often the checkpoints this member posted are looked after
+TICK_SECONDS = 0.5  # how often due checkpoints are posted and kept ones looked after
 KEPT = 64  # checkpoints looked after at once (the oldest is let go)
 
 
@@ -43,7 +50,8 @@ class CheckpointPoster:
         self.rules = rules
         self.key = key
         self.turn_seconds = turn_seconds
-        self._pending: deque[AttestationTx] = deque(maxlen=PENDING)
+        self._arrived: deque[AttestationTx] = deque(maxlen=PENDING)  # from the app's thread
+        self._due: dict[int, tuple[float, AttestationTx]] = {}  # height -> (when this member's turn comes, batch)
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -59,7 +67,7 @@ class CheckpointPoster:
                 except ValueError:
                     return
                 with self._wake:
-                    self._pending.append(batch)
+                    self._arrived.append(batch)
                     self._wake.notify()
                 return
 
@@ -79,15 +87,26 @@ class CheckpointPoster:
         validation = Validation.connect(self.url, self.settings.validation or "", private_key=self.key)
         while not self._stop.is_set():
             with self._wake:
-                self._wake.wait_for(lambda: self._pending or self._stop.is_set(), timeout=KEEP_SECONDS)
+                self._wake.wait_for(lambda: self._arrived or self._stop.is_set(), timeout=TICK_SECONDS)
                 if self._stop.is_set():
                     return
-                batch = self._pending.popleft() if self._pending else None
-            if batch is not None:
+                arrived = list(self._arrived)
+                self._arrived.clear()
+            for batch in arrived:
                 try:
-                    self._consider(validation, batch)
-                except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this turn
+                    self._schedule(validation, batch)
+                except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this checkpoint
                     log.warning("checkpoint at height %d not posted by this node: %s", batch.state.height, _short(exc))
+            due = [height for height, (when, _) in self._due.items() if when <= time.monotonic()]
+            if due:
+                newest = max(due)
+                batch = self._due[newest][1]
+                for height in due:  # the newest supersedes the others
+                    del self._due[height]
+                try:
+                    self._post(validation, batch)
+                except Exception as exc:  # noqa: BLE001 - Ethereum's failures only skip this turn
+                    log.warning("checkpoint at height %d not posted by this node: %s", newest, _short(exc))
             for height in list(self._kept):
                 try:
                     if self._keep(validation, height):
@@ -95,7 +114,8 @@ class CheckpointPoster:
                 except Exception as exc:  # noqa: BLE001 - tried again on the next round
                     log.debug("checkpoint %d: %s", height, _short(exc))
 
-    def _consider(self, validation: Validation, batch: AttestationTx) -> None:
+    def _schedule(self, validation: Validation, batch: AttestationTx) -> None:
+        """A checkpoint height's attestations: due when this member's turn comes."""
         cluster = self.settings.cluster_id
         if not self._interval:
             self._interval = validation.checkpoint_interval(cluster)
@@ -108,14 +128,17 @@ class CheckpointPoster:
             log.warning("height %d: only %d of %d members attested; no checkpoint (the next one may have more)",
                         height, len(signers), members)
             return
-        if self._stop.wait(self._turn(signers, height // self._interval) * self.turn_seconds):
-            return
+        turn = self._turn(signers, height // self._interval)
+        self._due[height] = (time.monotonic() + turn * self.turn_seconds, batch)
+
+    def _post(self, validation: Validation, batch: AttestationTx) -> None:
+        cluster, height = self.settings.cluster_id, batch.state.height
         if validation.checkpoint(cluster, height) is not None:
             return  # an earlier one in line posted it
         state = batch.state.attestation(self.rules.registry, cluster, self.rules.code_hash)
         posted = validation.post_checkpoint(validation.signer or "", state, list(batch.signatures))
         log.info("checkpoint at height %d posted with %d attestations (Ethereum block %d, %d gas)",
-                 height, len(signers), posted.block, posted.gas_used)
+                 height, len(batch.signatures), posted.block, posted.gas_used)
         self._kept.append(height)
 
     def _keep(self, validation: Validation, height: int) -> bool:
@@ -124,6 +147,8 @@ class CheckpointPoster:
         slots = validation.drawn(cluster, height)
         sender = validation.signer or ""
         if not slots:
+            if any(kept > height for kept in self._kept):
+                return True  # a newer checkpoint supersedes it: validating that one covers this one
             try:
                 done = validation.draw(sender, cluster, height)
             except ContractRefused as exc:
