@@ -230,3 +230,23 @@ def test_a_receipt_shows_the_attestations_and_the_lag_and_can_wait_for_validatio
         validated = session.verified(1, timeout=90, validated=True)
         assert validated.validated and validated.check("validation").passed
         assert validated.validation.validated_height >= validated.result.height
+
+
+def test_the_cli_shows_the_validation_status_and_a_validated_result(cluster: Devnet) -> None:
+    from tests import helpers
+
+    status = helpers.rtc("validation", "status", "--home", cluster.home, "-J")
+    assert status.code == 0, status.err
+    shown = status.json
+    assert set(shown) >= {"cluster_id", "head_height", "validated_height", "lag_blocks", "lag_txs", "checkpoints"}
+    assert shown["lag_blocks"] == shown["head_height"] - shown["validated_height"]
+    assert all(set(c) == {"height", "app_hash", "status", "validators", "endorsements"} for c in shown["checkpoints"])
+    assert "validated" in {c["status"] for c in shown["checkpoints"]}
+    text = helpers.rtc("validation", "status", "--home", cluster.home)
+    assert text.code == 0 and "validated" in text.out and "lag" in text.out
+    call = helpers.rtc("call", "--home", cluster.home, "update_high", "symbol=CLI", "value=2.5", "--verify",
+                       "--require-validated", "--timeout", "90", "--key", cluster.home / "client.key", "-J")
+    assert call.code == 0, call.err
+    assert call.json["validation"]["validated"] is True and call.json["attestations"]["signers"]
+    missing = helpers.rtc("validation", "status", "--eth-rpc", cluster.ethereum.url)
+    assert missing.code != 0 and "--validation" in missing.err

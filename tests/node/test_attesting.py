@@ -143,3 +143,80 @@ def test_an_attestation_transaction_no_honest_proposer_sends_is_refused(store, r
     }[change]()
     with pytest.raises(AttestationError):
         node(store, references, 1).check_tx(HEIGHT + 1, forged, MEMBERSHIP)
+
+
+# -- the application's rules for the transactions and extensions ---------------------------
+
+
+def _app_with_attestations(tmp_path: Path):
+    """A ClusterApp of a cluster with a Validation contract, whose membership names the attesters
+    (through a sync in block 1), at height 5, with node 0's key and records of heights 1-4."""
+    import orjson
+
+    from rtc.abci import PublicKey, abci_pb
+    from rtc.membership import EthereumSettings, EthereumSync
+    from rtc.node.app import ClusterApp
+    from rtc.node.config import ClusterSettings, GenesisAppState
+    from rtc.vm import Backend
+    from tests.conftest import component_path
+
+    settings = ClusterSettings(ethereum=EthereumSettings(31337, "0x" + "11" * 20, 7, 2, "0x" + "22" * 20))
+    backend = Backend.from_file(component_path("stock"), settings.limits)
+    store = StateStore.open(tmp_path / "app")
+    rules = AttestationRules.of(settings, backend.code_hash)
+    references = RecordReferences()
+    app = ClusterApp(store, backend, settings, attestations=Attestations(rules, store, references, ATTESTER_KEYS[0],
+                                                                         VALIDATORS[0]))
+    genesis = GenesisAppState(backend.code_hash, settings).to_json()
+    request = abci_pb.RequestInitChain(chain_id="t", app_state_bytes=orjson.dumps(genesis))
+    for key in VALIDATORS:
+        request.validators.append(abci_pb.ValidatorUpdate(pub_key=PublicKey(ed25519=key), power=10))
+    app.init_chain(request)
+    members = sorted(zip(VALIDATORS, (address_of(k) for k in ATTESTER_KEYS[:4])))
+    sync = EthereumSync(3, b"h" * 32, tuple(k for k, _ in members), tuple(a for _, a in members)).encode()
+    for height in range(1, HEIGHT):
+        finalized = abci_pb.RequestFinalizeBlock(height=height, txs=[sync] if height == 1 else [])
+        app.finalize_block(finalized)
+        app.commit(abci_pb.RequestCommit())
+        references.add(height, record_of(height), store.root_at(height))
+    return app, abci_pb
+
+
+def test_the_app_refuses_attestations_from_clients_out_of_place_or_twice(tmp_path: Path) -> None:
+    from rtc.protocol import Code
+
+    app, abci_pb = _app_with_attestations(tmp_path)
+    accept, reject = abci_pb.ResponseProcessProposal.ACCEPT, abci_pb.ResponseProcessProposal.REJECT
+    extension = app.extend_vote(abci_pb.RequestExtendVote(height=HEIGHT)).vote_extension
+    assert VoteExtension.decode(extension).state.height == HEIGHT - 2
+    verdict = app.verify_vote_extension(abci_pb.RequestVerifyVoteExtension(
+        height=HEIGHT, validator_address=validator_address(VALIDATORS[0]), vote_extension=extension))
+    assert verdict.status == abci_pb.ResponseVerifyVoteExtension.ACCEPT
+    stolen = app.verify_vote_extension(abci_pb.RequestVerifyVoteExtension(  # node 0's attestation as node 1's
+        height=HEIGHT, validator_address=validator_address(VALIDATORS[1]), vote_extension=extension))
+    assert stolen.status == abci_pb.ResponseVerifyVoteExtension.REJECT
+
+    def attested(height: int) -> bytes:
+        state = AttestedState(height, app.store.root_at(height), record_of(height))
+        signed = sorted((address_of(k), app.attestations.rules.sign(k, state)) for k in ATTESTER_KEYS[:3])
+        return AttestationTx(state, tuple(signature for _, signature in signed)).encode()
+
+    def propose(txs: list[bytes]) -> int:
+        return app.process_proposal(abci_pb.RequestProcessProposal(txs=txs, height=HEIGHT)).status
+
+    assert app.check_tx(abci_pb.RequestCheckTx(tx=attested(HEIGHT - 3))).code == Code.NOT_FROM_CLIENTS
+    assert propose([attested(HEIGHT - 2)]) == reject  # block 6 carries the attestations of 3, not of 4
+    due = attested(HEIGHT - 3)
+    assert propose([due]) == accept
+    assert propose([due, due]) == reject
+    from rtc.node.config import GenesisAppState
+    from rtc.protocol import SigningDomain, canonical_json, sign
+    from tests.node.test_app import KEY, SESSION
+
+    genesis = GenesisAppState(app.backend.code_hash, app.settings).to_json()
+    domain = SigningDomain.from_genesis("t", genesis)
+    call = sign(KEY, domain, SESSION, 0, canonical_json({"function": "update_high", "symbol": "A", "value": 1.0})).encode()
+    assert propose([due, call]) == accept
+    assert propose([call, due]) == reject  # attestations open a block (after a sync), never follow calls
+    result = app.finalize_block(abci_pb.RequestFinalizeBlock(height=HEIGHT, txs=[due])).tx_results[0]
+    assert result.code == Code.OK and result.events[0].type == "rtc_attestation"

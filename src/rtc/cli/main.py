@@ -23,10 +23,12 @@ from .output import progress as _progress
 
 EXAMPLES = """\
 examples:
-  rtc devnet up --nodes 4 --app build/wasm/stock.wasm --home /tmp/rtc --detach
+  rtc devnet up --nodes 4 --app build/wasm/stock.wasm --home /tmp/rtc --validators 2 --detach
   rtc call --home /tmp/rtc update_high symbol=AAPL value=187.5
   rtc call --home /tmp/rtc '{"function": "update_high", "symbol": "AAPL", "value": 190}' --verify
+  rtc call --home /tmp/rtc update_high symbol=AAPL value=191 --verify --require-validated
   rtc query --home /tmp/rtc get_high symbol=AAPL
+  rtc validation status --home /tmp/rtc
   rtc devnet status --home /tmp/rtc
   rtc devnet down --home /tmp/rtc
 """
