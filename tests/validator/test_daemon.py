@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rtc.ethereum.validation import Assignment
-from rtc.swarm import LocalSwarm
+from rtc.swarm import ChunkInvalid, LocalSwarm, Swarm
 from rtc.validator import ValidatorConfig, ValidatorDaemon
 
 
@@ -51,3 +51,19 @@ def test_a_restarted_daemon_reopens_the_draws_it_had_not_answered(home: Path, tm
         assert daemon.open_draws == [open_draw] and daemon.read_up_to == 490
     finally:
         swarm.close()
+
+
+class _LyingSwarm(Swarm):
+    """A Swarm node whose answers do not match their addresses (what LocalSwarm and BeeSwarm
+    report as ChunkInvalid after checking every chunk)."""
+
+    def download(self, reference: bytes) -> bytes:
+        raise ChunkInvalid(f"chunk {reference.hex()[:8]} does not hash to its address")
+
+
+def test_a_chunk_that_does_not_match_its_address_is_a_reason_to_wait_not_a_verdict(tmp_path: Path) -> None:
+    from rtc.validator import CannotJudge, ClusterSource, Replica
+
+    replica = Replica(tmp_path / "replica", _LyingSwarm(), ClusterSource(1, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32))
+    with pytest.raises(CannotJudge, match="not matching its address"):
+        replica.judge(10, b"\x04" * 32, b"\x05" * 32, 10)

@@ -35,7 +35,7 @@ from rtc.node.app import ClusterApp
 from rtc.node.config import GenesisAppState
 from rtc.node.restore import Divergence, replay_block
 from rtc.state import StateStore
-from rtc.swarm import Swarm, SwarmError
+from rtc.swarm import ChunkInvalid, Swarm, SwarmError
 from rtc.vm import Backend
 
 log = logging.getLogger("rtc.validator")
@@ -112,7 +112,7 @@ class Replica:
         try:
             return self.swarm.download(reference)
         except SwarmError as exc:
-            raise CannotJudge(f"{what} {reference.hex()[:16]}… is not in Swarm yet: {exc}") from None
+            raise _unreadable(f"{what} {reference.hex()[:16]}…", exc) from None
 
     def _genesis(self) -> GenesisDoc:
         data = self._download(self.source.genesis_reference, "the genesis")
@@ -149,7 +149,7 @@ class Replica:
         try:
             top = Located(record_reference, reader.record(record_reference))
         except SwarmError as exc:
-            raise CannotJudge(f"the checkpoint's record is not in Swarm yet: {exc}") from None
+            raise _unreadable("the checkpoint's record", exc) from None
         except HistoryError as exc:
             return self._disagree(height, b"", f"the checkpoint's record is malformed: {exc}")
         if top.record.height != height:
@@ -157,7 +157,7 @@ class Replica:
         try:
             records = reader.walk_back(top, max(self.progress.height, 1))
         except SwarmError as exc:
-            raise CannotJudge(f"a record before the checkpoint is not in Swarm yet: {exc}") from None
+            raise _unreadable("a record before the checkpoint", exc) from None
         except HistoryError as exc:
             return self._disagree(height, b"", f"the record chain is broken: {exc}")
         return self._replay(genesis, reader, records, height, app_hash, interval)
@@ -225,3 +225,11 @@ class Replica:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         self.progress = Progress()
+
+
+def _unreadable(what: str, exc: SwarmError) -> CannotJudge:
+    """Swarm's failure, as a reason to wait (never a verdict: the cluster may be right)."""
+    if isinstance(exc, ChunkInvalid):
+        return CannotJudge(f"{what} came back from Swarm not matching its address (a corrupt store or a lying "
+                           f"Swarm node; the validator waits, or point it at another Swarm node): {exc}")
+    return CannotJudge(f"{what} is not in Swarm yet: {exc}")
