@@ -235,6 +235,8 @@ def test_a_receipt_shows_the_attestations_and_the_lag_and_can_wait_for_validatio
 def test_the_cli_shows_the_validation_status_and_a_validated_result(cluster: Devnet) -> None:
     from tests import helpers
 
+    validation = Validation.connect(cluster.ethereum.url, cluster.ethereum.validation)
+    wait_until(lambda: validation.validated_height(cluster.ethereum.cluster_id) > 0, 120, "nothing validated")
     status = helpers.rtc("validation", "status", "--home", cluster.home, "-J")
     assert status.code == 0, status.err
     shown = status.json
@@ -244,8 +246,9 @@ def test_the_cli_shows_the_validation_status_and_a_validated_result(cluster: Dev
     assert "validated" in {c["status"] for c in shown["checkpoints"]}
     text = helpers.rtc("validation", "status", "--home", cluster.home)
     assert text.code == 0 and "validated" in text.out and "lag" in text.out
-    call = helpers.rtc("call", "--home", cluster.home, "update_high", "symbol=CLI", "value=2.5", "--verify",
-                       "--require-validated", "--timeout", "90", "--key", cluster.home / "client.key", "-J")
+    # its own process: --verify opens the devnet's embedded Swarm store, which this one holds open
+    call = helpers.rtc_process("call", "--home", cluster.home, "update_high", "symbol=CLI", "value=2.5", "--verify",
+                               "--require-validated", "--timeout", "90", "--key", cluster.home / "client.key", "-J")
     assert call.code == 0, call.err
     assert call.json["validation"]["validated"] is True and call.json["attestations"]["signers"]
     missing = helpers.rtc("validation", "status", "--eth-rpc", cluster.ethereum.url)

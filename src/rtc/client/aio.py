@@ -740,12 +740,16 @@ class AsyncClient:
         if self._policy().validation is None:
             raise ValueError("waiting for validation needs the cluster's Validation contract in the trust policy")
         while not receipt.validated:
-            if loop.time() >= deadline:
+            remaining = deadline - loop.time()
+            if remaining <= VALIDATION_POLL_SECONDS:  # no time for another look: say how far validation got
                 check = receipt.check("validation") or Check("validation", False, "not validated", required=False)
                 raise VerificationFailed(receipt, replace(check, detail=f"not validated within {timeout:.0f} s: "
                                                                         f"{check.detail}", required=True))
-            await asyncio.sleep(min(VALIDATION_POLL_SECONDS, max(0.0, deadline - loop.time())))
-            receipt = (await self.receipt(session, counter, max(1.0, deadline - loop.time()))).raise_for_failure()
+            await asyncio.sleep(VALIDATION_POLL_SECONDS)
+            try:
+                receipt = (await self.receipt(session, counter, remaining)).raise_for_failure()
+            except RPCError:  # the node is slow to show the next block: the last receipt stands
+                continue
         return receipt
 
 
