@@ -41,7 +41,7 @@ log = logging.getLogger("rtc.node")
 
 ATTESTER_KEY_NAME = "attester_key"  # in the node's config/: the secp256k1 key it attests with
 ATTESTED_LAG = 2  # ExtendVote(H) attests the state after height H - 2
-RECORD_WAIT_SECONDS = 0.1  # how long ExtendVote waits for the uploader to build the record it signs
+RECORD_WAIT_SECONDS = 0.05  # how long ExtendVote waits for the uploader to build the record it signs
 
 
 def validator_address(key: bytes) -> bytes:
