@@ -35,7 +35,7 @@ from .attesting import AttestationRules
 log = logging.getLogger("rtc.checkpoints")
 
 TURN_SECONDS = 4.0  # how long each member in line waits for the one before it
-PENDING = 16  # checkpoints waiting to be posted (older ones are dropped: a later one supersedes them)
+PENDING = 16  # blocks' attestations not yet looked at (the oldest are dropped: a later checkpoint supersedes them)
 TICK_SECONDS = 0.5  # how often due checkpoints are posted and kept ones looked after
 KEPT = 64  # checkpoints looked after at once (the oldest is let go)
 
