@@ -84,16 +84,23 @@ def set_validator_rules(info: EthereumInfo, genesis_reference: bytes) -> None:
                                    genesis_reference)
 
 
-def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, attester_key: bytes,
-               cluster_id: int) -> int:
-    """Register a node with the devnet's deposit and its attester (funded to post checkpoints), ask
-    to join the cluster and approve it as the cluster's owner."""
+def register_with_attester(registry: Registry, operator: str, validator_key: bytes, attester_key: bytes) -> int:
+    """Register a node with the devnet's deposit and name its attester (with the key's proof), funded
+    from the operator to pay for its Ethereum transactions (checkpoints, endorsements)."""
     node_id = registry.register(operator, validator_key, NODE_DEPOSIT)
     attester = address_of(attester_key)
     proof = attester_proof(attester_key, bytes.fromhex(registry.address[2:]), int(registry.w3.eth.chain_id), node_id)
     registry.set_attester(operator, node_id, "0x" + attester.hex(), proof)
     registry.w3.eth.wait_for_transaction_receipt(registry.w3.eth.send_transaction(
         {"from": operator, "to": registry.w3.to_checksum_address(attester), "value": ATTESTER_FUNDS}))
+    return node_id
+
+
+def admit_node(registry: Registry, owner: str, operator: str, validator_key: bytes, attester_key: bytes,
+               cluster_id: int) -> int:
+    """Register a node with the devnet's deposit and its attester (funded to post checkpoints), ask
+    to join the cluster and approve it as the cluster's owner."""
+    node_id = register_with_attester(registry, operator, validator_key, attester_key)
     registry.request_join(operator, node_id, cluster_id)
     registry.approve_join(owner, node_id)  # each transaction waits for its block: one admission per block
     return node_id

@@ -7,14 +7,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from web3 import Web3
-
 from rtc.ethereum.registry import Registry
 from rtc.ethereum.validation import Validation
-from rtc.protocol.attestation import address_of, attester_proof
+from rtc.protocol.attestation import address_of
 from rtc.validator import ValidatorConfig, attester_key
 
-from .ethereum import ATTESTER_FUNDS, NODE_DEPOSIT
+from .ethereum import register_with_attester
 from .manifest import MAX_NODES, EthereumInfo, SwarmInfo, ValidatorInfo
 
 
@@ -31,11 +29,7 @@ def register_validators(home: Path, info: EthereumInfo, swarm: SwarmInfo, count:
         attester = address_of(key)
         # A batch validator runs no CometBFT; the Registry still wants a unique validator key per node.
         placeholder = hashlib.sha256(b"rtc batch validator " + attester).digest()
-        node_id = registry.register(operator, placeholder, NODE_DEPOSIT)
-        proof = attester_proof(key, bytes.fromhex(registry.address[2:]), info.chain_id, node_id)
-        registry.set_attester(operator, node_id, "0x" + attester.hex(), proof)
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-            {"from": operator, "to": Web3.to_checksum_address(attester), "value": ATTESTER_FUNDS}))
+        node_id = register_with_attester(registry, operator, placeholder, key)
         validation.enroll(operator, node_id)
         ValidatorConfig(eth_rpc=info.url, registry=info.registry, validation=info.validation, swarm=swarm.store,
                         node_id=node_id, swarm_batch=swarm.batch).save(folder)

@@ -24,6 +24,7 @@ from pathlib import Path
 from rtc.cometbft import NodeHome
 from rtc.ethereum.registry import Registry
 from rtc.ethereum.validation import Assignment, Validation
+from rtc.node.attesting import ATTESTER_KEY_NAME  # a validator keeps its attester key where a node does
 from rtc.swarm import Swarm
 
 from .replica import CannotJudge, ClusterSource, Judgement, Replica
@@ -31,7 +32,6 @@ from .replica import CannotJudge, ClusterSource, Judgement, Replica
 log = logging.getLogger("rtc.validator")
 
 CONFIG_NAME = "validator.json"
-ATTESTER_KEY_NAME = "attester_key"  # as a node's: rtc.node.attesting
 CURSOR_NAME = "cursor.json"
 POLL_SECONDS = 1.0
 LOOKBACK_BLOCKS = 10_000  # how far back a fresh daemon looks for draws it missed
