@@ -435,10 +435,12 @@ def withdraw(node_id: uint256) -> uint256:
     assert block.number >= withdrawable, concat(
         "cooling-off not over: withdrawable at block ", uint2str(withdrawable)
     )
+    # Asked for every node, members or not: a batch validator or a juror named in an open
+    # dispute is held too (Validation.released).
     cluster_id: uint256 = self._nodes[node_id].cluster_id
-    if self.validation != empty(address) and cluster_id != 0:
+    if self.validation != empty(address):
         assert staticcall ValidationGate(self.validation).released(node_id, cluster_id), (
-            "the checkpoints this node attested are not validated, or their dispute window is still open"
+            "the checkpoints this node attested are not validated, their dispute window is still open, or a dispute names it"
         )
     # effects
     amount: uint256 = self._nodes[node_id].deposit

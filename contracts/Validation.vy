@@ -36,6 +36,11 @@ MAX_POOL: constant(uint256) = 1024  # most nodes enrolled as validators
 PROBES: constant(uint256) = 32  # random picks tried before a draw scans the pool in order
 STATUS_ACTIVE: constant(uint8) = 1  # Registry.STATUS_ACTIVE
 
+# The Disputes contract, as this one asks it whether a dispute still names a node (declared
+# here: Disputes.vy imports this contract).
+interface DisputeGate:
+    def holds(node_id: uint256) -> uint256: view
+
 struct Checkpoint:
     app_hash: bytes32
     record: bytes32  # Swarm reference of the block's history record
@@ -85,6 +90,13 @@ event Validated:
     cluster_id: indexed(uint256)
     height: indexed(uint256)
 
+event DisputesSet:
+    disputes: indexed(address)
+
+event Frozen:
+    cluster_id: indexed(uint256)
+    height: uint256  # the last valid checkpoint: nothing above it is ever posted or validated
+
 event CheckpointPosted:
     cluster_id: indexed(uint256)
     height: indexed(uint256)
@@ -111,6 +123,10 @@ endorsements: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> 
 seed_block: public(HashMap[uint256, HashMap[uint256, uint256]])
 validated_block: public(HashMap[uint256, HashMap[uint256, uint256]])  # cluster -> height -> block it was validated in
 last_attested: public(HashMap[uint256, uint256])  # node -> highest checkpoint its attestation was counted in
+deployer: public(immutable(address))  # names the Disputes contract, once
+disputes: public(address)  # the contract whose rulings freeze clusters and hold deposits (empty: none yet)
+frozen: public(HashMap[uint256, bool])  # cluster -> a dispute ruled its agreed state invalid
+frozen_at: public(HashMap[uint256, uint256])  # cluster -> the last valid checkpoint when it was frozen
 
 
 @deploy
@@ -119,6 +135,42 @@ def __init__(_registry: address, _dispute_window: uint256):
     assert _dispute_window <= 2**32, "dispute window is longer than 2**32 blocks"
     registry = Registry.__interface__(_registry)
     dispute_window = _dispute_window
+    deployer = msg.sender
+
+
+@external
+def set_disputes(_disputes: address):
+    """
+    @notice The deployer names the Disputes contract, once: from then on its rulings freeze
+            clusters here and a node that a dispute names keeps its deposit until the ruling.
+    """
+    assert msg.sender == deployer, "caller is not the deployer"
+    assert _disputes != empty(address), "disputes is the zero address"
+    assert self.disputes == empty(address), "the disputes contract is already set"
+    self.disputes = _disputes
+    log DisputesSet(disputes=_disputes)
+
+
+@external
+def freeze(cluster_id: uint256, height: uint256):
+    """
+    @notice The Disputes contract freezes a cluster whose agreed state it ruled invalid:
+            `height` (the last valid checkpoint) becomes its validated height and nothing
+            above it is ever posted, drawn, endorsed or validated again.
+    """
+    assert msg.sender == self.disputes and msg.sender != empty(address), "caller is not the disputes contract"
+    assert not self.frozen[cluster_id], "the cluster is frozen already"
+    self.frozen[cluster_id] = True
+    self.frozen_at[cluster_id] = height
+    if self.validated_height[cluster_id] > height:
+        self.validated_height[cluster_id] = height
+    log Frozen(cluster_id=cluster_id, height=height)
+
+
+@view
+@internal
+def _not_frozen(cluster_id: uint256):
+    assert not self.frozen[cluster_id], "the cluster is frozen: a dispute ruled its state invalid"
 
 
 @external
@@ -196,6 +248,7 @@ def post_checkpoint(
             yet) with its members' attestations, signers in ascending address order (so each
             counts once). Anyone may post; more than 2/3 of the current members must have signed.
     """
+    self._not_frozen(cluster_id)
     interval: uint256 = self.checkpoint_interval[cluster_id]
     assert interval != 0, "the cluster has no checkpoint interval"
     assert convert(height, uint256) % interval == 0, "height is not a checkpoint height"
@@ -323,6 +376,7 @@ def draw(cluster_id: uint256, height: uint256):
             forgotten that hash; then this call draws nobody and names the next block as the
             seed instead (call again after it), so that nobody who waits can pick the hash.
     """
+    self._not_frozen(cluster_id)
     assert self._checkpoints[cluster_id][height].posted_block != 0, "no checkpoint at this height"
     assert len(self._slots[cluster_id][height]) == 0, "the validators are drawn already"
     k: uint256 = self.validators_per_checkpoint[cluster_id]
@@ -356,6 +410,7 @@ def replace(cluster_id: uint256, height: uint256, slot: uint256):
             newcomer by choosing when to call; past 256 blocks, as for `draw`, this call names
             the next block as the seed instead.
     """
+    self._not_frozen(cluster_id)
     assert slot < len(self._slots[cluster_id][height]), "no such slot"
     drawn: Slot = self._slots[cluster_id][height][slot]
     assert not drawn.endorsed, "the validator endorsed"
@@ -382,6 +437,7 @@ def endorse(cluster_id: uint256, height: uint256, node_id: uint256, app_hash: by
             cluster's history up to `height` and reached the checkpoint's app_hash. The
             k-th endorsement validates the checkpoint.
     """
+    self._not_frozen(cluster_id)
     assert msg.sender == staticcall registry.attester_of(node_id), "caller is not the node's attester"
     found: bool = False
     index: uint256 = 0
@@ -428,10 +484,13 @@ def released(node_id: uint256, cluster_id: uint256) -> bool:
             and the dispute window has passed since the first checkpoint at or above its
             last one was validated (a validation re-executes everything before it).
             A cluster that asks for no validators (no validator rules) is never validated:
-            its members need the cooling-off alone.
+            its members need the cooling-off alone. Nobody is released while an open
+            dispute names it (accused, disputer or juror): the ruling may slash it.
     @dev Attestations of heights that no posted checkpoint carried are not tracked here; a
          dispute about one must come within the Registry's cooling-off period.
     """
+    if self.disputes != empty(address) and staticcall DisputeGate(self.disputes).holds(node_id) > 0:
+        return False
     last: uint256 = self.last_attested[node_id]
     if last == 0 or self.validators_per_checkpoint[cluster_id] == 0:
         return True

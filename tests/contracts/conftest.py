@@ -124,3 +124,22 @@ def validation(validation_deployer, registry, accounts, cluster):
     contract = validation_deployer.deploy(registry.address, DISPUTE_WINDOW, sender=accounts.owner)
     contract.set_checkpoint_interval(cluster, INTERVAL, sender=accounts.owner)
     return contract
+
+
+# -- the Disputes contract ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def disputes_deployer():
+    from .dispute_helpers import DISPUTES_SOURCE
+
+    return boa.load_partial(str(DISPUTES_SOURCE))
+
+
+@pytest.fixture
+def court(disputes_deployer, validation, registry, accounts, cluster):
+    """Disputes wired as the Registry's slasher and beneficiary and Validation's court, with
+    validator rules and a pool of ten enrolled validators (nodes 7-16); `court.disputes`."""
+    from .dispute_helpers import deploy_court
+
+    return deploy_court(disputes_deployer, validation, registry, accounts, cluster)

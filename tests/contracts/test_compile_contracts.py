@@ -37,10 +37,10 @@ def run(compiler, capsys, sources: Path, out: Path, *extra: str) -> tuple[int, s
 
 
 def test_compiles_the_registry_into_a_deployable_artifact(compiled_registry, compiler, capsys) -> None:
-    assert (compiled_registry.compiled, compiled_registry.up_to_date) == (["Registry", "Validation"], [])
+    assert (compiled_registry.compiled, compiled_registry.up_to_date) == (["Disputes", "Registry", "Validation"], [])
     out_dir = compiled_registry.out_dir
     assert run(compiler, capsys, REGISTRY_SOURCE.parent, out_dir) == (
-        0, f"contracts (vyper {vyper.__version__}): 2 up to date -> {out_dir}\n", "")
+        0, f"contracts (vyper {vyper.__version__}): 3 up to date -> {out_dir}\n", "")
     artifact = json.loads((out_dir / "Registry.json").read_text())
     assert artifact == compiled_registry.artifact
     assert set(artifact) == {"abi", "bytecode", "bytecode_runtime", "vyper", "source_sha256", "imports_sha256"}

@@ -188,7 +188,8 @@ def test_a_leaving_member_is_released_only_after_its_last_checkpoint_is_validate
     set_block(registry.node(1).withdrawable_block)
     registry.withdraw(4, sender=accounts.operators[3])  # attested no checkpoint: the cooling-off alone
     assert not validation.released(1, cluster)
-    with refused("the checkpoints this node attested are not validated, or their dispute window is still open"):
+    with refused("the checkpoints this node attested are not validated, their dispute window is still open,"
+                 " or a dispute names it"):
         registry.withdraw(1, sender=accounts.operators[0])
     set_block(block() + 2)
     validation.draw(cluster, 20, sender=accounts.stranger)
