@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the Rust example backends and test fixtures into WebAssembly components:
-#   build/wasm/{sum,stock,showcase,hostile,bad-import}.wasm
+#   build/wasm/{sum,stock,stock-cartel,showcase,hostile,bad-import}.wasm
 # Incremental: cargo rebuilds only what changed, and a component is re-made only when its
 # core module is newer. Needs cargo/rustup and .venv/bin/wasm-tools (`make setup`).
 set -euo pipefail
@@ -12,7 +12,7 @@ OUT_DIR="$ROOT/build/wasm"
 WASM_TOOLS="${WASM_TOOLS:-$ROOT/.venv/bin/wasm-tools}"
 # Output name and cargo crate of each component (a crate's core module is named after
 # the crate, with '-' turned into '_').
-COMPONENTS=(sum stock showcase hostile bad-import)
+COMPONENTS=(sum stock stock-cartel showcase hostile bad-import)
 
 say() { printf 'build_examples: %s\n' "$*"; }
 die() { printf 'build_examples: error: %s\n' "$*" >&2; exit 1; }

@@ -289,3 +289,19 @@ def test_step_toward_finds_a_block_with_one_new_member() -> None:
     after = Membership(step, b"i" * 32, dict.fromkeys(keys_at(step), 10))
     assert step_toward(after, 40, keys_at) == 17
     assert step_toward(current, 11, keys_at) is None  # nothing between the synced block and the next
+
+
+def test_a_cluster_whose_members_are_all_gone_proposes_no_sync_and_keeps_producing_blocks(
+        tmp_path: Path, anvil: Anvil) -> None:
+    """A dispute that convicts every member ejects them all; a sync naming no members is refused
+    by every node, so proposing one halted the convicted cluster (found on a cartel devnet)."""
+    chain = Chain(anvil)  # its own Registry: the module's chain keeps its members
+    watcher = EthereumWatcher(chain.url, chain.settings)
+    app = make_app(tmp_path / "a", chain, watcher)
+    for operator, node_id in zip(chain.operators, chain.node_ids):
+        chain.registry.request_leave(operator, node_id)
+    chain.mine(CONFIRMATIONS)
+    watcher.poll_once()
+    assert watcher.latest is not None and watcher.latest.members == ()
+    assert propose(app, 1) == []
+    assert finalize(app, 1, []).app_hash == app.store.root

@@ -33,6 +33,18 @@ fn decode(bytes: &[u8]) -> f64 {
     f64::from_bits(u64::from_be_bytes(raw))
 }
 
+/// What is stored for a new high. The `cartel` build (examples/stock-cartel, fault injection
+/// for dispute tests) records 1% more than it was given: a lie an honest replay exposes.
+#[cfg(not(feature = "cartel"))]
+fn recorded(value: f64) -> f64 {
+    value
+}
+
+#[cfg(feature = "cartel")]
+fn recorded(value: f64) -> f64 {
+    value * 1.01
+}
+
 fn read_high(symbol: &str) -> Option<f64> {
     state::get(&key(symbol)).map(|v| decode(&v))
 }
@@ -54,7 +66,7 @@ impl Guest for Stock {
         }
         let high = match read_high(&symbol) {
             Some(old) if old >= value => return Ok(old),
-            _ => value,
+            _ => recorded(value),
         };
         state::set(&key(&symbol), &high.to_bits().to_be_bytes());
         Ok(high)

@@ -41,7 +41,8 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     from rtc.devnet import Devnet
 
     devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress,
-                           eth_rpc=args.eth_rpc, validators=args.validators)
+                           eth_rpc=args.eth_rpc, validators=args.validators, cartel_app=args.cartel_app,
+                           node_apps=dict(args.node_app or []))
     started = time.monotonic()
     try:
         devnet.start(progress=_progress, timeout=args.timeout)
@@ -69,9 +70,17 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_app(value: str) -> tuple[str, Path]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=COMPONENT.wasm (for example node2=bad.wasm)")
+    return name, Path(path)
+
+
 def _describe_text(devnet: Any) -> str:
     lines = [f"chain {devnet.chain_id}, backend code hash {devnet.code_hash[:16]}…", "RPC endpoints:"]
-    lines += [f"  {node.name}  {node.rpc}" for node in devnet.nodes]
+    lines += [f"  {node.name}  {node.rpc}" + (f"  FAULT INJECTION: runs {node.fault_app}" if node.fault_app else "")
+              for node in devnet.nodes]
     if devnet.validators:
         lines.append("batch validators (outside the cluster; `rtc validation status --home` shows their work):")
         lines += [f"  {v.name}  node {v.node_id} in the Registry, home {v.home}" for v in devnet.validators]
@@ -539,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--validators", type=int, default=0, metavar="N", help="also register and run N batch "
                     "validators (0-7) outside the cluster: they re-execute every checkpoint from Swarm and endorse "
                     "it on Ethereum; `rtc validation status` shows the lag")
+    faults = up.add_argument_group("fault injection (a devnet only: to watch disputes catch a lie)")
+    faults.add_argument("--cartel-app", type=Path, metavar="BAD.wasm", help="every node runs this component while "
+                        "the Registry and the genesis name --app's code: a cartel lying about its code (try "
+                        "build/wasm/stock-cartel.wasm with --app build/wasm/stock.wasm and --validators 4)")
+    faults.add_argument("--node-app", type=_node_app, action="append", metavar="NAME=BAD.wasm", help="node NAME "
+                        "runs this component instead (repeatable; wins over --cartel-app for that node)")
     _add_json(up)
     up.set_defaults(func=cmd_devnet_up)
 

@@ -105,9 +105,15 @@ class Devnet:
         swarm_batch: str | None = None,
         snapshot_every: int = 0,
         validators: int = 0,
+        cartel_app: Path | None = None,
+        node_apps: dict[str, Path] | None = None,
     ) -> "Devnet":
         """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis;
-        `validators` batch validators outside the cluster re-check its checkpoints."""
+        `validators` batch validators outside the cluster re-check its checkpoints.
+
+        Fault injection: `cartel_app` makes every node run that component while the Registry and
+        the genesis name `app`'s code (a cartel lying about its code); `node_apps` ({"node2":
+        path}) makes single nodes run other code (it wins over `cartel_app` for that node)."""
         from rtc.node.config import ClusterSettings, GenesisAppState
         from rtc.vm import Backend
 
@@ -127,6 +133,7 @@ class Devnet:
         progress(f"checking backend {app.name}")
         settings = settings or ClusterSettings()
         backend = Backend.from_file(app, settings.limits)  # refuses a bad component before anything is created
+        faults = _fault_apps(nodes, cartel_app, node_apps or {}, settings, progress)
         wanted = [p for i in range(nodes) for p in _node_ports(base_port, i)]
         if eth_rpc is None:
             wanted.append(base_port + ANVIL_PORT_OFFSET)
@@ -143,6 +150,9 @@ class Devnet:
             node_home = cometbft.init_home(home / name, name)
             p2p, rpc, abci = _node_ports(base_port, i)
             infos.append(NodeInfo(name, str(node_home.path), p2p, rpc, abci, cometbft.node_id(node_home)))
+            if name in faults:
+                shutil.copyfile(faults[name], home / f"{name}-fault.wasm")
+                infos[-1].fault_app = faults[name].name
         devnet = cls(home, chain_id, infos, backend.code_hash.hex(),
                      swarm=SwarmInfo(swarm or str(home / "swarm"), swarm_batch, snapshot_every or SwarmInfo.snapshot_every))
         devnet.save()
@@ -224,10 +234,10 @@ class Devnet:
         from rtc.node.config import NodeConfig
 
         abci = cometbft.abci_socket(Path(info.home))
-        NodeConfig(abci=abci, backend="../app.wasm",
+        NodeConfig(abci=abci, backend=f"../{info.name}-fault.wasm" if info.fault_app else "../app.wasm",
                    eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
                    swarm=self.swarm.store, swarm_batch=self.swarm.batch,
-                   snapshot_every=self.swarm.snapshot_every).save(Path(info.home))
+                   snapshot_every=self.swarm.snapshot_every, fault_injection=bool(info.fault_app)).save(Path(info.home))
         NodeHome(Path(info.home)).set_config(cometbft.loopback_config(
             abci, info.p2p_port, info.rpc_port, [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
 
@@ -492,10 +502,11 @@ class Devnet:
 
     def describe(self) -> dict[str, Any]:
         return {"home": str(self.home), "chain_id": self.chain_id, "code_hash": self.code_hash,
-                "nodes": [{"name": n.name, "rpc": n.rpc} for n in self.nodes],
+                "nodes": [{"name": n.name, "rpc": n.rpc, **({"fault_app": n.fault_app} if n.fault_app else {})}
+                          for n in self.nodes],
                 "ethereum": None if self.ethereum is None else
                 {"rpc": self.ethereum.url, "registry": self.ethereum.registry, "cluster_id": self.ethereum.cluster_id,
-                 "validation": self.ethereum.validation},
+                 "validation": self.ethereum.validation, "disputes": self.ethereum.disputes},
                 "validators": [{"name": v.name, "node_id": v.node_id, "home": v.home} for v in self.validators]}
 
 
@@ -521,3 +532,22 @@ def _abci_accepting(home: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _fault_apps(nodes: int, cartel_app: Path | None, node_apps: dict[str, Path], settings: ClusterSettings,
+                progress: Callable[[str], None]) -> dict[str, Path]:
+    """Which node runs which lying component, checked before anything is created, and said loudly."""
+    from rtc.vm import Backend
+
+    names = [f"node{i}" for i in range(nodes)]
+    faults = {name: cartel_app for name in names} if cartel_app is not None else {}
+    for name, path in node_apps.items():
+        if name not in names:
+            raise DevnetError(f"--node-app {name}=...: the devnet has nodes {', '.join(names)}")
+        faults[name] = path
+    for name, path in sorted(faults.items()):
+        if not path.is_file():
+            raise DevnetError(f"fault-injection component {path} not found")
+        Backend.from_file(path, settings.limits)
+        progress(f"FAULT INJECTION: {name} runs {path.name} while the Registry and genesis name the cluster's code")
+    return faults

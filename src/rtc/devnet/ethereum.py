@@ -1,4 +1,4 @@
-"""The devnet's Ethereum side: an anvil chain with the Registry and the Validation contract,
+"""The devnet's Ethereum side: an anvil chain with the Registry, the Validation and the Disputes contract,
 every node registered with a deposit and its attester key, asking to join the cluster that
 runs the devnet's backend, and admitted by the cluster's owner (the account that deployed
 the contracts and created the cluster)."""
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from web3 import Web3
 
 from rtc.ethereum import Anvil
+from rtc.ethereum.disputes import DisputeRules, Disputes
 from rtc.ethereum.registry import Registry
 from rtc.ethereum.validation import Validation
 from rtc.membership import EthereumSettings
@@ -31,7 +32,12 @@ CHECKPOINT_INTERVAL = 10  # cluster blocks between checkpoints
 VALIDATORS_PER_CHECKPOINT = 2
 RESPONSE_BLOCKS = 30  # Ethereum blocks (seconds, at BLOCK_SECONDS) a drawn validator has to endorse
 DISPUTE_WINDOW_BLOCKS = 10  # after a checkpoint is validated, before the members that attested it may withdraw
-ATTESTER_FUNDS = 10 * ETHER  # what each node's attester gets to pay for posting checkpoints
+ATTESTER_FUNDS = 10 * ETHER  # what each node's attester gets to pay for posting checkpoints and dispute bonds
+# Ethereum blocks are seconds here: a jury commits within 15 s, reveals within 15 s, and a
+# decisive round is open to appeal for 5 s; history missing from Swarm for 60 s counts against
+# the accused.
+DISPUTE_RULES = DisputeRules(bond_wei=1 * ETHER, jury_size=3, commit_blocks=15, reveal_blocks=15, appeal_blocks=5,
+                             availability_blocks=60)
 
 
 def cluster_settings(info: EthereumInfo) -> EthereumSettings:
@@ -52,10 +58,9 @@ def register_cluster(url: str, code_hash: bytes, code_reference: bytes, validato
     Needs funded accounts unlocked at the endpoint (anvil's, or a dev chain's): the first
     deploys the Registry and creates the cluster, so it owns the cluster and approves each
     node's request to join (one per Ethereum block, as the contract allows); the next ones
-    are the nodes' operators. The deployer is also named the Registry's slasher: a stand-in
-    until the dispute contract exists, so that a devnet's deposits can be slashed (by hand)
-    and a client's check names who can slash them. `managed`: the devnet's own anvil, which
-    mines each of these transactions at once instead of on its timer.
+    are the nodes' operators. The Disputes contract is the Registry's slasher and the
+    beneficiary of what it slashes (it pays bounties from it). `managed`: the devnet's own
+    anvil, which mines each of these transactions at once instead of on its timer.
     """
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
     accounts = w3.eth.accounts
@@ -65,16 +70,20 @@ def register_cluster(url: str, code_hash: bytes, code_reference: bytes, validato
     deployer, operators = accounts[0], accounts[1:1 + len(validator_keys)]
     with _mining_at_once(w3, managed):
         registry = Registry.deploy(w3, deployer, MIN_DEPOSIT, COOLING_OFF_BLOCKS)
-        registry.set_slasher(deployer, deployer)  # stand-in for the dispute contract
         validation = Validation.deploy(w3, deployer, registry.address, DISPUTE_WINDOW_BLOCKS)
         registry.set_validation(deployer, validation.address)
+        disputes = Disputes.deploy(w3, deployer, registry.address, validation.address, DISPUTE_RULES)
+        registry.set_slasher(deployer, disputes.address)
+        registry.set_beneficiary(deployer, disputes.address)
+        validation.set_disputes(deployer, disputes.address)
         cluster_id = registry.create_cluster(deployer, code_reference, code_hash, MAX_NODES)
         validation.set_checkpoint_interval(deployer, cluster_id, CHECKPOINT_INTERVAL)
         node_ids = [admit_node(registry, deployer, operator, key, attester, cluster_id)
                     for operator, key, attester in zip(operators, validator_keys, attester_keys)]
     wait_until_final(w3, int(w3.eth.block_number))
     return EthereumInfo(url, urlsplit(url).port or 0, registry.address, cluster_id, list(operators), node_ids,
-                        chain_id=int(w3.eth.chain_id), owner=deployer, validation=validation.address)
+                        chain_id=int(w3.eth.chain_id), owner=deployer, validation=validation.address,
+                        disputes=disputes.address)
 
 
 def set_validator_rules(info: EthereumInfo, genesis_reference: bytes) -> None:

@@ -30,6 +30,7 @@ class NodeInfo:
     node_id: str = ""
     app_pid: int = 0
     cometbft_pid: int = 0
+    fault_app: str = ""  # fault injection: the component it runs instead of the cluster's (devnet only)
 
     @property
     def rpc(self) -> str:
@@ -47,8 +48,9 @@ class EthereumInfo:
     anvil_pid: int = 0
     managed: bool = True  # anvil started by the devnet (False: an existing chain given with --eth-rpc)
     chain_id: int = 31337
-    owner: str = ""  # deployed the Registry, owns the cluster (approves joins) and stands in as its slasher
+    owner: str = ""  # deployed the Registry and owns the cluster (approves joins)
     validation: str = ""  # the Validation contract (checkpoints); empty in a manifest from before it existed
+    disputes: str = ""  # the Disputes contract (the Registry's slasher); empty in a manifest from before it existed
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,6 +32,6 @@ def register_validators(home: Path, info: EthereumInfo, swarm: SwarmInfo, count:
         node_id = register_with_attester(registry, operator, placeholder, key)
         validation.enroll(operator, node_id)
         ValidatorConfig(eth_rpc=info.url, registry=info.registry, validation=info.validation, swarm=swarm.store,
-                        node_id=node_id, swarm_batch=swarm.batch).save(folder)
+                        node_id=node_id, swarm_batch=swarm.batch, disputes=info.disputes).save(folder)
         made.append(ValidatorInfo(f"validator{index}", str(folder.resolve()), node_id, operator))
     return made

@@ -71,6 +71,10 @@ class Registry(Contract):
     def set_slasher(self, owner: str, slasher: str) -> None:
         self._transact(owner, self.contract.functions.set_slasher(Web3.to_checksum_address(slasher)))
 
+    def set_beneficiary(self, owner: str, beneficiary: str) -> None:
+        """Who receives slashed funds (the Disputes contract, which pays bounties from them)."""
+        self._transact(owner, self.contract.functions.set_beneficiary(Web3.to_checksum_address(beneficiary)))
+
     def request_leave(self, operator: str, node_id: int) -> int:
         self._transact(operator, self.contract.functions.request_leave(node_id))
         return self.node(node_id).withdrawable_block

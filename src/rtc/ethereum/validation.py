@@ -65,6 +65,10 @@ class Validation(Contract):
         attested it may take its deposit (Validation.released)."""
         return cls._deploy(w3, deployer, Web3.to_checksum_address(registry), dispute_window)
 
+    def domain(self) -> AttestationDomain:
+        """The EIP-712 domain members sign attestations in: this contract on this chain."""
+        return AttestationDomain(int(self.w3.eth.chain_id), bytes.fromhex(self.address[2:]))
+
     def released(self, node_id: int, cluster_id: int) -> bool:
         return bool(self.contract.functions.released(node_id, cluster_id).call())
 
@@ -89,12 +93,9 @@ class Validation(Contract):
         """Post `state` with members' `signatures` of it. Each signer is recovered here, and they
         are sent once each in the ascending order the contract requires; a signature over
         another state raises AttestationError before anything is sent."""
-        domain = AttestationDomain(int(self.w3.eth.chain_id), bytes.fromhex(self.address[2:]))
-        by_signer = {state.signer(signature, domain): signature for signature in signatures}
-        parts = [split_signature(by_signer[signer]) for signer in sorted(by_signer)]
+        v, r, s = signature_arrays(state, signatures, self.domain())
         receipt = self._transact(sender, self.contract.functions.post_checkpoint(
-            state.cluster_id, state.height, state.app_hash, state.record, [v for _, _, v in parts],
-            [r for r, _, _ in parts], [s for _, s, _ in parts]))
+            state.cluster_id, state.height, state.app_hash, state.record, v, r, s))
         return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
 
     def set_validator_rules(self, owner: str, cluster_id: int, validators: int, response_blocks: int,
@@ -151,3 +152,41 @@ class Validation(Contract):
     def last_checkpoint(self, cluster_id: int) -> int:
         """The height of the cluster's newest checkpoint (0: none)."""
         return int(self.contract.functions.last_checkpoint(cluster_id).call())
+
+    def set_disputes(self, deployer: str, disputes: str) -> None:
+        """Name the Disputes contract (the deployer, once)."""
+        self._transact(deployer, self.contract.functions.set_disputes(Web3.to_checksum_address(disputes)))
+
+    def disputes(self) -> str | None:
+        address = self.contract.functions.disputes().call()
+        return None if int(address, 16) == 0 else Web3.to_checksum_address(address)
+
+    def frozen_at(self, cluster_id: int) -> int | None:
+        """The last valid checkpoint of a cluster a dispute froze (None: not frozen)."""
+        if not self.contract.functions.frozen(cluster_id).call():
+            return None
+        return int(self.contract.functions.frozen_at(cluster_id).call())
+
+    def validated_block(self, cluster_id: int, height: int) -> int:
+        """The Ethereum block checkpoint `height` was validated in (0: not validated)."""
+        return int(self.contract.functions.validated_block(cluster_id, height).call())
+
+    def checkpoint_signatures(self, cluster_id: int, height: int) -> list[bytes]:
+        """The members' signatures a checkpoint was posted with, read back from its transaction
+        (the contract keeps only their count): the evidence a dispute about it needs."""
+        logs = self.contract.events.CheckpointPosted.get_logs(
+            from_block=0, argument_filters={"cluster_id": cluster_id, "height": height})
+        if not logs:
+            return []
+        tx = self.w3.eth.get_transaction(logs[0].transactionHash)
+        _, arguments = self.contract.decode_function_input(tx["input"])
+        return [int(r).to_bytes(32, "big") + int(s).to_bytes(32, "big") + bytes([int(v)])
+                for v, r, s in zip(arguments["v"], arguments["r"], arguments["s"])]
+
+
+def signature_arrays(state: Attestation, signatures: list[bytes], domain: AttestationDomain) -> tuple[list, list, list]:
+    """v, r and s in the ascending signer order the contracts want, each signer once; an
+    AttestationError before anything is sent if a signature is of another state."""
+    by_signer = {state.signer(signature, domain): signature for signature in signatures}
+    parts = [split_signature(by_signer[signer]) for signer in sorted(by_signer)]
+    return [v for _, _, v in parts], [r for r, _, _ in parts], [s for _, s, _ in parts]

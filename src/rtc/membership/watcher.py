@@ -156,6 +156,11 @@ class EthereumWatcher:
         latest = self._latest
         if latest is None or latest.block_number <= current.block_number:
             return None
+        if not latest.members:
+            # Every member left or was slashed out (a dispute convicted them): CometBFT cannot
+            # run with no validators, so the last set stays. Its blocks are signed by nodes
+            # without deposits, which every client's membership check refuses.
+            return None
         if len(added_keys(current, latest)) <= MAX_ADDED_PER_SYNC:
             with self._lock:
                 self._want = None  # nothing to search for

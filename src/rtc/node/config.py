@@ -31,6 +31,9 @@ class NodeConfig:
     # ABCI over TCP lets any local process drive the state machine (FinalizeBlock, Commit):
     # refused unless the operator sets this (loopback only even then; docs/architecture.md).
     allow_tcp_abci: bool = False
+    # Fault injection, set only by `rtc devnet up --cartel-app/--node-app`: run `backend` but
+    # present it under the genesis' code hash, as a node lying about its code would.
+    fault_injection: bool = False
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

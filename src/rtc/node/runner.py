@@ -38,6 +38,11 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     settings = genesis.settings
     backend_path = (home / config.backend).resolve()
     backend = Backend.from_file(backend_path, settings.limits)
+    if config.fault_injection and genesis.code_hash != backend.code_hash:
+        log.warning("FAULT INJECTION: node %s runs %s (code hash %s) and claims the genesis' code hash %s: its "
+                    "state is a lie that batch validators should dispute", home.name, backend_path.name,
+                    backend.code_hash.hex()[:16], genesis.code_hash.hex()[:16])
+        backend.code_hash = genesis.code_hash
     if genesis.code_hash != backend.code_hash:
         raise SystemExit(
             f"{backend_path} has code hash {backend.code_hash.hex()}, but the cluster's genesis names "

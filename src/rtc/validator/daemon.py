@@ -1,4 +1,5 @@
-"""`rtc validator run`: watch the Validation contract for this node's draws, re-execute, endorse.
+"""`rtc validator run`: watch the Validation contract for this node's draws, re-execute, endorse
+or dispute; sit on the juries the Disputes contract draws it for.
 
 The daemon's home holds `validator.json` (its Ethereum endpoint, the contracts, its Swarm
 and its node id in the Registry), its attester key (`config/attester_key`, the address it
@@ -9,7 +10,13 @@ it read the contract's events (`cursor.json`).
 Every failure of its own (Ethereum or Swarm down, a record not uploaded yet, out of disk)
 means "cannot judge yet": it logs once, waits and tries again while the deadline lasts. A
 drawn validator that misses its deadline is replaced, not slashed. Nothing is endorsed
-that this daemon did not re-execute.
+that this daemon did not re-execute. A checkpoint that re-executes to another state is
+disputed at once (with the members' signatures from the checkpoint's transaction, the
+state this daemon computed, and the last validated checkpoint as the base). As a juror it
+re-executes the disputed height the same way and commits VALID or INVALID with a salt it
+saves first (so that a restart can still reveal); history still missing from Swarm after
+the contract's availability deadline is INVALID (the accused owe it), before it "cannot
+judge yet". It moves every dispute it takes part in on (`advance`) when a deadline passed.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rtc.cometbft import NodeHome
+from rtc.ethereum.disputes import INVALID, OPEN, VALID, Disputes, DisputeState, commitment, new_salt
 from rtc.ethereum.registry import Registry
-from rtc.ethereum.validation import Assignment, Validation
+from rtc.ethereum.types import ContractRefused
+from rtc.ethereum.validation import Assignment, CheckpointState, Validation
+from rtc.protocol.attestation import Attestation
 from rtc.node.attesting import ATTESTER_KEY_NAME  # a validator keeps its attester key where a node does
 from rtc.swarm import Swarm
 
@@ -45,6 +55,7 @@ class ValidatorConfig:
     swarm: str  # a folder (the embedded store) or a Bee API URL
     node_id: int
     swarm_batch: str | None = None
+    disputes: str = ""  # the Disputes contract (empty: this validator only endorses)
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -73,6 +84,19 @@ class Open:
     reason: str = ""  # why it cannot judge yet (logged once per reason)
 
 
+@dataclass
+class JurySeat:
+    """A jury seat this daemon holds: its vote and salt are saved before the commit is sent."""
+
+    dispute_id: int
+    round: int
+    vote: int = 0  # VALID or INVALID once judged
+    salt: str = ""
+    committed: bool = False
+    revealed: bool = False
+    reason: str = ""  # why it cannot judge yet (logged once per reason)
+
+
 class ValidatorDaemon:
     def __init__(self, home: Path, swarm: Swarm, poll_seconds: float = POLL_SECONDS) -> None:
         self.home = home
@@ -83,7 +107,11 @@ class ValidatorDaemon:
         self.validation = Validation.connect(self.config.eth_rpc, self.config.validation, private_key=key)
         self.registry = Registry.connect(self.config.eth_rpc, self.config.registry)
         self.attester = self.validation.signer or ""
+        self.disputes = (Disputes.connect(self.config.eth_rpc, self.config.disputes, private_key=key)
+                         if self.config.disputes else None)
         self._open: dict[tuple[int, int], Open] = {}
+        self._seats: dict[tuple[int, int], JurySeat] = {}
+        self._disputed: set[int] = set()  # disputes this daemon opened, moved on until settled
         self._replicas: dict[int, Replica] = {}
         self._cursor = self._load_cursor()  # also reopens the draws a previous run had not answered
         self._ethereum_down = False
@@ -128,6 +156,10 @@ class ValidatorDaemon:
                 self._open[key] = Open(assignment, time.monotonic())
                 log.info("drawn for checkpoint %d of cluster %d (deadline: Ethereum block %d)", assignment.height,
                          assignment.cluster_id, assignment.deadline)
+            if self.disputes is not None:
+                for seat in self.disputes.seats(self.config.node_id, start, latest):
+                    self._seats.setdefault((seat.dispute_id, seat.round), JurySeat(seat.dispute_id, seat.round))
+                    log.info("drawn as a juror of dispute %d, round %d", seat.dispute_id, seat.round)
             self._cursor = latest
             self._save_cursor()
         answered = [key for key in sorted(self._open) if self._answer(self._open[key], latest)]
@@ -135,6 +167,8 @@ class ValidatorDaemon:
             del self._open[key]
         if answered:
             self._save_cursor()
+        if self.disputes is not None:
+            self._serve_on_juries(self.disputes, latest)
 
     def _answer(self, open_: Open, latest: int) -> bool:
         """Judge and endorse one draw; True once it needs nothing more from this daemon."""
@@ -163,6 +197,7 @@ class ValidatorDaemon:
         self.judgements.append(judgement)
         if not judgement.agrees:
             self._hold_evidence(judgement, checkpoint.record, checkpoint.app_hash)
+            self._dispute(judgement, checkpoint)
             return True
         done = self.validation.endorse(self.attester, cluster, height, self.config.node_id, judgement.app_hash)
         log.info("checkpoint %d of cluster %d: re-executed %d blocks, app_hash %s… matches; endorsed "
@@ -189,6 +224,97 @@ class ValidatorDaemon:
         log.error("checkpoint %d of cluster %d does not re-execute: %s; not endorsed, evidence in %s",
                   judgement.height, judgement.cluster_id, judgement.detail, path)
 
+    # -- disputes ------------------------------------------------------------------------
+
+    def _dispute(self, judgement: Judgement, checkpoint: CheckpointState) -> None:
+        """Dispute a checkpoint this daemon re-executed to another state, with the members'
+        signatures it was posted with; the bond comes from the attester's account."""
+        if self.disputes is None or not any(judgement.app_hash):
+            return  # no court, or no state of its own to claim (a malformed record): the evidence stays on disk
+        cluster, height = checkpoint.cluster_id, checkpoint.height
+        if int(self.disputes.contract.functions.dispute_at(cluster, height).call()):
+            return
+        _, code_hash = self.registry.code_of(cluster)
+        state = Attestation(bytes.fromhex(self.config.registry[2:]), cluster, height, checkpoint.app_hash,
+                            checkpoint.record, code_hash)
+        signatures = self.validation.checkpoint_signatures(cluster, height)
+        base = self._last_validated_below(cluster, height)
+        bond = self.disputes.rules().bond_wei
+        dispute_id, posted = self.disputes.open_dispute(self.attester, state, signatures, judgement.app_hash, base,
+                                                        self.config.node_id, bond, self.validation.domain())
+        self._disputed.add(dispute_id)
+        self._save_cursor()
+        log.error("checkpoint %d of cluster %d: opened dispute %d (claimed app_hash %s…, from validated height %d; "
+                  "Ethereum block %d, %d gas)", height, cluster, dispute_id, judgement.app_hash.hex()[:16], base,
+                  posted.block, posted.gas_used)
+
+    def _last_validated_below(self, cluster: int, height: int) -> int:
+        interval = self.validation.checkpoint_interval(cluster)
+        candidate = min(self.validation.validated_height(cluster), height - 1) // interval * interval
+        while candidate > 0 and not self.validation.validated_block(cluster, candidate):
+            candidate -= interval
+        return candidate
+
+    def _serve_on_juries(self, disputes: Disputes, latest: int) -> None:
+        for key in sorted(self._seats):
+            seat = self._seats[key]
+            dispute = disputes.dispute(seat.dispute_id)
+            if dispute is None or dispute.status != OPEN or dispute.round != seat.round:
+                del self._seats[key]
+                continue
+            jurors = [j for j in disputes.jury(seat.dispute_id, seat.round) if j.node_id == self.config.node_id]
+            if not jurors:  # replaced
+                del self._seats[key]
+                continue
+            if dispute.phase == 2 and not seat.committed:
+                self._commit(disputes, seat, dispute, latest)
+            elif dispute.phase == 3 and seat.committed and not seat.revealed:
+                disputes.reveal_vote(self.attester, seat.dispute_id, self.config.node_id, seat.vote,
+                                     bytes.fromhex(seat.salt))
+                seat.revealed = True
+                self._save_cursor()
+                log.info("dispute %d: revealed %s", seat.dispute_id, "VALID" if seat.vote == VALID else "INVALID")
+        for dispute_id in sorted({key[0] for key in self._seats} | self._disputed):
+            dispute = disputes.dispute(dispute_id)
+            if dispute is None or dispute.status != OPEN:
+                if dispute is not None and dispute_id in self._disputed:
+                    log.info("dispute %d settled: the attested state is %s", dispute_id, dispute.status_name)
+                self._disputed.discard(dispute_id)
+                continue
+            if _due(dispute, latest, disputes):
+                try:
+                    disputes.advance(self.attester, dispute_id)
+                except ContractRefused:
+                    pass  # another participant moved it on first, or it is not due after all
+
+    def _commit(self, disputes: Disputes, seat: JurySeat, dispute: DisputeState, latest: int) -> None:
+        if not seat.vote:
+            try:
+                judgement = self._replica(dispute.cluster_id).judge(
+                    dispute.height, dispute.record, dispute.attested_app_hash,
+                    self.validation.checkpoint_interval(dispute.cluster_id))
+                seat.vote = VALID if judgement.agrees else INVALID
+                log.info("dispute %d: re-executed height %d of cluster %d: %s", seat.dispute_id, dispute.height,
+                         dispute.cluster_id, "the attested state is right" if judgement.agrees else judgement.detail)
+            except CannotJudge as exc:
+                if "not in Swarm" in str(exc) and latest > dispute.opened_block + disputes.rules().availability_blocks:
+                    seat.vote = INVALID  # the accused owe the history: still missing after the deadline
+                    log.warning("dispute %d: the history is still not in Swarm after the availability deadline: "
+                                "INVALID", seat.dispute_id)
+                else:
+                    if str(exc) != seat.reason:
+                        log.warning("dispute %d: cannot judge yet: %s", seat.dispute_id, exc)
+                        seat.reason = str(exc)
+                    return
+            seat.salt = new_salt().hex()
+            self._save_cursor()  # vote and salt on disk before the commitment is sent
+        disputes.commit_vote(self.attester, seat.dispute_id, self.config.node_id,
+                             commitment(seat.dispute_id, seat.round, self.config.node_id, seat.vote,
+                                        bytes.fromhex(seat.salt)))
+        seat.committed = True
+        self._save_cursor()
+        log.info("dispute %d: committed a hidden vote", seat.dispute_id)
+
     # -- where it left off -----------------------------------------------------------------
 
     def _load_cursor(self) -> int:
@@ -199,13 +325,31 @@ class ValidatorDaemon:
         for fields in saved.get("open", []):
             assignment = Assignment(**fields)
             self._open[(assignment.cluster_id, assignment.height)] = Open(assignment, time.monotonic())
+        for fields in saved.get("seats", []):
+            seat = JurySeat(**fields)
+            self._seats[(seat.dispute_id, seat.round)] = seat
+        self._disputed = set(saved.get("disputed", []))
         return int(saved["block"])
 
     def _save_cursor(self) -> None:
         partial = self.home / (CURSOR_NAME + ".partial")
         partial.write_text(json.dumps({"block": self._cursor,
-                                       "open": [asdict(o.assignment) for _, o in sorted(self._open.items())]}))
+                                       "open": [asdict(o.assignment) for _, o in sorted(self._open.items())],
+                                       "seats": [asdict(seat) for _, seat in sorted(self._seats.items())],
+                                       "disputed": sorted(self._disputed)}))
         partial.replace(self.home / CURSOR_NAME)
+
+
+def _due(dispute: DisputeState, latest: int, disputes: Disputes) -> bool:
+    """Whether `advance` would move the dispute on now (a deadline passed, or everybody acted)."""
+    if dispute.phase == 1:
+        return latest > dispute.seed_block
+    jury = disputes.jury(dispute.dispute_id, dispute.round)
+    if dispute.phase == 2:
+        return latest > dispute.commit_deadline + 1 or all(j.committed for j in jury)
+    if dispute.phase == 3:
+        return latest > dispute.reveal_deadline or all(j.vote for j in jury if j.committed)
+    return latest > dispute.appeal_deadline
 
 
 def _short(exc: BaseException) -> str:
