@@ -29,6 +29,7 @@ examples:
   rtc call --home /tmp/rtc update_high symbol=AAPL value=191 --verify --require-validated
   rtc query --home /tmp/rtc get_high symbol=AAPL
   rtc validation status --home /tmp/rtc
+  rtc dispute list --home /tmp/rtc
   rtc devnet status --home /tmp/rtc
   rtc devnet down --home /tmp/rtc
 """
@@ -469,11 +470,12 @@ def cmd_cluster_members(args: argparse.Namespace) -> int:
     block = registry.w3.eth.block_number
     ids = registry.contract.functions.cluster_history(cluster_id).call()
     nodes = [registry.node(int(node_id)) for node_id in ids]
+    slashed = registry.slashed_wei([n.node_id for n in nodes])
     data = {"registry": registry.address, "cluster_id": cluster_id, "ethereum_block": block,
-            "members": [{**n.to_json(), "name": names.get(n.validator_key), "member": n.member_until == 0}
-                        for n in nodes]}
+            "members": [{**n.to_json(), "name": names.get(n.validator_key), "member": n.member_until == 0,
+                         "slashed_wei": slashed[n.node_id]} for n in nodes]}
     rows = [f"cluster {cluster_id} in Registry {registry.address} at Ethereum block {block}",
-            f"{'node':8} {'id':>3}  {'deposit':>10}  {'status':9} {'cooling-off':34} operator"]
+            f"{'node':8} {'id':>3}  {'deposit':>10}  {'slashed':>10}  {'status':9} {'cooling-off':34} operator"]
     for n in nodes:
         if n.status in ("leaving", "ejected"):
             left = n.withdrawable_block - block
@@ -482,7 +484,7 @@ def cmd_cluster_members(args: argparse.Namespace) -> int:
         else:
             cooling = "-"
         rows.append(f"{names.get(n.validator_key, '?'):8} {n.node_id:>3}  {n.deposit_wei / 10**18:>6.2f} ETH  "
-                    f"{n.status:9} {cooling:34} {n.operator}")
+                    f"{slashed[n.node_id] / 10**18:>6.2f} ETH  {n.status:9} {cooling:34} {n.operator}")
     _emit(args, data, "\n".join(rows))
     return 0
 
@@ -655,9 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_restore_parser(node_actions)
     add_history_parsers(commands)
     from .swarm import add_swarm_parsers  # rtc swarm hash|put|get
+    from .disputes import add_dispute_parsers  # rtc dispute list|show
     from .validation import add_validation_parsers  # rtc validator run, rtc validation status
 
     add_validation_parsers(commands)
+    add_dispute_parsers(commands)
     add_swarm_parsers(commands)
     return parser
 

@@ -16,6 +16,11 @@ Trust: the Validation contract the client names, as its own Ethereum endpoint re
 and the cluster's blocks as the node asked shows them (only counted for lag_txs, never
 believed for a result: a lying node can make the lag look larger or smaller, but not a
 result validated).
+
+Disputes: the Disputes contract that Validation's deployer named. A dispute that is open about
+a height at or below a result's block, or that ruled an agreed state there invalid, makes the
+result unbelievable; so does a freeze below it (results above the last valid checkpoint of a
+convicted cluster are void).
 """
 
 from __future__ import annotations
@@ -54,6 +59,24 @@ class CheckpointStatus:
 
 
 @dataclass(frozen=True)
+class DisputeFact:
+    """A dispute about the cluster, as much of it as a result's receipt weighs."""
+
+    dispute_id: int
+    height: int
+    status: str  # "open", "valid" or "invalid"
+    agreed: bool  # more than 2/3 of the members attested the disputed state: the cluster's, not one liar's
+
+    def covers(self, height: int) -> bool:
+        """Whether it puts the state after block `height` in doubt: an open dispute at or below it, or
+        an agreed state ruled invalid there (a lone liar's conviction leaves the cluster's state standing)."""
+        return self.height <= height and (self.status == "open" or (self.status == "invalid" and self.agreed))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.dispute_id, "height": self.height, "status": self.status, "agreed": self.agreed}
+
+
+@dataclass(frozen=True)
 class ValidationStatus:
     cluster_id: int
     head_height: int
@@ -61,6 +84,12 @@ class ValidationStatus:
     lag_txs: int
     checkpoints: tuple[CheckpointStatus, ...]
     lag_txs_exact: bool = True  # False when more blocks than MAX_COUNTED_BLOCKS lag: lag_txs is a lower bound
+    court: str | None = None  # the Disputes contract (None: none named, nobody can dispute)
+    disputes: tuple[DisputeFact, ...] = ()
+    frozen_at: int | None = None  # a dispute froze the cluster: nothing above this height is valid
+
+    def dispute_covering(self, height: int) -> DisputeFact | None:
+        return next((d for d in self.disputes if d.covers(height)), None)
 
     @property
     def lag_blocks(self) -> int:
@@ -73,7 +102,8 @@ class ValidationStatus:
     def to_json(self) -> dict[str, Any]:
         return {"cluster_id": self.cluster_id, "head_height": self.head_height,
                 "validated_height": self.validated_height, "lag_blocks": self.lag_blocks, "lag_txs": self.lag_txs,
-                "lag_txs_exact": self.lag_txs_exact, "checkpoints": [c.to_json() for c in self.checkpoints]}
+                "lag_txs_exact": self.lag_txs_exact, "checkpoints": [c.to_json() for c in self.checkpoints],
+                "disputes": [d.to_json() for d in self.disputes], "frozen_at": self.frozen_at}
 
 
 def read_status(validation: Validation, cluster_id: int, rpc: RPC, recent: int = RECENT_CHECKPOINTS) -> ValidationStatus:
@@ -96,7 +126,19 @@ def read_status(validation: Validation, cluster_id: int, rpc: RPC, recent: int =
     low = validated + 1
     counted_from = max(low, head - MAX_COUNTED_BLOCKS + 1)
     lag_txs = client_txs(rpc, counted_from, head)
-    return ValidationStatus(cluster_id, head, validated, lag_txs, tuple(checkpoints), counted_from == low)
+    court = validation.disputes()
+    return ValidationStatus(cluster_id, head, validated, lag_txs, tuple(checkpoints), counted_from == low, court,
+                            read_disputes(validation, court, cluster_id), validation.frozen_at(cluster_id))
+
+
+def read_disputes(validation: Validation, court: str | None, cluster_id: int) -> tuple[DisputeFact, ...]:
+    """Every dispute about the cluster, oldest first (none without a court)."""
+    if court is None:
+        return ()
+    from rtc.ethereum.disputes import Disputes
+
+    disputes = Disputes(validation.w3, court)
+    return tuple(DisputeFact(d.dispute_id, d.height, d.status_name, d.agreed) for d in disputes.disputes_of(cluster_id))
 
 
 def client_txs(rpc: RPC, low: int, high: int) -> int:

@@ -181,6 +181,8 @@ class Receipt:
             data["validation"] = {"validated_height": self.validation.validated_height,
                                   "lag_blocks": self.validation.lag_blocks, "lag_txs": self.validation.lag_txs,
                                   "validated": self.validated}
+            data["disputes"] = {"court": self.validation.court, "frozen_at": self.validation.frozen_at,
+                                "all": [d.to_json() for d in self.validation.disputes]}
         return data
 
 
@@ -227,6 +229,8 @@ def verify(evidence: ResultEvidence, trust: TrustPolicy) -> Receipt:
         verified, validators = _commit(evidence, trust, state_height, checks)
         facts.update(app_hash=verified.app_hash, signers=tuple(Signature(s.address, s.voting_power) for s in verified.signers),
                      signed_power=verified.signed_power, total_power=verified.total_power)
+        if trust.validation is not None:  # first: a ruling against the state says more than who signed it
+            _disputes(evidence.validation, state_height, checks)
         if trust.contract is not None:
             facts["membership"] = _registry(evidence, trust, verified, validators, checks)
         try:
@@ -412,6 +416,37 @@ def _validation(evidence: ResultEvidence, trust: TrustPolicy, record: ResultReco
                                   f"validated_height {status.validated_height} (lag {status.lag_blocks} blocks, "
                                   f"{status.lag_txs} transactions)", assumption, "not_validated", required=False))
     return status
+
+
+def _disputes(status: ValidationStatus | None, height: int, checks: _Checks) -> None:
+    """Refuse a state (and every result proven against it) that an open dispute, an invalid
+    ruling or a freeze puts in doubt."""
+    if status is None:  # the Validation contract could not be read (the validation check says why)
+        checks.items.append(Check("disputes", False, "the Disputes contract was not read: whether a dispute covers "
+                                  f"height {height} is unknown", kind="contract_unavailable", required=False))
+        return
+    if status.court is None:
+        checks.passed("disputes", "the Validation contract names no Disputes contract: nobody can dispute this "
+                                  "cluster's state, and no ruling covers it",
+                      "nothing: without a court a lie costs the liars nothing")
+        return
+    assumption = (f"your Ethereum endpoint reports the chain truthfully and {status.court} is the court the Validation "
+                  "contract's deployer named; a ruling is right while less than 1/3 of the validator pool's stake "
+                  "colludes")
+    if status.frozen_at is not None and height > status.frozen_at:
+        ruling = next((d for d in status.disputes if d.status == "invalid" and d.agreed), None)
+        which = f"dispute {ruling.dispute_id}" if ruling is not None else "a dispute"
+        raise checks.failed("disputes", VerificationError(
+            "disputed", f"{which} ruled the cluster's state invalid and froze it at height {status.frozen_at}: "
+                        f"the state after block {height} is void (`rtc dispute list`)"), assumption)
+    covering = status.dispute_covering(height)
+    if covering is not None:
+        what = "is open" if covering.status == "open" else "ruled the state there invalid"
+        raise checks.failed("disputes", VerificationError(
+            "disputed", f"dispute {covering.dispute_id} about height {covering.height} {what}: the state after block "
+                        f"{height} is not to be believed (`rtc dispute show {covering.dispute_id}`)"),
+                            assumption)
+    checks.passed("disputes", f"no open dispute covers height {height}", assumption)
 
 
 def _int(value: Any) -> int:

@@ -98,6 +98,16 @@ class Seat:
 
 
 @dataclass(frozen=True)
+class Slash:
+    """A deposit a ruling took (the Registry's `Slashed` event in the settling transaction)."""
+
+    node_id: int
+    operator: str
+    amount_wei: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Event:
     """One step of a dispute's story, as the contract logged it."""
 
@@ -212,6 +222,18 @@ class Disputes(Contract):
 
     def total_burned(self) -> int:
         return int(self.contract.functions.total_burned().call())
+
+    def slashes(self, dispute_id: int) -> list[Slash]:
+        """What the dispute's ruling took from whom (empty while it is open)."""
+        from .registry import Registry
+
+        settled = self.contract.events.DisputeSettled.get_logs(from_block=0, argument_filters={"dispute_id": dispute_id})
+        if not settled:
+            return []
+        registry = Registry(self.w3, self.contract.functions.registry().call())
+        receipt = self.w3.eth.get_transaction_receipt(settled[0].transactionHash)
+        return [Slash(int(e.args.node_id), Web3.to_checksum_address(e.args.operator), int(e.args.amount), e.args.reason)
+                for e in registry.contract.events.Slashed().process_receipt(receipt, errors=DISCARD)]
 
     def seats(self, node_id: int, from_block: int, to_block: int) -> list[Seat]:
         """Every jury seat `node_id` was drawn to in Ethereum blocks from_block..to_block."""

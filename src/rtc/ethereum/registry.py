@@ -139,6 +139,14 @@ class Registry(Contract):
 
     KEYS_PER_CALL = 16  # the contract's MAX_MEMBERS bounds nodes_by_keys' argument
 
+    def slashed_wei(self, node_ids: list[int]) -> dict[int, int]:
+        """What slashing took from each node so far (the `Slashed` events; 0 for the untouched)."""
+        taken = {node_id: 0 for node_id in node_ids}
+        if node_ids:
+            for event in self.contract.events.Slashed.get_logs(from_block=0, argument_filters={"node_id": node_ids}):
+                taken[int(event.args.node_id)] += int(event.args.amount)
+        return taken
+
     def nodes_by_keys(self, keys: list[bytes], block: int | str = "latest") -> list[NodeState | None]:
         """The node of each validator key (None if no node ever registered it), in the keys' order.
 
