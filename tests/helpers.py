@@ -1,4 +1,5 @@
-"""Helpers shared by the test folders: running the `rtc` command (the `anvil` fixture is in conftest.py)."""
+"""Helpers shared by the test folders: running the `rtc` command, waiting for a condition (the `anvil`
+fixture is in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import io
 import json
 import subprocess
 import sys
-from typing import Any, NamedTuple
+import time
+from typing import Any, Callable, NamedTuple
 
 RTC = [sys.executable, "-m", "rtc.cli.main"]
 
@@ -44,3 +46,11 @@ def rtc_process(*argv: object, check: bool = False, timeout: float = 180) -> Cli
         raise AssertionError(f"rtc {' '.join(map(str, argv))} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")
     return CliRun(result.returncode, result.stdout, result.stderr)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `condition` twice a second until it holds; fail saying `what` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(0.5)

@@ -19,9 +19,11 @@ _PORTS = itertools.count(int(os.environ.get("RTC_TEST_BASE_PORT", "27000")), 200
 
 
 def start_cluster(home: Path, app: str, nodes: int = 4, settings: ClusterSettings | None = None,
-                  validators: int = 0) -> Devnet:
+                  validators: int = 0, cartel_app: str | None = None, node_apps: dict[str, str] | None = None) -> Devnet:
+    """`cartel_app`, `node_apps`: fault injection (components by name), as `rtc devnet up` takes them."""
     devnet = Devnet.create(home, nodes, component_path(app), base_port=next(_PORTS), settings=settings,
-                           validators=validators)
+                           validators=validators, cartel_app=component_path(cartel_app) if cartel_app else None,
+                           node_apps={name: component_path(c) for name, c in (node_apps or {}).items()})
     try:
         devnet.start(timeout=90)
     except BaseException:

@@ -27,6 +27,8 @@ from rtc.protocol.attestation import AttestationTx, is_attestation_tx
 from rtc.swarm import Swarm
 from rtc.validator import CannotJudge, ClusterSource, Replica
 
+from tests.helpers import wait_until
+
 from .conftest import start_cluster
 
 
@@ -96,13 +98,6 @@ def test_checkpoints_reach_the_contract_with_the_state_and_the_record_in_swarm(c
             assert checkpoint.app_hash.hex().upper() == rpc.block(height + 1)["header"]["app_hash"]
             located = reader.record_at(height)
             assert checkpoint.record == located.reference and located.record.app_hash == checkpoint.app_hash
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
-        time.sleep(0.5)
 
 
 def test_validators_outside_the_cluster_re_execute_and_endorse_until_no_transaction_lags(cluster: Devnet) -> None:
