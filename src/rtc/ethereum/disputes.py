@@ -235,6 +235,11 @@ class Disputes(Contract):
         return [Slash(int(e.args.node_id), Web3.to_checksum_address(e.args.operator), int(e.args.amount), e.args.reason)
                 for e in registry.contract.events.Slashed().process_receipt(receipt, errors=DISCARD)]
 
+    def opened(self, from_block: int, to_block: int) -> list[int]:
+        """The ids of every dispute opened in Ethereum blocks from_block..to_block."""
+        logs = self.contract.events.DisputeOpened.get_logs(from_block=from_block, to_block=to_block)
+        return [int(e.args.dispute_id) for e in logs]
+
     def seats(self, node_id: int, from_block: int, to_block: int) -> list[Seat]:
         """Every jury seat `node_id` was drawn to in Ethereum blocks from_block..to_block."""
         logs = self.contract.events.JurorDrawn.get_logs(

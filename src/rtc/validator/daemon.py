@@ -16,7 +16,9 @@ state this daemon computed, and the last validated checkpoint as the base). As a
 re-executes the disputed height the same way and commits VALID or INVALID with a salt it
 saves first (so that a restart can still reveal); history still missing from Swarm after
 the contract's availability deadline is INVALID (the accused owe it), before it "cannot
-judge yet". It moves every dispute it takes part in on (`advance`) when a deadline passed.
+judge yet". It moves every open dispute on (`advance`) when a deadline passed: at once one it
+takes part in, others after ADVANCE_GRACE_BLOCKS (a disputer that walks away must not hold
+clients' results in doubt for ever).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ CONFIG_NAME = "validator.json"
 CURSOR_NAME = "cursor.json"
 POLL_SECONDS = 1.0
 LOOKBACK_BLOCKS = 10_000  # how far back a fresh daemon looks for draws it missed
+ADVANCE_GRACE_BLOCKS = 3  # blocks a due dispute waits for its own participants before others move it on
 
 
 @dataclass
@@ -111,7 +114,8 @@ class ValidatorDaemon:
                          if self.config.disputes else None)
         self._open: dict[tuple[int, int], Open] = {}
         self._seats: dict[tuple[int, int], JurySeat] = {}
-        self._disputed: set[int] = set()  # disputes this daemon opened, moved on until settled
+        self._disputed: set[int] = set()  # disputes this daemon opened
+        self._watched: set[int] = set()  # every open dispute, moved on until settled
         self._replicas: dict[int, Replica] = {}
         self._cursor = self._load_cursor()  # also reopens the draws a previous run had not answered
         self._ethereum_down = False
@@ -157,6 +161,7 @@ class ValidatorDaemon:
                 log.info("drawn for checkpoint %d of cluster %d (deadline: Ethereum block %d)", assignment.height,
                          assignment.cluster_id, assignment.deadline)
             if self.disputes is not None:
+                self._watched.update(self.disputes.opened(start, latest))
                 for seat in self.disputes.seats(self.config.node_id, start, latest):
                     self._seats.setdefault((seat.dispute_id, seat.round), JurySeat(seat.dispute_id, seat.round))
                     log.info("drawn as a juror of dispute %d, round %d", seat.dispute_id, seat.round)
@@ -274,14 +279,16 @@ class ValidatorDaemon:
                 seat.revealed = True
                 self._save_cursor()
                 log.info("dispute %d: revealed %s", seat.dispute_id, "VALID" if seat.vote == VALID else "INVALID")
-        for dispute_id in sorted({key[0] for key in self._seats} | self._disputed):
+        ours = {key[0] for key in self._seats} | self._disputed
+        for dispute_id in sorted(self._watched | ours):
             dispute = disputes.dispute(dispute_id)
             if dispute is None or dispute.status != OPEN:
-                if dispute is not None and dispute_id in self._disputed:
+                if dispute is not None and dispute_id in ours:
                     log.info("dispute %d settled: the attested state is %s", dispute_id, dispute.status_name)
                 self._disputed.discard(dispute_id)
+                self._watched.discard(dispute_id)
                 continue
-            if _due(dispute, latest, disputes):
+            if _due(dispute, latest - (0 if dispute_id in ours else ADVANCE_GRACE_BLOCKS), disputes):
                 try:
                     disputes.advance(self.attester, dispute_id)
                 except ContractRefused:
@@ -329,6 +336,7 @@ class ValidatorDaemon:
             seat = JurySeat(**fields)
             self._seats[(seat.dispute_id, seat.round)] = seat
         self._disputed = set(saved.get("disputed", []))
+        self._watched = set(saved.get("watched", []))
         return int(saved["block"])
 
     def _save_cursor(self) -> None:
@@ -336,7 +344,7 @@ class ValidatorDaemon:
         partial.write_text(json.dumps({"block": self._cursor,
                                        "open": [asdict(o.assignment) for _, o in sorted(self._open.items())],
                                        "seats": [asdict(seat) for _, seat in sorted(self._seats.items())],
-                                       "disputed": sorted(self._disputed)}))
+                                       "disputed": sorted(self._disputed), "watched": sorted(self._watched)}))
         partial.replace(self.home / CURSOR_NAME)
 
 
