@@ -156,10 +156,13 @@ def freeze(cluster_id: uint256, height: uint256):
     """
     @notice The Disputes contract freezes a cluster whose agreed state it ruled invalid:
             `height` (the last valid checkpoint) becomes its validated height and nothing
-            above it is ever posted, drawn, endorsed or validated again.
+            above it is ever posted, drawn, endorsed or validated again. A later ruling
+            from a lower base lowers it; one from a higher base changes nothing.
     """
     assert msg.sender == self.disputes and msg.sender != empty(address), "caller is not the disputes contract"
-    assert not self.frozen[cluster_id], "the cluster is frozen already"
+    # A second ruling (another height disputed before the first was settled) can only lower it.
+    if self.frozen[cluster_id] and self.frozen_at[cluster_id] <= height:
+        return
     self.frozen[cluster_id] = True
     self.frozen_at[cluster_id] = height
     if self.validated_height[cluster_id] > height:

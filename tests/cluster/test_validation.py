@@ -248,3 +248,4 @@ def test_the_cli_shows_the_validation_status_and_a_validated_result(cluster: Dev
     assert call.json["validation"]["validated"] is True and call.json["attestations"]["signers"]
     missing = helpers.rtc("validation", "status", "--eth-rpc", cluster.ethereum.url)
     assert missing.code != 0 and "--validation" in missing.err
+    assert helpers.rtc("dispute", "list", "--home", cluster.home, "-J").json == []  # honest: nobody disputed

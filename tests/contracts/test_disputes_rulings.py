@@ -12,6 +12,7 @@ from .dispute_helpers import (
     REVEALING, SALT, VALID, Court, commitment_of,
 )
 from .helpers import EJECTED, MIN_DEPOSIT, block, events, refused, set_block
+from .test_disputes_opening import validate
 from .validation_helpers import APP_HASH, attester, domain_of, post, signatures, state_at
 
 
@@ -268,3 +269,19 @@ def test_a_seed_block_ethereum_forgot_is_rearmed_on_a_future_block(court: Court)
     assert events(court.disputes)[-1] == ("DrawRearmed", {"dispute_id": opened, "seed_block": block() + 1})
     assert court.jury(opened) == [] and court.disputes.dispute(opened).seed_block == block() + 1
     assert len(court.draw(opened)) == 3
+
+
+def test_two_disputes_of_one_cluster_both_settle_and_the_freeze_keeps_the_lower_base(court: Court) -> None:
+    """Found on a devnet: a second dispute, opened before the first was settled, could never settle
+    (freezing an already frozen cluster reverted), holding its accused and jurors for ever."""
+    validate(court, 10)
+    endorsers = {slot.node_id for slot in court.validation.drawn(court.cluster, 10)}
+    first, second = [n for n in POOL if n not in endorsers][:2]
+    later = court.open(height=16, base=10, disputer=first)
+    earlier = court.open(height=14, base=0, disputer=second)
+    for opened in (later, earlier):
+        court.round(opened, lambda node: INVALID)
+        court.settle(opened)
+        assert court.disputes.dispute(opened).status == INVALID
+    assert court.validation.frozen_at(court.cluster) == 0
+    assert all(court.disputes.holds(n) == 0 for n in range(1, 17))

@@ -177,6 +177,18 @@ class Disputes(Contract):
         receipt = self._transact(sender, self.contract.functions.appeal(dispute_id), value=cost)
         return Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
 
+    def due(self, dispute: DisputeState, latest: int) -> bool:
+        """Whether `advance` would move the dispute on at Ethereum block `latest` (a deadline
+        passed, or every juror acted)."""
+        if dispute.phase == 1:
+            return latest > dispute.seed_block
+        jury = self.jury(dispute.dispute_id, dispute.round)
+        if dispute.phase == 2:
+            return latest > dispute.commit_deadline + 1 or all(j.committed for j in jury)
+        if dispute.phase == 3:
+            return latest > dispute.reveal_deadline or all(j.vote for j in jury if j.committed)
+        return dispute.phase == 4 and latest > dispute.appeal_deadline
+
     def claim(self, sender: str) -> Posted:
         return self._posted(sender, self.contract.functions.claim())
 

@@ -125,6 +125,10 @@ class Registry(Contract):
         attester = str(self.contract.functions.attester_of(node_id).call(block_identifier=block))
         return None if int(attester, 16) == 0 else Web3.to_checksum_address(attester)
 
+    def node_of_attester(self, attester: str) -> int:
+        """The node that named `attester` (0: none)."""
+        return int(self.contract.functions.node_of_attester(Web3.to_checksum_address(attester)).call())
+
     def slasher(self, block: int | str = "latest") -> str | None:
         """The only account that may slash (None: nobody can)."""
         slasher = str(self.contract.functions.slasher().call(block_identifier=block))

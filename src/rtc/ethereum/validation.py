@@ -171,6 +171,15 @@ class Validation(Contract):
         """The Ethereum block checkpoint `height` was validated in (0: not validated)."""
         return int(self.contract.functions.validated_block(cluster_id, height).call())
 
+    def validated_below(self, cluster_id: int, height: int) -> int:
+        """The highest validated checkpoint below `height` (0: the genesis): where a dispute about
+        `height` replays from."""
+        interval = self.checkpoint_interval(cluster_id)
+        candidate = min(self.validated_height(cluster_id), height - 1) // interval * interval
+        while candidate > 0 and not self.validated_block(cluster_id, candidate):
+            candidate -= interval
+        return candidate
+
     def checkpoint_signatures(self, cluster_id: int, height: int) -> list[bytes]:
         """The members' signatures a checkpoint was posted with, read back from its transaction
         (the contract keeps only their count): the evidence a dispute about it needs."""

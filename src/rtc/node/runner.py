@@ -24,6 +24,7 @@ from rtc.vm import Backend
 from .app import ClusterApp, CommitListener
 from .attesting import ATTESTER_KEY_NAME, AttestationRules, Attestations
 from .checkpoints import CheckpointPoster
+from .disputing import MemberDisputes
 from .config import GenesisAppState, NodeConfig
 
 log = logging.getLogger("rtc.node")
@@ -107,6 +108,19 @@ def checkpoint_poster(config: NodeConfig, app: ClusterApp) -> CheckpointPoster |
     return poster
 
 
+def member_disputes(home: Path, config: NodeConfig, app: ClusterApp,
+                    uploader: HistoryUploader | None) -> MemberDisputes | None:
+    """The thread that disputes what the other members attest when this node computed otherwise:
+    it needs to attest itself, Ethereum and the Swarm the records are in (the uploader's)."""
+    attestations, ethereum = app.attestations, app.settings.ethereum
+    if attestations is None or attestations.key is None or ethereum is None or not config.eth_rpc or uploader is None:
+        return None
+    watch = MemberDisputes(config.eth_rpc, ethereum, attestations.rules, attestations.key, uploader.swarm,
+                           NodeHome(home).genesis().chain_id)
+    app.on_commit = _both(app.on_commit, watch.committed) if app.on_commit is not None else watch.committed
+    return watch
+
+
 def _both(first: CommitListener, second: CommitListener) -> CommitListener:
     def listener(*block: Any) -> None:
         first(*block)
@@ -151,15 +165,20 @@ def run_node(home: Path, eth_rpc: str | None = None) -> int:
     app, config = build_app(home, eth_rpc)
     uploader = history_uploader(home, config, app)
     poster = checkpoint_poster(config, app)
+    disputing = member_disputes(home, config, app, uploader)
     if app.watcher is not None:
         app.watcher.start()
     if uploader is not None:
         uploader.start()
     if poster is not None:
         poster.start()
+    if disputing is not None:
+        disputing.start()
     try:
         return run_server(app, address, max_frame_size=max_frame_size)
     finally:
+        if disputing is not None:
+            disputing.stop()
         if poster is not None:
             poster.stop()
         if app.watcher is not None:

@@ -243,7 +243,7 @@ class ValidatorDaemon:
         state = Attestation(bytes.fromhex(self.config.registry[2:]), cluster, height, checkpoint.app_hash,
                             checkpoint.record, code_hash)
         signatures = self.validation.checkpoint_signatures(cluster, height)
-        base = self._last_validated_below(cluster, height)
+        base = self.validation.validated_below(cluster, height)
         bond = self.disputes.rules().bond_wei
         dispute_id, posted = self.disputes.open_dispute(self.attester, state, signatures, judgement.app_hash, base,
                                                         self.config.node_id, bond, self.validation.domain())
@@ -252,13 +252,6 @@ class ValidatorDaemon:
         log.error("checkpoint %d of cluster %d: opened dispute %d (claimed app_hash %s…, from validated height %d; "
                   "Ethereum block %d, %d gas)", height, cluster, dispute_id, judgement.app_hash.hex()[:16], base,
                   posted.block, posted.gas_used)
-
-    def _last_validated_below(self, cluster: int, height: int) -> int:
-        interval = self.validation.checkpoint_interval(cluster)
-        candidate = min(self.validation.validated_height(cluster), height - 1) // interval * interval
-        while candidate > 0 and not self.validation.validated_block(cluster, candidate):
-            candidate -= interval
-        return candidate
 
     def _serve_on_juries(self, disputes: Disputes, latest: int) -> None:
         for key in sorted(self._seats):
@@ -288,7 +281,7 @@ class ValidatorDaemon:
                 self._disputed.discard(dispute_id)
                 self._watched.discard(dispute_id)
                 continue
-            if _due(dispute, latest - (0 if dispute_id in ours else ADVANCE_GRACE_BLOCKS), disputes):
+            if disputes.due(dispute, latest - (0 if dispute_id in ours else ADVANCE_GRACE_BLOCKS)):
                 try:
                     disputes.advance(self.attester, dispute_id)
                 except ContractRefused:
@@ -346,18 +339,6 @@ class ValidatorDaemon:
                                        "seats": [asdict(seat) for _, seat in sorted(self._seats.items())],
                                        "disputed": sorted(self._disputed), "watched": sorted(self._watched)}))
         partial.replace(self.home / CURSOR_NAME)
-
-
-def _due(dispute: DisputeState, latest: int, disputes: Disputes) -> bool:
-    """Whether `advance` would move the dispute on now (a deadline passed, or everybody acted)."""
-    if dispute.phase == 1:
-        return latest > dispute.seed_block
-    jury = disputes.jury(dispute.dispute_id, dispute.round)
-    if dispute.phase == 2:
-        return latest > dispute.commit_deadline + 1 or all(j.committed for j in jury)
-    if dispute.phase == 3:
-        return latest > dispute.reveal_deadline or all(j.vote for j in jury if j.committed)
-    return latest > dispute.appeal_deadline
 
 
 def _short(exc: BaseException) -> str:
