@@ -534,15 +534,18 @@ def commit_vote(dispute_id: uint256, node_id: uint256, commitment: bytes32):
     @notice A juror (from its attester's address) commits keccak256(abi_encode(dispute_id,
             round, node_id, vote, salt)) by the round's commit deadline.
     """
-    d: Dispute = self._disputes[dispute_id]
-    assert d.status == OPEN and d.phase == PHASE_COMMIT, "the dispute takes no votes now"
-    assert block.number <= d.commit_deadline, "the commit deadline has passed"
+    # Single fields, not the whole Dispute: a juror's call reads 4 storage slots instead of 25.
+    assert self._disputes[dispute_id].status == OPEN and self._disputes[dispute_id].phase == PHASE_COMMIT, (
+        "the dispute takes no votes now"
+    )
+    assert block.number <= self._disputes[dispute_id].commit_deadline, "the commit deadline has passed"
     assert msg.sender == staticcall registry.attester_of(node_id), "caller is not the node's attester"
-    slot: uint256 = self._slot_of(dispute_id, d.round, node_id)
-    assert self._juries[dispute_id][d.round][slot].commitment == empty(bytes32), "the juror committed already"
+    round: uint256 = self._disputes[dispute_id].round
+    slot: uint256 = self._slot_of(dispute_id, round, node_id)
+    assert self._juries[dispute_id][round][slot].commitment == empty(bytes32), "the juror committed already"
     assert commitment != empty(bytes32), "the commitment is empty"
-    self._juries[dispute_id][d.round][slot].commitment = commitment
-    log VoteCommitted(dispute_id=dispute_id, round=d.round, node_id=node_id)
+    self._juries[dispute_id][round][slot].commitment = commitment
+    log VoteCommitted(dispute_id=dispute_id, round=round, node_id=node_id)
 
 
 @external
@@ -553,20 +556,22 @@ def reveal_vote(dispute_id: uint256, node_id: uint256, vote: uint8, salt: bytes3
             INVALID: it is wrong, or its history was still missing from Swarm after the
             availability deadline) by the round's reveal deadline.
     """
-    d: Dispute = self._disputes[dispute_id]
-    assert d.status == OPEN and d.phase == PHASE_REVEAL, "the dispute takes no reveals now"
-    assert block.number <= d.reveal_deadline, "the reveal deadline has passed"
+    assert self._disputes[dispute_id].status == OPEN and self._disputes[dispute_id].phase == PHASE_REVEAL, (
+        "the dispute takes no reveals now"
+    )
+    assert block.number <= self._disputes[dispute_id].reveal_deadline, "the reveal deadline has passed"
     assert msg.sender == staticcall registry.attester_of(node_id), "caller is not the node's attester"
-    slot: uint256 = self._slot_of(dispute_id, d.round, node_id)
-    juror: Juror = self._juries[dispute_id][d.round][slot]
+    round: uint256 = self._disputes[dispute_id].round
+    slot: uint256 = self._slot_of(dispute_id, round, node_id)
+    juror: Juror = self._juries[dispute_id][round][slot]
     assert juror.commitment != empty(bytes32), "the juror did not commit"
     assert juror.vote == 0, "the juror revealed already"
     assert vote == VALID or vote == INVALID, "a vote is VALID (2) or INVALID (3)"
-    assert keccak256(abi_encode(dispute_id, d.round, node_id, vote, salt)) == juror.commitment, (
+    assert keccak256(abi_encode(dispute_id, round, node_id, vote, salt)) == juror.commitment, (
         "the vote and salt are not what the juror committed"
     )
-    self._juries[dispute_id][d.round][slot].vote = vote
-    log VoteRevealed(dispute_id=dispute_id, round=d.round, node_id=node_id, vote=vote)
+    self._juries[dispute_id][round][slot].vote = vote
+    log VoteRevealed(dispute_id=dispute_id, round=round, node_id=node_id, vote=vote)
 
 
 @internal

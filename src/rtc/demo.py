@@ -4,8 +4,11 @@ It starts a real devnet (CometBFT + our state machines) with two batch validator
 the cluster, sends calls and a query, shows one call being refused before ordering and a
 result verified by the client (with the members' attestations), shows the members'
 deposits in the Ethereum contract, the batch validation lag falling to zero once the calls
-stop, and a fifth node joining the validator set, checks that every node reached the same
-app_hash, and stops everything it started.
+stop, and a fifth node joining the validator set, and checks that every node reached the same
+app_hash. Then it starts a second devnet whose members all run a lying build of the backend
+(stock-cartel.wasm, while the Registry names stock.wasm) and shows the batch validators
+catching it: a dispute, a jury's ruling, the cartel's deposits slashed, and a client refusing
+the cartel's results. It stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from rtc.history.reader import HistoryReader
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "build" / "demo"
 APP = ROOT / "build" / "wasm" / "stock.wasm"
+CARTEL_APP = ROOT / "build" / "wasm" / "stock-cartel.wasm"  # records 1% more than it is given
+CARTEL_HOME = ROOT / "build" / "demo-cartel"
 QUOTES = [187.5, 189.25, 188.0, 191.75, 190.5]
 VALIDATORS = 2
 
@@ -143,9 +148,62 @@ def show_a_node_joining(devnet: Devnet) -> None:
         + ", ".join(f"{name} {power}" for name, power in powers.items()))
 
 
+def show_a_cartel_caught(timeout: float = 180.0) -> bool:
+    """A cluster whose every member lies about its code, caught by validators outside it."""
+    from rtc.cli.disputes import narrate
+    from rtc.client import Client, VerificationFailed
+    from rtc.ethereum.disputes import OPEN, Disputes
+    from rtc.ethereum.registry import Registry
+
+    say("\n-- a cartel: 4 members run stock-cartel.wasm (it records 1% more than it is given) while the Registry "
+        "and the genesis name stock.wasm --")
+    Devnet.remove(CARTEL_HOME)
+    devnet = Devnet.create(CARTEL_HOME, 4, APP, base_port=26800, progress=lambda m: say(f"  {m}"), validators=4,
+                           cartel_app=CARTEL_APP)
+    try:
+        devnet.start(progress=lambda m: say(f"  {m}"))
+        eth = devnet.ethereum
+        disputes = Disputes.connect(eth.url, eth.disputes)
+        trust = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id), devnet.chain_id)
+        trust = trust.with_validation(ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
+        with Client([n.rpc for n in devnet.nodes], trust=trust) as client:
+            session = client.session()
+            lied = time.monotonic()
+            counter = session.call({"function": "update_high", "symbol": "ACME", "value": 100.0})
+            value = client.wait_for_result(session.session_key, counter).record.value
+            say(f"  update_high(ACME, 100.0) -> {value.get('ok', value)}: the cartel's answer, signed by all four "
+                "members")
+            say("  waiting for the validators drawn for the first checkpoint to re-execute it from Swarm...")
+            while not any(d.status != OPEN for d in disputes.disputes_of(eth.cluster_id)):
+                if time.monotonic() - lied > timeout:
+                    say(f"  no ruling within {timeout:.0f} s; see {devnet.home / 'logs'}")
+                    return False
+                time.sleep(1.0)
+            ruled = next(d for d in disputes.disputes_of(eth.cluster_id) if d.status != OPEN)
+            say(f"  dispute {ruled.dispute_id} by validator node {ruled.disputer}, about height {ruled.height}: ruled "
+                f"{ruled.status_name.upper()} {time.monotonic() - lied:.1f} s after the lie")
+            for event in disputes.story(ruled.dispute_id):
+                if event.name in ("JurorDrawn", "VoteRevealed", "RoundTallied"):
+                    say(f"    {narrate(event)}")
+            registry = Registry.connect(eth.url, eth.registry)
+            for node_id, taken in registry.slashed_wei(eth.node_ids).items():
+                say(f"  node {node_id}: {taken / 10**18:.0f} ETH slashed, {registry.node(node_id).status}")
+            say(f"  the disputer may claim {disputes.claimable(ruled.disputer_address) / 10**18:.0f} ETH (its bond "
+                f"and the 10% bounty); {disputes.total_burned() / 10**18:.0f} ETH burnt")
+            try:
+                session.verified(counter)
+                say("  THE CLIENT BELIEVED THE CARTEL")
+                return False
+            except VerificationFailed as refused:
+                say(f"  the client refuses the result: {refused.check.detail}")
+        return True
+    finally:
+        devnet.stop()
+
+
 def main() -> int:
-    if not APP.exists():
-        say(f"{APP} missing: run `make setup`")
+    if not APP.exists() or not CARTEL_APP.exists():
+        say(f"{APP} or {CARTEL_APP} missing: run `make setup`")
         return 1
     Devnet.remove(HOME)
     say("Starting a local cluster of 4 nodes (CometBFT + the Python state machine each)...")
@@ -179,10 +237,12 @@ def main() -> int:
             hashes.add(header["app_hash"])
             say(f"  {node.name}: height {target} app_hash {header['app_hash'][:24]}…")
         say("  all nodes agree" if len(hashes) == 1 else "  NODES DISAGREE")
-        return 0 if len(hashes) == 1 else 1
+        if len(hashes) != 1:
+            return 1
     finally:
         say("\nStopping the cluster.")
         devnet.stop()
+    return 0 if show_a_cartel_caught() else 1
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def cmd_dispute_show(args: argparse.Namespace) -> int:
              + (" (more than 2/3 of the members)" if d.agreed else ""),
              f"  claimed   {d.claimed_app_hash.hex()}  by node {d.disputer} ({d.disputer_address}), "
              f"replaying from height {d.base}", "", "story:"]
-    lines += [f"  block {e.block:>6}  {_narrate(e)}" for e in story]
+    lines += [f"  block {e.block:>6}  {narrate(e)}" for e in story]
     if slashes:
         lines += ["", "slashed:"] + [f"  node {s.node_id} ({s.operator}): {s.amount_wei / 10**18:.4f} ETH, {s.reason}"
                                      for s in slashes]
@@ -83,7 +83,7 @@ def cmd_dispute_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _narrate(event: Any) -> str:
+def narrate(event: Any) -> str:
     f = event.fields
     match event.name:
         case "DisputeOpened":
