@@ -282,7 +282,8 @@ def _add_signers(
 ):
     """
     @dev Each signature must recover to the attester of a node that joined the disputed
-         cluster; one already accused is refused, so the list holds each node once.
+         cluster, the disputer's included; one already accused is refused, so the list holds
+         each node once.
     """
     assert len(v) == len(r) and len(r) == len(s), "v, r and s differ in length"
     assert len(v) > 0, "no attestations: the evidence is the accused members' signatures"
@@ -301,8 +302,9 @@ def _add_signers(
         joined: uint256 = 0
         status, joined = staticcall registry.standing(node_id)
         assert joined == cluster_id, "a signer never was a member of the cluster"
+        # The disputer's own attestation accuses it too: a liar that turns on its cartel is
+        # slashed with it, and its bounty (at most 10%) never covers that.
         assert node_id not in self._accused[dispute_id], "a signer is accused already"
-        assert node_id != self._disputes[dispute_id].disputer, "the disputer cannot accuse itself"
         self._accused[dispute_id].append(node_id)
         self._name(dispute_id, node_id)
         log EvidenceAdded(dispute_id=dispute_id, node_id=node_id)

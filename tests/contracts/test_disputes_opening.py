@@ -74,8 +74,6 @@ def test_who_may_dispute_and_what_it_costs(court: Court) -> None:
         court.open(sender=court.accounts.stranger)
     with refused("the disputer is not an active node"):
         court.open(disputer=99, sender=court.accounts.stranger)
-    with refused("the disputer cannot accuse itself"):
-        court.open(signers=(1, 2, 3), disputer=3, value=0)
     member = court.open(signers=(1, 2, 3), disputer=4, value=0)  # a member of the cluster: no bond
     assert court.disputes.dispute(member).member_disputer and court.disputes.dispute(member).bond == 0
 

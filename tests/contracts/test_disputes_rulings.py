@@ -285,3 +285,15 @@ def test_two_disputes_of_one_cluster_both_settle_and_the_freeze_keeps_the_lower_
         assert court.disputes.dispute(opened).status == INVALID
     assert court.validation.frozen_at(court.cluster) == 0
     assert all(court.disputes.holds(n) == 0 for n in range(1, 17))
+
+
+def test_a_liar_that_turns_on_its_cartel_is_slashed_with_it(court: Court) -> None:
+    """Found by review: the contract refused the disputer's own attestation as evidence, so a
+    member of a cartel could dispute the lie it had signed, keep its deposit and take the bounty."""
+    opened = court.open(signers=(1, 2, 3), disputer=3, value=0)
+    assert sorted(court.disputes.accused(opened)) == [1, 2, 3]
+    court.round(opened, lambda node: INVALID)
+    court.settle(opened)
+    assert [court.deposit(n) for n in (1, 2, 3)] == [0, 0, 0]
+    slashed = 3 * MIN_DEPOSIT
+    assert court.disputes.claimable(attester(3)) == slashed * BOUNTY_BPS // 10_000 < MIN_DEPOSIT
