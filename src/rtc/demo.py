@@ -150,7 +150,6 @@ def show_a_node_joining(devnet: Devnet) -> None:
 
 def show_a_cartel_caught(timeout: float = 180.0) -> bool:
     """A cluster whose every member lies about its code, caught by validators outside it."""
-    from rtc.cli.disputes import narrate
     from rtc.client import Client, VerificationFailed
     from rtc.ethereum.disputes import OPEN, Disputes
     from rtc.ethereum.registry import Registry
@@ -184,7 +183,7 @@ def show_a_cartel_caught(timeout: float = 180.0) -> bool:
                 f"{ruled.status_name.upper()} {time.monotonic() - lied:.1f} s after the lie")
             for event in disputes.story(ruled.dispute_id):
                 if event.name in ("JurorDrawn", "VoteRevealed", "RoundTallied"):
-                    say(f"    {narrate(event)}")
+                    say(f"    {event.describe()}")
             registry = Registry.connect(eth.url, eth.registry)
             for node_id, taken in registry.slashed_wei(eth.node_ids).items():
                 say(f"  node {node_id}: {taken / 10**18:.0f} ETH slashed, {registry.node(node_id).status}")

@@ -67,3 +67,56 @@ def test_a_chunk_that_does_not_match_its_address_is_a_reason_to_wait_not_a_verdi
     replica = Replica(tmp_path / "replica", _LyingSwarm(), ClusterSource(1, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32))
     with pytest.raises(CannotJudge, match="not matching its address"):
         replica.judge(10, b"\x04" * 32, b"\x05" * 32, 10)
+
+
+class _Court:
+    """The Disputes contract as a juror's daemon uses it, recording the commitments sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, bytes]] = []
+
+    def rules(self):
+        from rtc.ethereum.disputes import DisputeRules
+
+        return DisputeRules(bond_wei=1, jury_size=3, commit_blocks=5, reveal_blocks=5, appeal_blocks=2,
+                            availability_blocks=20)
+
+    def commit_vote(self, attester: str, dispute_id: int, node_id: int, commitment: bytes) -> None:
+        self.sent.append((dispute_id, node_id, commitment))
+
+
+class _Unavailable:
+    """A replica whose records are not in Swarm."""
+
+    def judge(self, *args: object) -> None:
+        from rtc.validator import CannotJudge
+
+        raise CannotJudge("the checkpoint's record is not in Swarm yet: chunk not found")
+
+
+def test_a_juror_waits_for_missing_history_until_the_availability_deadline_then_votes_invalid(
+        home: Path, tmp_path: Path) -> None:
+    """The accused owe their history: missing from Swarm is "cannot judge yet" until the contract's
+    availability deadline, then INVALID; the vote and its salt are saved before the commitment is
+    sent, so a restarted juror reveals what it committed."""
+    from rtc.ethereum.disputes import INVALID, DisputeState, commitment
+    from rtc.validator.daemon import JurySeat
+
+    dispute = DisputeState(3, 1, 20, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, 0, 8, "0x" + "33" * 20, 1, False,
+                           100, 1, 2, 0, 101, 110, 0, 0, 0, False, 0, 4, True, 0, 0)
+    swarm = LocalSwarm.open(tmp_path / "swarm")
+    try:
+        daemon = ValidatorDaemon(home, swarm)
+        daemon._replicas[1] = _Unavailable()
+        daemon.validation.checkpoint_interval = lambda cluster: 10
+        court, seat = _Court(), JurySeat(3, 0)
+        daemon._seats[(3, 0)] = seat
+        daemon._commit(court, seat, dispute, latest=110)  # within the availability deadline (block 120)
+        assert court.sent == [] and not seat.vote and "not in Swarm" in seat.reason
+        daemon._commit(court, seat, dispute, latest=121)
+        assert seat.vote == INVALID and seat.committed
+        assert court.sent == [(3, 7, commitment(3, 0, 7, INVALID, bytes.fromhex(seat.salt)))]
+        restarted = ValidatorDaemon(home, swarm)
+        assert restarted._seats[(3, 0)] == seat  # the salt survives a restart: the reveal matches
+    finally:
+        swarm.close()

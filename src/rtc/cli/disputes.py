@@ -19,9 +19,6 @@ examples:
   rtc dispute show 1 --home /tmp/rtc
 """
 
-VOTES = {2: "VALID", 3: "INVALID"}
-
-
 def _court(args: argparse.Namespace) -> tuple[Any, int | None]:
     from rtc.ethereum.disputes import Disputes
 
@@ -75,42 +72,12 @@ def cmd_dispute_show(args: argparse.Namespace) -> int:
              + (" (more than 2/3 of the members)" if d.agreed else ""),
              f"  claimed   {d.claimed_app_hash.hex()}  by node {d.disputer} ({d.disputer_address}), "
              f"replaying from height {d.base}", "", "story:"]
-    lines += [f"  block {e.block:>6}  {narrate(e)}" for e in story]
+    lines += [f"  block {e.block:>6}  {e.describe()}" for e in story]
     if slashes:
         lines += ["", "slashed:"] + [f"  node {s.node_id} ({s.operator}): {s.amount_wei / 10**18:.4f} ETH, {s.reason}"
                                      for s in slashes]
     emit(args, data, "\n".join(lines))
     return 0
-
-
-def narrate(event: Any) -> str:
-    f = event.fields
-    match event.name:
-        case "DisputeOpened":
-            return f"opened by node {f['disputer']} with a bond of {f['bond'] / 10**18:.4f} ETH, from height {f['base']}"
-        case "EvidenceAdded":
-            return f"evidence: node {f['node_id']} attested the disputed state"
-        case "JurorDrawn":
-            replaced = f", replacing node {f['replaced']}" if f["replaced"] else ""
-            return f"round {f['round']}: juror node {f['node_id']} drawn{replaced} (commit by block {f['commit_deadline']})"
-        case "DrawRearmed":
-            return f"the seed block was forgotten; the jury is drawn from block {f['seed_block']}"
-        case "VoteCommitted":
-            return f"round {f['round']}: node {f['node_id']} committed a hidden vote"
-        case "RevealsOpened":
-            return f"round {f['round']}: reveals open until block {f['reveal_deadline']}"
-        case "VoteRevealed":
-            return f"round {f['round']}: node {f['node_id']} revealed {VOTES.get(f['vote'], f['vote'])}"
-        case "RoundTallied":
-            outcome = VOTES.get(f["outcome"], "no 2/3: a larger jury")
-            return f"round {f['round']}: {f['valid']} VALID, {f['invalid']} INVALID of {f['jury']} jurors -> {outcome}"
-        case "Appealed":
-            return f"appealed by {f['appellant']} for {VOTES.get(f['side'])} with {f['amount'] / 10**18:.4f} ETH"
-        case "DisputeSettled":
-            frozen = "; the cluster is frozen at the base" if f["frozen"] else ""
-            return (f"ruled {VOTES.get(f['status'])}: {f['slashed'] / 10**18:.4f} ETH slashed, bounty "
-                    f"{f['bounty'] / 10**18:.4f} ETH{frozen}")
-    return event.name
 
 
 def add_dispute_parsers(commands: argparse._SubParsersAction) -> None:

@@ -8,7 +8,6 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from eth_abi import encode
 from eth_utils import keccak
 from web3 import Web3
 from web3.logs import DISCARD
@@ -107,6 +106,9 @@ class Slash:
     reason: str
 
 
+VOTES = {VALID: "VALID", INVALID: "INVALID"}
+
+
 @dataclass(frozen=True)
 class Event:
     """One step of a dispute's story, as the contract logged it."""
@@ -115,10 +117,46 @@ class Event:
     block: int
     fields: dict[str, Any]
 
+    def describe(self) -> str:
+        """The step in words, as `rtc dispute show` and the demo tell a dispute's story."""
+        f = self.fields
+        match self.name:
+            case "DisputeOpened":
+                return (f"opened by node {f['disputer']} with a bond of {f['bond'] / 10**18:.4f} ETH, from height "
+                        f"{f['base']}")
+            case "EvidenceAdded":
+                return f"evidence: node {f['node_id']} attested the disputed state"
+            case "JurorDrawn":
+                replaced = f", replacing node {f['replaced']}" if f["replaced"] else ""
+                return (f"round {f['round']}: juror node {f['node_id']} drawn{replaced} (commit by block "
+                        f"{f['commit_deadline']})")
+            case "DrawRearmed":
+                return f"the seed block was forgotten; the jury is drawn from block {f['seed_block']}"
+            case "VoteCommitted":
+                return f"round {f['round']}: node {f['node_id']} committed a hidden vote"
+            case "RevealsOpened":
+                return f"round {f['round']}: reveals open until block {f['reveal_deadline']}"
+            case "VoteRevealed":
+                return f"round {f['round']}: node {f['node_id']} revealed {VOTES.get(f['vote'], f['vote'])}"
+            case "RoundTallied":
+                outcome = VOTES.get(f["outcome"], "no 2/3: a larger jury")
+                return (f"round {f['round']}: {f['valid']} VALID, {f['invalid']} INVALID of {f['jury']} jurors "
+                        f"-> {outcome}")
+            case "Appealed":
+                return f"appealed by {f['appellant']} for {VOTES.get(f['side'])} with {f['amount'] / 10**18:.4f} ETH"
+            case "DisputeSettled":
+                frozen = "; the cluster is frozen at the base" if f["frozen"] else ""
+                return (f"ruled {VOTES.get(f['status'])}: {f['slashed'] / 10**18:.4f} ETH slashed, bounty "
+                        f"{f['bounty'] / 10**18:.4f} ETH{frozen}")
+        return self.name
+
 
 def commitment(dispute_id: int, round_: int, node_id: int, vote: int, salt: bytes) -> bytes:
     """What a juror commits: keccak256(abi_encode(dispute_id, round, node_id, vote, salt))."""
-    return keccak(encode(["uint256", "uint256", "uint256", "uint8", "bytes32"], [dispute_id, round_, node_id, vote, salt]))
+    if len(salt) != 32:
+        raise ValueError("a salt is 32 bytes")
+    # abi_encode of static types: each a 32-byte big-endian word
+    return keccak(b"".join(n.to_bytes(32, "big") for n in (dispute_id, round_, node_id, vote)) + salt)
 
 
 def new_salt() -> bytes:

@@ -112,8 +112,10 @@ def member_disputes(home: Path, config: NodeConfig, app: ClusterApp,
                     uploader: HistoryUploader | None) -> MemberDisputes | None:
     """The thread that disputes what the other members attest when this node computed otherwise:
     it needs to attest itself, Ethereum and the Swarm the records are in (the uploader's)."""
+    if uploader is None:  # no Swarm: no records to read the others' attestations from
+        return None
     attestations, ethereum = app.attestations, app.settings.ethereum
-    if attestations is None or attestations.key is None or ethereum is None or not config.eth_rpc or uploader is None:
+    if attestations is None or attestations.key is None or ethereum is None or not config.eth_rpc:
         return None
     watch = MemberDisputes(config.eth_rpc, ethereum, attestations.rules, attestations.key, uploader.swarm,
                            NodeHome(home).genesis().chain_id)
