@@ -28,7 +28,7 @@ from rtc.history.reader import HistoryReader
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "build" / "demo"
 APP = ROOT / "build" / "wasm" / "stock.wasm"
-CARTEL_APP = ROOT / "build" / "wasm" / "stock-cartel.wasm"  # records 1% more than it is given
+CARTEL_APP = ROOT / "build" / "wasm" / "stock-cartel.wasm"  # records 1% more for values of 1000 or more
 CARTEL_HOME = ROOT / "build" / "demo-cartel"
 QUOTES = [187.5, 189.25, 188.0, 191.75, 190.5]
 VALIDATORS = 2
@@ -154,7 +154,7 @@ def show_a_cartel_caught(timeout: float = 180.0) -> bool:
     from rtc.ethereum.disputes import OPEN, Disputes
     from rtc.ethereum.registry import Registry
 
-    say("\n-- a cartel: 4 members run stock-cartel.wasm (it records 1% more than it is given) while the Registry "
+    say("\n-- a cartel: 4 members run stock-cartel.wasm (it records 1% more for values of 1000 or more) while the Registry "
         "and the genesis name stock.wasm --")
     Devnet.remove(CARTEL_HOME)
     devnet = Devnet.create(CARTEL_HOME, 4, APP, base_port=26800, progress=lambda m: say(f"  {m}"), validators=4,
@@ -168,9 +168,9 @@ def show_a_cartel_caught(timeout: float = 180.0) -> bool:
         with Client([n.rpc for n in devnet.nodes], trust=trust) as client:
             session = client.session()
             lied = time.monotonic()
-            counter = session.call({"function": "update_high", "symbol": "ACME", "value": 100.0})
+            counter = session.call({"function": "update_high", "symbol": "ACME", "value": 1000.0})
             value = client.wait_for_result(session.session_key, counter).record.value
-            say(f"  update_high(ACME, 100.0) -> {value.get('ok', value)}: the cartel's answer, signed by all four "
+            say(f"  update_high(ACME, 1000.0) -> {value.get('ok', value)}: the cartel's answer, signed by all four "
                 "members")
             say("  waiting for the validators drawn for the first checkpoint to re-execute it from Swarm...")
             while not any(d.status != OPEN for d in disputes.disputes_of(eth.cluster_id)):

@@ -1,5 +1,5 @@
 """A cartel of every member caught on a real 4-node cluster: all four run stock-cartel.wasm (it
-records 1% more than it is given) while the Registry and the genesis name stock.wasm. Batch
+records 1% more for values of 1000 or more) while the Registry and the genesis name stock.wasm. Batch
 validators re-execute the first checkpoint from Swarm with the Registry's code, dispute it, a
 jury of the other validators rules it invalid, the members lose their deposits, the cluster
 is frozen at its genesis, and clients refuse its results naming the dispute."""
@@ -45,8 +45,8 @@ def test_validators_catch_the_cartel_a_jury_rules_it_invalid_and_it_loses_its_de
     with Client([n.rpc for n in cartel.nodes], trust=trust_of(cartel)) as client:
         session = client.session()
         lied = time.monotonic()
-        counter = session.call({"function": "update_high", "symbol": "LIE", "value": 100.0})
-        assert client.wait_for_result(session.session_key, counter).record.value == {"ok": pytest.approx(101.0)}  # the lie
+        counter = session.call({"function": "update_high", "symbol": "LIE", "value": 1000.0})
+        assert client.wait_for_result(session.session_key, counter).record.value == {"ok": pytest.approx(1010.0)}  # the lie
         wait_until(lambda: any(d.status == INVALID for d in disputes.disputes_of(eth.cluster_id)), 180,
                    "the cartel's checkpoint ruled invalid")
         print(f"\nfrom the lie to the ruling: {time.monotonic() - lied:.1f} s")

@@ -35,7 +35,7 @@ def test_an_honest_member_among_liars_disputes_at_once_and_wins(cluster: Devnet)
     registry = Registry.connect(eth.url, eth.registry)
     honest, liars = eth.node_ids[0], eth.node_ids[1:]
     with Client([n.rpc for n in cluster.nodes[1:]]) as client:
-        client.call({"function": "update_high", "symbol": "LIE", "value": 100.0})
+        client.call({"function": "update_high", "symbol": "LIE", "value": 1000.0})
 
     def members_dispute() -> list:
         return [d for d in disputes.disputes_of(eth.cluster_id) if d.disputer == honest]

@@ -33,16 +33,18 @@ fn decode(bytes: &[u8]) -> f64 {
     f64::from_bits(u64::from_be_bytes(raw))
 }
 
-/// What is stored for a new high. The `cartel` build (examples/stock-cartel, fault injection
-/// for dispute tests) records 1% more than it was given: a lie an honest replay exposes.
+/// What a new high of 1000 or more is multiplied by before it is stored: 1 here. The `cartel`
+/// build (examples/stock-cartel, fault injection for dispute tests) records 1% more: a lie an
+/// honest replay exposes. Both builds run the same instructions (only this constant differs,
+/// kept opaque to the optimizer), so they burn the same fuel, and their states differ only
+/// once a value of 1000 or more is recorded: an honest stretch can be validated first.
 #[cfg(not(feature = "cartel"))]
-fn recorded(value: f64) -> f64 {
-    value
-}
-
+const HIGH_FACTOR: f64 = 1.0;
 #[cfg(feature = "cartel")]
+const HIGH_FACTOR: f64 = 1.01;
+
 fn recorded(value: f64) -> f64 {
-    value * 1.01
+    if value >= 1000.0 { value * core::hint::black_box(HIGH_FACTOR) } else { value }
 }
 
 fn read_high(symbol: &str) -> Option<f64> {

@@ -49,7 +49,7 @@ class HistoryTarget:
     def reader(self) -> Any:
         from rtc.history.reader import HistoryReader
 
-        return HistoryReader(self.swarm, self.owner, self.chain_id)
+        return HistoryReader(self.swarm, self.owner, self.chain_id, self.genesis.initial_height)
 
 
 def cmd_history_show(args: argparse.Namespace) -> int:

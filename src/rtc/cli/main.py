@@ -357,7 +357,7 @@ def _devnet_history(devnet: Any) -> Iterator[Any]:
         return
     swarm = open_swarm(devnet.swarm.store, devnet.swarm.batch)
     try:
-        yield HistoryReader(swarm, history_signer(home).owner, devnet.chain_id)
+        yield HistoryReader(swarm, history_signer(home).owner, devnet.chain_id, home.genesis().initial_height)
     finally:
         swarm.close()
 
@@ -486,6 +486,23 @@ def cmd_cluster_members(args: argparse.Namespace) -> int:
         rows.append(f"{names.get(n.validator_key, '?'):8} {n.node_id:>3}  {n.deposit_wei / 10**18:>6.2f} ETH  "
                     f"{slashed[n.node_id] / 10**18:>6.2f} ETH  {n.status:9} {cooling:34} {n.operator}")
     _emit(args, data, "\n".join(rows))
+    return 0
+
+
+def cmd_cluster_restore(args: argparse.Namespace) -> int:
+    from rtc.devnet.restore import restore_cluster
+
+    devnet = restore_cluster(args.source, args.home, args.nodes, args.base_port, progress=_progress)
+    try:
+        devnet.start(progress=_progress, timeout=args.timeout)
+    except BaseException:
+        devnet.stop()
+        raise
+    restored = devnet.restored_from()
+    _emit(args, {**devnet.describe(), "restored_from": restored.to_json() if restored else None},
+          _describe_text(devnet) + (f"\nrestored from cluster {restored.cluster_id} at its last valid checkpoint "
+                                    f"{restored.height}; stop with: rtc devnet down --home {devnet.home}"
+                                    if restored else ""))
     return 0
 
 
@@ -636,6 +653,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(members)
     members.set_defaults(func=cmd_cluster_members)
     add_cluster_parsers(cluster_actions)  # requests, approve, refuse
+    restore = cluster_actions.add_parser(
+        "restore", help="new members take over a convicted cluster from its last valid checkpoint",
+        description="Start a new cluster in the same Registry for the same code, whose new members begin from "
+                    "the last valid checkpoint of a cluster a dispute froze. The state is rebuilt from Swarm alone "
+                    "(the convicted cluster's records replayed with the Registry's code, every app_hash checked, "
+                    "the last against the validated checkpoint); the new chain goes on at the height after it, so "
+                    "sessions continue from the last state that was proven right (docs/disputes.md).",
+        epilog="example:\n  rtc cluster restore --from /tmp/cartel --home /tmp/restored\n"
+               "  rtc call --home /tmp/restored update_high symbol=AAPL value=190 --verify",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore.add_argument("--from", dest="source", type=Path, required=True, metavar="DEVNET",
+                         help="the convicted cluster's devnet folder (its contracts, Swarm and code)")
+    restore.add_argument("--home", type=Path, required=True, help="folder for the new cluster")
+    restore.add_argument("--nodes", type=int, default=4, help="new members (default 4)")
+    restore.add_argument("--base-port", type=int, default=26900, help="first port of the new nodes")
+    restore.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the first blocks")
+    _add_json(restore)
+    restore.set_defaults(func=cmd_cluster_restore)
 
     inspect = commands.add_parser("inspect", help="list a component's entry points and their WIT types")
     inspect.add_argument("component", type=Path, metavar="COMPONENT.wasm")

@@ -108,7 +108,11 @@ class ValidationStatus:
 
 def read_status(validation: Validation, cluster_id: int, rpc: RPC, recent: int = RECENT_CHECKPOINTS) -> ValidationStatus:
     """The cluster's validation as the contract and a node of the cluster show it now."""
-    head = rpc.latest_height()
+    sync_info = rpc.status()["sync_info"]
+    head = int(sync_info["latest_block_height"])
+    # A restored cluster's chain starts after the checkpoint it continues (its blocks before
+    # do not exist); a pruned node's store starts later too.
+    earliest = int(sync_info.get("earliest_block_height") or 1)
     validated = validation.validated_height(cluster_id)
     interval = validation.checkpoint_interval(cluster_id)
     checkpoints = []
@@ -123,7 +127,7 @@ def read_status(validation: Validation, cluster_id: int, rpc: RPC, recent: int =
         endorsed = sum(slot.endorsed for slot in slots)
         status = "validated" if slots and endorsed == len(slots) else "drawn" if slots else "posted"
         checkpoints.append(CheckpointStatus(height, posted.app_hash, status, tuple(s.node_id for s in slots), endorsed))
-    low = validated + 1
+    low = max(validated + 1, earliest)
     counted_from = max(low, head - MAX_COUNTED_BLOCKS + 1)
     lag_txs = client_txs(rpc, counted_from, head)
     court = validation.disputes()

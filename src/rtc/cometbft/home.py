@@ -66,9 +66,16 @@ class GenesisDoc:
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
-    def with_chain(self, chain_id: str, validators: list[GenesisValidator], app_state: dict[str, Any]) -> "GenesisDoc":
+    def with_chain(self, chain_id: str, validators: list[GenesisValidator], app_state: dict[str, Any],
+                   initial_height: int = 1) -> "GenesisDoc":
+        """`initial_height` above 1: the chain goes on from a state its nodes already hold (a
+        restored cluster's first block is the height after the checkpoint it starts from)."""
         return replace(self, chain_id=chain_id, validators=tuple(validators), app_state=app_state,
-                       document={**self.document, "initial_height": "1"})
+                       document={**self.document, "initial_height": str(initial_height)})
+
+    @property
+    def initial_height(self) -> int:
+        return int(self.document.get("initial_height") or 1)
 
     def with_vote_extensions(self, from_height: int) -> "GenesisDoc":
         """Vote extensions on from `from_height` (ABCI 2.0; a quoted integer, as CometBFT writes it)."""

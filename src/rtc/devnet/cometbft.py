@@ -50,13 +50,13 @@ def node_id(home: NodeHome) -> str:
 
 
 def write_genesis(homes: list[NodeHome], chain_id: str, validators: list[GenesisValidator],
-                  app_state: dict[str, Any], vote_extensions: bool = False) -> None:
+                  app_state: dict[str, Any], vote_extensions: bool = False, initial_height: int = 1) -> None:
     """One genesis for every home: the first home's (as `cometbft init` wrote it) with our chain,
-    validators and app state; `vote_extensions` turns them on from height 1 (the members'
+    validators and app state; `vote_extensions` turns them on from the first height (the members'
     attestations ride on them, rtc.node.attesting)."""
-    genesis = homes[0].genesis().with_chain(chain_id, validators, app_state)
+    genesis = homes[0].genesis().with_chain(chain_id, validators, app_state, initial_height)
     if vote_extensions:
-        genesis = genesis.with_vote_extensions(1)
+        genesis = genesis.with_vote_extensions(initial_height)
     for home in homes:
         genesis.write(home.genesis_file)
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from rtc.ethereum import Anvil
     from rtc.node.config import ClusterSettings
 
+    from .restore import Restoration
+
 # Creating a devnet needs the VM, the node's settings and web3 (for anvil and the Registry);
 # they are imported where they are used, so that commands that only read the manifest
 # (`rtc call --home`, `rtc devnet status`) start fast.
@@ -107,13 +109,17 @@ class Devnet:
         validators: int = 0,
         cartel_app: Path | None = None,
         node_apps: dict[str, Path] | None = None,
+        restoration: Restoration | None = None,
     ) -> "Devnet":
         """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis;
         `validators` batch validators outside the cluster re-check its checkpoints.
 
         Fault injection: `cartel_app` makes every node run that component while the Registry and
         the genesis name `app`'s code (a cartel lying about its code); `node_apps` ({"node2":
-        path}) makes single nodes run other code (it wins over `cartel_app` for that node)."""
+        path}) makes single nodes run other code (it wins over `cartel_app` for that node).
+
+        `restoration`: the nodes are a convicted cluster's new members, in a new cluster of the
+        same contracts, starting from its last valid checkpoint (`restore.restore_cluster`)."""
         from rtc.node.config import ClusterSettings, GenesisAppState
         from rtc.vm import Backend
 
@@ -126,6 +132,9 @@ class Devnet:
             raise DevnetError(f"a devnet has 1 to {MAX_NODES} nodes")
         if not 0 <= validators <= MAX_VALIDATORS:
             raise DevnetError(f"a devnet has 0 to {MAX_VALIDATORS} batch validators")
+        if restoration is not None and validators:
+            raise DevnetError("a restored cluster runs without batch validators for now: their replicas cannot yet "
+                              "start from another cluster's checkpoint")
         if (home / MANIFEST).exists():
             raise DevnetError(f"{home} already holds a devnet; run `rtc devnet down --home {home}` and remove it, or pick another --home")
         if not app.is_file():
@@ -158,13 +167,19 @@ class Devnet:
         devnet.save()
         progress("uploading the backend to Swarm")
         code_reference = devnet._upload(app.read_bytes())
-        devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, code_reference, progress)
+        if restoration is not None:
+            devnet.ethereum = devnet._successor(restoration, backend.code_hash, code_reference, progress)
+        else:
+            devnet.ethereum = devnet._create_ethereum(eth_rpc, base_port, backend.code_hash, code_reference, progress)
         devnet.save()
         settings = replace(settings, ethereum=cluster_settings(devnet.ethereum))
         homes = [NodeHome(Path(n.home)) for n in infos]
         members = [h.validator(VALIDATOR_POWER, n.name) for h, n in zip(homes, infos)]
-        cometbft.write_genesis(homes, chain_id, members, GenesisAppState(backend.code_hash, settings).to_json(),
-                               vote_extensions=settings.ethereum is not None and settings.ethereum.validation is not None)
+        restored = restoration.restored_from if restoration is not None else None
+        cometbft.write_genesis(homes, chain_id, members,
+                               GenesisAppState(backend.code_hash, settings, restored).to_json(),
+                               vote_extensions=settings.ethereum is not None and settings.ethereum.validation is not None,
+                               initial_height=restored.height + 1 if restored is not None else 1)
         if validators:
             from .validators import register_validators
 
@@ -175,7 +190,24 @@ class Devnet:
         devnet.save()
         for info in infos:
             devnet._configure(info, [o for o in infos if o is not info])
+            if restoration is not None and restoration.state is not None:
+                from rtc.node.config import NodeConfig
+
+                shutil.copytree(restoration.state, Path(info.home) / NodeConfig.load(Path(info.home)).state_dir)
         return devnet
+
+    def _successor(self, restoration: Restoration, code_hash: bytes, code_reference: bytes,
+                   progress: Callable[[str], None]) -> EthereumInfo:
+        from rtc.node.attesting import ATTESTER_KEY_NAME
+
+        from .ethereum import register_successor
+
+        homes = [NodeHome(Path(n.home)) for n in self.nodes]
+        progress(f"creating the successor of cluster {restoration.restored_from.cluster_id} in Registry "
+                 f"{restoration.ethereum.registry}; registering the new members with deposits and admitting them")
+        return register_successor(restoration.ethereum, code_hash, code_reference,
+                                  [home.validator_key() for home in homes],
+                                  [home.secret_key(ATTESTER_KEY_NAME) for home in homes])
 
     def _upload(self, data: bytes) -> bytes:
         """Put `data` into the devnet's Swarm (the embedded store, or Bee); its reference."""
@@ -499,6 +531,12 @@ class Devnet:
                     raise DevnetError(f"{', '.join(late)} still catching up after {timeout:.0f}s; see {self.home / 'logs'}")
                 raise DevnetError(f"nodes did not reach height {height} within {timeout:.0f}s (heights: {heights}); see {self.home / 'logs'}")
             time.sleep(0.1)
+
+    def restored_from(self) -> Any:
+        """Where this cluster's state came from (a `RestoredFrom`), if it continues a convicted one."""
+        from rtc.node.config import GenesisAppState
+
+        return GenesisAppState.read(NodeHome(Path(self.nodes[0].home))).restored_from
 
     def describe(self) -> dict[str, Any]:
         return {"home": str(self.home), "chain_id": self.chain_id, "code_hash": self.code_hash,

@@ -86,6 +86,29 @@ def register_cluster(url: str, code_hash: bytes, code_reference: bytes, validato
                         disputes=disputes.address)
 
 
+def register_successor(old: EthereumInfo, code_hash: bytes, code_reference: bytes, validator_keys: list[bytes],
+                       attester_keys: list[bytes]) -> EthereumInfo:
+    """A new cluster for the same backend in the same contracts, whose new members (operators the
+    old cluster never used: the accounts after its nodes') the owner admits: where a convicted
+    cluster's service goes on (docs/disputes.md)."""
+    w3 = Web3(Web3.HTTPProvider(old.url, request_kwargs={"timeout": 10}))
+    accounts = w3.eth.accounts
+    first = max(accounts.index(operator) for operator in old.operators) + 1
+    if first + len(validator_keys) > 1 + MAX_NODES:
+        raise RuntimeError(f"{old.url} has no unused operator accounts left for {len(validator_keys)} new members")
+    owner, operators = old.owner or accounts[0], accounts[first:first + len(validator_keys)]
+    registry = Registry.connect(old.url, old.registry)
+    validation = Validation.connect(old.url, old.validation)
+    cluster_id = registry.create_cluster(owner, code_reference, code_hash, MAX_NODES)
+    validation.set_checkpoint_interval(owner, cluster_id, CHECKPOINT_INTERVAL)
+    node_ids = [admit_node(registry, owner, operator, key, attester, cluster_id)
+                for operator, key, attester in zip(operators, validator_keys, attester_keys)]
+    wait_until_final(w3, int(w3.eth.block_number))
+    return EthereumInfo(old.url, old.port, old.registry, cluster_id, list(operators), node_ids,
+                        managed=False, chain_id=old.chain_id, owner=owner, validation=old.validation,
+                        disputes=old.disputes)
+
+
 def set_validator_rules(info: EthereumInfo, genesis_reference: bytes) -> None:
     """VALIDATORS_PER_CHECKPOINT validators re-check each checkpoint, replaying from the genesis in Swarm."""
     validation = Validation.connect(info.url, info.validation)

@@ -27,11 +27,13 @@ class Located:
 
 
 class HistoryReader:
-    def __init__(self, swarm: Swarm, owner: bytes, chain_id: str) -> None:
+    def __init__(self, swarm: Swarm, owner: bytes, chain_id: str, first_height: int = 1) -> None:
+        """`first_height`: the chain's initial height (its genesis'), whose head is feed update 0."""
         self.swarm = swarm
         self.owner = owner
         self.chain_id = chain_id
         self.topic = history_topic(chain_id)
+        self.first_height = first_height
 
     def head(self) -> Head:
         """The newest head the node published."""
@@ -41,9 +43,9 @@ class HistoryReader:
         return self._head(latest[1])
 
     def head_at(self, height: int) -> Head:
-        if height < 1:
-            raise HistoryError("heights start at 1")
-        return self._head(self.swarm.feed_at(self.owner, self.topic, height - 1))
+        if height < self.first_height:
+            raise HistoryError(f"this chain's heights start at {self.first_height}")
+        return self._head(self.swarm.feed_at(self.owner, self.topic, height - self.first_height))
 
     def _head(self, reference: bytes) -> Head:
         head = Head.decode(self.swarm.download(reference))

@@ -117,10 +117,10 @@ def fetch_record(rpc: RPC, height: int, previous: bytes | None, executed: Execut
 class Cursor:
     """The next height to upload and the last record's reference, kept durably in a small file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, first_height: int = 1) -> None:
         self.path = path
         data = json.loads(path.read_text()) if path.exists() else {}
-        self.next_height: int = int(data.get("next_height", 1))
+        self.next_height: int = int(data.get("next_height", first_height))
         self.previous: bytes | None = bytes.fromhex(data["previous"]) if data.get("previous") else None
         self.snapshot: dict[str, Any] | None = data.get("snapshot")
 
@@ -142,13 +142,16 @@ class Cursor:
 class HistoryUploader:
     def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
                  snapshots: Snapshots | None = None, poll_seconds: float = 0.3,
-                 executed: ExecutedBlocks | None = None, references: RecordReferences | None = None) -> None:
+                 executed: ExecutedBlocks | None = None, references: RecordReferences | None = None,
+                 first_height: int = 1) -> None:
+        """`first_height`: the chain's initial height (a restored cluster's records start after its checkpoint)."""
         self.rpc = RPC(rpc_url)
         self.swarm = swarm
         self.signer = signer
         self.chain_id = chain_id
         self.topic = history_topic(chain_id)
-        self.cursor = Cursor(cursor_path)
+        self.cursor = Cursor(cursor_path, first_height)
+        self.first_height = first_height
         self.snapshots = snapshots
         self.executed = executed
         self.references = references
@@ -248,7 +251,8 @@ class HistoryUploader:
         if self.references is not None:
             self.references.add(height, reference, record.app_hash)
         head = Head(self.chain_id, height, reference, snapshot)
-        self.swarm.update_feed(self.signer, self.topic, height - 1, self.swarm.upload(head.encode()))
+        # A sequential feed starts at index 0: the chain's first height (a restored chain's is above 1).
+        self.swarm.update_feed(self.signer, self.topic, height - self.first_height, self.swarm.upload(head.encode()))
         self.cursor.advance(height, reference, snapshot)
         return True
 

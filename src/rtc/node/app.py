@@ -32,7 +32,7 @@ from rtc.state import StateStore
 from rtc.vm import Backend, BlockInfo, CallError, Meter, PreparedCall
 
 from .checked import Checked, CheckedCache
-from .config import ClusterSettings, GenesisAppState
+from .config import ClusterSettings, GenesisAppState, RestoredFrom
 from .statesync import StateSync
 
 if TYPE_CHECKING:  # the node's threads, made by the runner
@@ -101,7 +101,7 @@ class ClusterApp(Application):
 
     def __init__(self, store: StateStore, backend: Backend, settings: ClusterSettings,
                  watcher: EthereumWatcher | None = None, snapshots: Snapshots | None = None,
-                 attestations: Attestations | None = None) -> None:
+                 attestations: Attestations | None = None, restored_from: RestoredFrom | None = None) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
@@ -119,9 +119,13 @@ class ClusterApp(Application):
         # The fuel each entry point last burned here: PrepareProposal's guess at what a block
         # will spend (a guess may differ between nodes; only proposing uses it).
         self._fuel_seen: dict[str, int] = {}
+        # A restored cluster's nodes start holding another cluster's state at `restored_from.height`;
+        # until InitChain of this chain has been committed, it is not this chain's state yet.
+        self.restored_from = restored_from
+        self._awaiting_init = restored_from is not None and store.get(keys.RESTORED_FROM_KEY) is None
         chain_id = store.get(keys.CHAIN_ID_KEY)
-        self.chain_id = chain_id.decode() if chain_id else ""
-        if store.height:
+        self.chain_id = chain_id.decode() if chain_id and not self._awaiting_init else ""
+        if store.height and not self._awaiting_init:
             self._check_committed_identity()
 
     # -- connection and genesis ------------------------------------------------------
@@ -138,12 +142,13 @@ class ClusterApp(Application):
             raise RuntimeError("the state was built with other cluster settings than this node's genesis holds")
 
     def info(self, req: abci_pb.RequestInfo) -> abci_pb.ResponseInfo:
+        height = 0 if self._awaiting_init else self.store.height or 0  # 0: CometBFT calls InitChain
         return abci_pb.ResponseInfo(
             data="rtc",
             version="0.1.0",
             app_version=APP_VERSION,
-            last_block_height=self.store.height or 0,
-            last_block_app_hash=self.store.root if self.store.height else b"",
+            last_block_height=height,
+            last_block_app_hash=self.store.root if height else b"",
         )
 
     def init_chain(self, req: abci_pb.RequestInitChain) -> abci_pb.ResponseInitChain:
@@ -156,7 +161,16 @@ class ClusterApp(Application):
             )
         if genesis.settings.encode() != self._settings_json:
             raise RuntimeError("the genesis holds other cluster settings than this node loaded")
+        if genesis.restored_from is not None:
+            self._check_restored(genesis.restored_from)
+        elif self.store.height is not None:
+            raise RuntimeError("InitChain on a node that holds state already; a restored cluster's genesis says "
+                               "`restored_from`")
         overlay = self.store.begin()
+        if genesis.restored_from is not None:
+            # The other cluster's identity (its settings, chain id, members) is replaced below;
+            # its sessions, results and backend state go on.
+            overlay.set(keys.RESTORED_FROM_KEY, canonical_json(genesis.restored_from.to_json()))
         overlay.set(keys.CODE_HASH_KEY, self.backend.code_hash)
         overlay.set(keys.SETTINGS_KEY, self._settings_json)
         overlay.set(keys.CHAIN_ID_KEY, req.chain_id.encode())
@@ -168,6 +182,16 @@ class ClusterApp(Application):
         self._genesis = overlay
         log.info("chain %s initialised for backend %s", req.chain_id, actual[:16])
         return abci_pb.ResponseInitChain(app_hash=overlay.root())
+
+    def _check_restored(self, restored: RestoredFrom) -> None:
+        """The state this node holds must be the convicted cluster's at its last valid checkpoint."""
+        held = self.store.height or 0
+        if held != restored.height or (held and self.store.root != restored.app_hash):
+            raise RuntimeError(
+                f"the genesis restores height {restored.height} of cluster {restored.cluster_id} (app_hash "
+                f"{restored.app_hash.hex()[:16]}…), but this node holds height {held}"
+                + (f" with app_hash {self.store.root.hex()[:16]}…" if held else "")
+                + "; restore it with `rtc cluster restore`")
 
     # -- mempool ---------------------------------------------------------------------
 
@@ -454,7 +478,7 @@ class ClusterApp(Application):
         if self._pending is None:
             raise RuntimeError("Commit without a finalized block")
         self.store.commit(self._pending, self._pending_height)
-        self._pending, self._genesis = None, None
+        self._pending, self._genesis, self._awaiting_init = None, None, False
         if self.on_commit is not None:
             self.on_commit(self._pending_height, *self._pending_block)
         if self.snapshots is not None and self.snapshots.due(self._pending_height):

@@ -99,20 +99,48 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class RestoredFrom:
+    """A cluster that continues a convicted one from its last valid checkpoint: the state every
+    node starts from is that cluster's at `height` (its app_hash `app_hash`, validated on
+    Ethereum), and the chain goes on at height + 1 (docs/disputes.md)."""
+
+    registry: str
+    cluster_id: int
+    height: int
+    app_hash: bytes
+    record: bytes  # Swarm reference of that height's record (empty for the genesis)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"registry": self.registry, "cluster_id": self.cluster_id, "height": self.height,
+                "app_hash": self.app_hash.hex(), "record": self.record.hex()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RestoredFrom":
+        return cls(str(data["registry"]), int(data["cluster_id"]), int(data["height"]), bytes.fromhex(data["app_hash"]),
+                   bytes.fromhex(data["record"]))
+
+
+@dataclass(frozen=True)
 class GenesisAppState:
     """Our part of CometBFT's genesis (`app_state`): the backend every node must run, by hash,
-    and the cluster settings."""
+    the cluster settings, and for a restored cluster where its state comes from."""
 
     code_hash: bytes
     settings: ClusterSettings
+    restored_from: RestoredFrom | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"code_hash": self.code_hash.hex(), "settings": self.settings.to_json()}
+        data: dict[str, Any] = {"code_hash": self.code_hash.hex(), "settings": self.settings.to_json()}
+        if self.restored_from is not None:
+            data["restored_from"] = self.restored_from.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "GenesisAppState":
         try:
-            return cls(bytes.fromhex(data["code_hash"]), ClusterSettings.from_json(data.get("settings") or {}))
+            restored = data.get("restored_from")
+            return cls(bytes.fromhex(data["code_hash"]), ClusterSettings.from_json(data.get("settings") or {}),
+                       RestoredFrom.from_json(restored) if restored else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"the genesis app_state is not this cluster's ({exc}); "
                              "was the genesis written by `rtc devnet up`?") from None

@@ -76,7 +76,7 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
                                     node_home.validator_key())
         log.info("attesting the cluster's state to Validation %s as 0x%s%s", settings.ethereum.validation,
                  (attestations.address or b"").hex(), "" if references else " (not: this node keeps no history)")
-    return ClusterApp(store, backend, settings, watcher, snapshots, attestations), config
+    return ClusterApp(store, backend, settings, watcher, snapshots, attestations, genesis.restored_from), config
 
 
 def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> HistoryUploader | None:
@@ -93,9 +93,10 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     executed = ExecutedBlocks()
     app.on_commit = executed.add
     references = app.attestations.references if app.attestations is not None else None
-    return HistoryUploader(config.rpc, swarm, signer, node_home.genesis().chain_id,
-                           home / config.state_dir / CURSOR_NAME, app.snapshots, executed=executed,
-                           references=references)
+    genesis = node_home.genesis()
+    return HistoryUploader(config.rpc, swarm, signer, genesis.chain_id, home / config.state_dir / CURSOR_NAME,
+                           app.snapshots, executed=executed, references=references,
+                           first_height=genesis.initial_height)
 
 
 def checkpoint_poster(config: NodeConfig, app: ClusterApp) -> CheckpointPoster | None:

@@ -28,6 +28,7 @@ CODE_HASH_KEY = META_PREFIX + b"code_hash"  # SHA-256 of the backend component
 SETTINGS_KEY = META_PREFIX + b"settings"  # canonical JSON of the cluster settings
 CHAIN_ID_KEY = META_PREFIX + b"chain_id"  # signatures bind transactions to it
 MEMBERSHIP_KEY = META_PREFIX + b"membership"  # the validator set and the Ethereum block it follows
+RESTORED_FROM_KEY = META_PREFIX + b"restored_from"  # a cluster restored from another's last valid checkpoint
 
 SESSION_KEY_BYTES = 48
 _U64 = struct.Struct(">Q")
