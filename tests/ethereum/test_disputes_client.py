@@ -5,6 +5,7 @@ the ruling's effects as the Registry and the Disputes contract report them."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import pytest
 from web3 import Web3
@@ -27,7 +28,22 @@ def chain(anvil: Anvil) -> Web3:
     return Web3(Web3.HTTPProvider(anvil.url))
 
 
-def test_a_dispute_from_opening_to_claiming_the_bounty_and_what_each_step_costs(chain: Web3) -> None:
+@dataclass
+class World:
+    """The three contracts with a cluster of 4 members (nodes 1-4) and 5 enrolled validators."""
+
+    registry: Registry
+    validation: Validation
+    disputes: Disputes
+    cluster: int
+    members: list[int]
+    pool: list[int]
+    court: dict[int, Disputes]  # each node's view, signing with its attester key
+    keys: list[bytes]
+    code_hash: bytes
+
+
+def deploy(chain: Web3) -> World:
     owner, *operators = chain.eth.accounts[:10]
     registry = Registry.deploy(chain, owner, min_deposit_wei=ETHER, cooling_off_blocks=5)
     validation = Validation.deploy(chain, owner, registry.address, 6)
@@ -60,6 +76,23 @@ def test_a_dispute_from_opening_to_claiming_the_bounty_and_what_each_step_costs(
     court = {node: Disputes.connect(chain.provider.endpoint_uri, disputes.address, private_key=key)
              for node, key in zip(nodes, keys)}
 
+    return World(registry, validation, disputes, cluster, members, pool, court, keys, code_hash)
+
+
+def open_lie(world: World, chain: Web3, height: int = 15) -> tuple[int, Attestation, object]:
+    lie = Attestation(bytes.fromhex(world.registry.address[2:]), world.cluster, height,
+                      hashlib.sha256(b"lie").digest(), hashlib.sha256(b"record %d" % height).digest(), world.code_hash)
+    signatures = [lie.sign(key, world.validation.domain()) for key in world.keys[:4]]
+    disputer = world.court[world.pool[0]]
+    dispute_id, opened = disputer.open_dispute(disputer.signer, lie, signatures[:3], b"\x01" * 32, 0, world.pool[0],
+                                               RULES.bond_wei, world.validation.domain())
+    return dispute_id, lie, opened
+
+
+def test_a_dispute_from_opening_to_claiming_the_bounty_and_what_each_step_costs(chain: Web3) -> None:
+    world = deploy(chain)
+    registry, validation, disputes, cluster = world.registry, world.validation, world.disputes, world.cluster
+    members, pool, court, keys, code_hash = world.members, world.pool, world.court, world.keys, world.code_hash
     lie = Attestation(bytes.fromhex(registry.address[2:]), cluster, 15, hashlib.sha256(b"lie").digest(),
                       hashlib.sha256(b"record 15").digest(), code_hash)
     signatures = [lie.sign(key, validation.domain()) for key in keys[:4]]
@@ -103,3 +136,25 @@ def test_a_dispute_from_opening_to_claiming_the_bounty_and_what_each_step_costs(
     print("\ndispute gas: " + ", ".join(f"{step} {used:,}" for step, used in gas.items()))
     assert gas["open (3 attestations)"] < 1_200_000 and gas["settle (4 slashed, frozen)"] < 1_000_000
     assert gas["commit a vote"] < 150_000 and gas["reveal a vote"] < 150_000
+
+
+def test_a_reorg_of_the_seed_block_draws_the_jury_again_with_nothing_left_of_the_first(chain: Web3) -> None:
+    """Ethereum reorgs during a dispute: the jury comes from the seed block's hash on whichever
+    chain wins; the jurors of the abandoned branch hold nothing and sit on nothing."""
+    world = deploy(chain)
+    dispute_id, _, _ = open_lie(world, chain)
+    before_draw = chain.provider.make_request("evm_snapshot", [])["result"]
+    chain.provider.make_request("anvil_mine", [2])
+    disputer = world.court[world.pool[0]]
+    disputer.advance(disputer.signer, dispute_id)
+    first = [j.node_id for j in world.disputes.jury(dispute_id, 0)]
+    assert all(world.disputes.holds(n) == 1 for n in first)
+    chain.provider.make_request("evm_revert", [before_draw])  # the branch with the draw is abandoned
+    chain.provider.make_request("anvil_setNextBlockTimestamp", [int(chain.eth.get_block("latest")["timestamp"]) + 7])
+    chain.provider.make_request("anvil_mine", [2])  # another seed block: another hash
+    assert world.disputes.jury(dispute_id, 0) == [] and world.disputes.dispute(dispute_id).phase_name == "drawing a jury"
+    assert all(world.disputes.holds(n) == 0 for n in set(first))
+    disputer.advance(disputer.signer, dispute_id)
+    second = [j.node_id for j in world.disputes.jury(dispute_id, 0)]
+    assert len(second) == 3 and all(world.disputes.holds(n) == 1 for n in second)
+    assert all(world.disputes.holds(n) == 0 for n in set(first) - set(second))

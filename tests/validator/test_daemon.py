@@ -120,3 +120,33 @@ def test_a_juror_waits_for_missing_history_until_the_availability_deadline_then_
         assert restarted._seats[(3, 0)] == seat  # the salt survives a restart: the reveal matches
     finally:
         swarm.close()
+
+
+def test_a_seat_a_reorg_took_away_is_given_up(home: Path, tmp_path: Path) -> None:
+    """After a reorg the dispute may not exist, or its jury may be another: the daemon drops the
+    seat instead of committing or revealing for it."""
+    from rtc.ethereum.disputes import DisputeState, Juror
+    from rtc.validator.daemon import JurySeat
+
+    class Court(_Court):
+        def dispute(self, dispute_id: int):
+            if dispute_id == 1:
+                return None  # reorged away with the transaction that opened it
+            return DisputeState(dispute_id, 1, 20, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, 0, 8, "0x" + "33" * 20, 1,
+                                False, 100, 1, 2, 0, 101, 110, 0, 0, 0, False, 0, 4, True, 0, 0)
+
+        def jury(self, dispute_id: int, round_: int):
+            return [Juror(9, False, 0), Juror(10, False, 0)]  # drawn again, without this node (7)
+
+        def due(self, dispute, latest: int) -> bool:
+            return False
+
+    swarm = LocalSwarm.open(tmp_path / "swarm")
+    try:
+        daemon = ValidatorDaemon(home, swarm)
+        daemon._seats = {(1, 0): JurySeat(1, 0), (2, 0): JurySeat(2, 0)}
+        court = Court()
+        daemon._serve_on_juries(court, latest=105)
+        assert daemon._seats == {} and court.sent == []
+    finally:
+        swarm.close()
