@@ -19,7 +19,9 @@ from .validation import Posted, signature_arrays
 
 OPEN, VALID, INVALID = 1, 2, 3
 STATUS_NAMES = {OPEN: "open", VALID: "valid", INVALID: "invalid"}
-PHASE_NAMES = {1: "drawing a jury", 2: "jurors commit", 3: "jurors reveal", 4: "open to appeal", 5: "settled"}
+DRAW, COMMIT, REVEAL, APPEAL, DONE = 1, 2, 3, 4, 5  # where an open dispute is (the contract's PHASE_*)
+PHASE_NAMES = {DRAW: "drawing a jury", COMMIT: "jurors commit", REVEAL: "jurors reveal", APPEAL: "open to appeal",
+               DONE: "settled"}
 
 
 @dataclass(frozen=True)
@@ -218,14 +220,14 @@ class Disputes(Contract):
     def due(self, dispute: DisputeState, latest: int) -> bool:
         """Whether `advance` would move the dispute on at Ethereum block `latest` (a deadline
         passed, or every juror acted)."""
-        if dispute.phase == 1:
+        if dispute.phase == DRAW:
             return latest > dispute.seed_block
         jury = self.jury(dispute.dispute_id, dispute.round)
-        if dispute.phase == 2:
+        if dispute.phase == COMMIT:
             return latest > dispute.commit_deadline + 1 or all(j.committed for j in jury)
-        if dispute.phase == 3:
+        if dispute.phase == REVEAL:
             return latest > dispute.reveal_deadline or all(j.vote for j in jury if j.committed)
-        return dispute.phase == 4 and latest > dispute.appeal_deadline
+        return dispute.phase == APPEAL and latest > dispute.appeal_deadline
 
     def claim(self, sender: str) -> Posted:
         return self._posted(sender, self.contract.functions.claim())

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rtc.cometbft import NodeHome
-from rtc.ethereum.disputes import INVALID, OPEN, VALID, Disputes, DisputeState, commitment, new_salt
+from rtc.ethereum.disputes import COMMIT, INVALID, OPEN, REVEAL, VALID, Disputes, DisputeState, commitment, new_salt
 from rtc.ethereum.registry import Registry
 from rtc.ethereum.types import ContractRefused
 from rtc.ethereum.validation import Assignment, CheckpointState, Validation
@@ -264,9 +264,9 @@ class ValidatorDaemon:
             if not jurors:  # replaced
                 del self._seats[key]
                 continue
-            if dispute.phase == 2 and not seat.committed:
+            if dispute.phase == COMMIT and not seat.committed:
                 self._commit(disputes, seat, dispute, latest)
-            elif dispute.phase == 3 and seat.committed and not seat.revealed:
+            elif dispute.phase == REVEAL and seat.committed and not seat.revealed:
                 disputes.reveal_vote(self.attester, seat.dispute_id, self.config.node_id, seat.vote,
                                      bytes.fromhex(seat.salt))
                 seat.revealed = True
