@@ -38,6 +38,14 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def devnet_trust(devnet: Devnet) -> TrustPolicy:
+    """What the demo's clients believe: the devnet's staked members, attestations and validation."""
+    eth = devnet.ethereum
+    contract = ContractCheck.connect(eth.url, eth.registry, eth.cluster_id)
+    return TrustPolicy.registry(contract, chain_id=devnet.chain_id).with_validation(
+        ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
+
+
 async def drive(devnet: Devnet, history: HistoryReader) -> None:
     urls = [node.rpc for node in devnet.nodes]
     say("\n-- the seed's client: update_high(symbol, value) on a 4-node cluster --")
@@ -48,11 +56,7 @@ async def drive(devnet: Devnet, history: HistoryReader) -> None:
         say(f"  update_high(AAPL, {quote:7.2f}) via {devnet.nodes[i % len(urls)].name} -> {result.value}"
             f"   height {result.height}, {result.latency_ms:.0f} ms, fuel {result.fuel}")
     say("\n-- a session: the client sends 6 quotes at once, shuffled over the 4 nodes --")
-    eth = devnet.ethereum
-    contract = ContractCheck.connect(eth.url, eth.registry, eth.cluster_id)
-    trust = TrustPolicy.registry(contract, chain_id=devnet.chain_id).with_validation(
-        ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
-    nodes = [AsyncClient(url, trust, history) for url in urls]
+    nodes = [AsyncClient(url, devnet_trust(devnet), history) for url in urls]
     session = nodes[0].session()
     quotes = [192.0, 195.5, 193.25, 197.0, 196.0, 199.5]
     envelopes = [await session.envelope({"function": "update_high", "symbol": "MSFT", "value": q}) for q in quotes]
@@ -163,9 +167,7 @@ def show_a_cartel_caught(timeout: float = 180.0) -> bool:
         devnet.start(progress=lambda m: say(f"  {m}"))
         eth = devnet.ethereum
         disputes = Disputes.connect(eth.url, eth.disputes)
-        trust = TrustPolicy.registry(ContractCheck.connect(eth.url, eth.registry, eth.cluster_id), devnet.chain_id)
-        trust = trust.with_validation(ValidationCheck.connect(eth.url, eth.validation, eth.registry, eth.cluster_id))
-        with Client([n.rpc for n in devnet.nodes], trust=trust) as client:
+        with Client([n.rpc for n in devnet.nodes], trust=devnet_trust(devnet)) as client:
             session = client.session()
             lied = time.monotonic()
             counter = session.call({"function": "update_high", "symbol": "ACME", "value": 1000.0})

@@ -45,8 +45,7 @@ def _summary(disputes: Any, d: Any) -> dict[str, Any]:
 
 def cmd_dispute_list(args: argparse.Namespace) -> int:
     disputes, cluster = _court(args)
-    found = [disputes.dispute(i) for i in range(1, disputes.count() + 1)]
-    rows = [_summary(disputes, d) for d in found if d is not None and (cluster is None or d.cluster_id == cluster)]
+    rows = [_summary(disputes, d) for d in disputes.disputes_of(cluster)]
     lines = [f"{'id':>4}  {'cluster':>7}  {'height':>6}  {'status':8} {'phase':16} {'slashed':>7}  disputer"]
     lines += [f"{r['id']:>4}  {r['cluster_id']:>7}  {r['height']:>6}  {r['status']:8} {r['phase']:16} "
               f"{len(r['slashed']):>7}  {r['disputer']} (node {r['disputer_node']})" for r in rows]

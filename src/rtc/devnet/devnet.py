@@ -31,7 +31,7 @@ from .manifest import (
 
 if TYPE_CHECKING:
     from rtc.ethereum import Anvil
-    from rtc.node.config import ClusterSettings
+    from rtc.node.config import ClusterSettings, RestoredFrom
 
     from .restore import Restoration
 
@@ -532,8 +532,8 @@ class Devnet:
                 raise DevnetError(f"nodes did not reach height {height} within {timeout:.0f}s (heights: {heights}); see {self.home / 'logs'}")
             time.sleep(0.1)
 
-    def restored_from(self) -> Any:
-        """Where this cluster's state came from (a `RestoredFrom`), if it continues a convicted one."""
+    def restored_from(self) -> RestoredFrom | None:
+        """Where this cluster's state came from, if it continues a convicted one."""
         from rtc.node.config import GenesisAppState
 
         return GenesisAppState.read(NodeHome(Path(self.nodes[0].home))).restored_from

@@ -22,7 +22,7 @@ from rtc.ethereum.registry import Registry
 from rtc.ethereum.validation import Validation
 from rtc.history.config import open_swarm
 from rtc.node.config import RestoredFrom
-from rtc.validator import ClusterSource, Replica
+from rtc.validator import CannotJudge, ClusterSource, Replica
 
 from .devnet import Devnet
 from .manifest import DevnetError, EthereumInfo
@@ -71,8 +71,6 @@ def restore_cluster(old_home: Path, home: Path, nodes: int = 4, base_port: int =
 def _replay_from_swarm(old: Devnet, home: Path, height: int, code_reference: bytes, code_hash: bytes,
                        app_hash: bytes, record: bytes, genesis_reference: bytes,
                        progress: Callable[[str], None]) -> Path:
-    from rtc.validator import CannotJudge
-
     progress(f"rebuilding cluster {old.ethereum.cluster_id}'s state at its last valid checkpoint {height} from Swarm "
              "alone: every record checked and replayed with the Registry's code")
     folder = home.parent / f".{home.name}-restoring"

@@ -15,7 +15,7 @@ from web3.logs import DISCARD
 from rtc.protocol.attestation import Attestation, AttestationDomain
 
 from .contract import Contract
-from .validation import Posted, signature_arrays
+from .validation import Posted, Validation, signature_arrays
 
 OPEN, VALID, INVALID = 1, 2, 3
 STATUS_NAMES = {OPEN: "open", VALID: "valid", INVALID: "invalid"}
@@ -171,6 +171,7 @@ STORY_EVENTS = ("DisputeOpened", "EvidenceAdded", "JurorDrawn", "DrawRearmed", "
 
 class Disputes(Contract):
     NAME = "Disputes"
+    _rules: DisputeRules | None = None  # read once (the contract's rules are immutable)
 
     @classmethod
     def deploy(cls, w3: Web3, deployer: str, registry: str, validation: str, rules: DisputeRules) -> "Disputes":
@@ -178,10 +179,13 @@ class Disputes(Contract):
                            *rules.arguments())
 
     def rules(self) -> DisputeRules:
-        f = self.contract.functions
-        return DisputeRules(*(int(getattr(f, name)().call()) for name in (
-            "bond", "jury_size", "commit_blocks", "reveal_blocks", "appeal_blocks", "availability_blocks",
-            "slash_bps", "bounty_bps", "member_penalty_bps", "juror_penalty_bps")))
+        """The contract's rules (immutable: read once per client)."""
+        if self._rules is None:
+            f = self.contract.functions
+            self._rules = DisputeRules(*(int(getattr(f, name)().call()) for name in (
+                "bond", "jury_size", "commit_blocks", "reveal_blocks", "appeal_blocks", "availability_blocks",
+                "slash_bps", "bounty_bps", "member_penalty_bps", "juror_penalty_bps")))
+        return self._rules
 
     # -- raising one -------------------------------------------------------------------
 
@@ -195,6 +199,17 @@ class Disputes(Contract):
         receipt = self._transact(sender, function, value=bond_wei)
         opened = self.contract.events.DisputeOpened().process_receipt(receipt, errors=DISCARD)
         return int(opened[0].args.dispute_id), Posted(int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+
+    def dispute_unless_disputed(self, sender: str, validation: Validation, state: Attestation,
+                                signatures: list[bytes], claimed_app_hash: bytes, disputer: int,
+                                bond_wei: int) -> tuple[int, Posted] | None:
+        """Dispute `state` as a validator or a member does on finding another app_hash: replaying
+        from the highest validated checkpoint below it; None when a dispute covers its height already."""
+        if self.dispute_at(state.cluster_id, state.height):
+            return None
+        base = validation.validated_below(state.cluster_id, state.height)
+        return self.open_dispute(sender, state, signatures, claimed_app_hash, base, disputer, bond_wei,
+                                 validation.domain())
 
     def add_evidence(self, sender: str, dispute_id: int, state: Attestation, signatures: list[bytes],
                      domain: AttestationDomain) -> Posted:
@@ -254,10 +269,14 @@ class Disputes(Contract):
                             int(commit_deadline), int(reveal_deadline), int(appeal_deadline), int(replacements),
                             bool(whole), int(tentative), int(members), bool(agreed), int(slashed), int(bounty))
 
-    def disputes_of(self, cluster_id: int) -> list[DisputeState]:
-        """Every dispute about the cluster, oldest first."""
+    def dispute_at(self, cluster_id: int, height: int) -> int:
+        """The dispute about that height of the cluster (0: none)."""
+        return int(self.contract.functions.dispute_at(cluster_id, height).call())
+
+    def disputes_of(self, cluster_id: int | None) -> list[DisputeState]:
+        """Every dispute about the cluster (None: about any), oldest first."""
         found = [self.dispute(i) for i in range(1, self.count() + 1)]
-        return [d for d in found if d is not None and d.cluster_id == cluster_id]
+        return [d for d in found if d is not None and (cluster_id is None or d.cluster_id == cluster_id)]
 
     def accused(self, dispute_id: int) -> list[int]:
         return [int(n) for n in self.contract.functions.accused(dispute_id).call()]

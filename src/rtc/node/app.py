@@ -121,7 +121,6 @@ class ClusterApp(Application):
         self._fuel_seen: dict[str, int] = {}
         # A restored cluster's nodes start holding another cluster's state at `restored_from.height`;
         # until InitChain of this chain has been committed, it is not this chain's state yet.
-        self.restored_from = restored_from
         self._awaiting_init = restored_from is not None and store.get(keys.RESTORED_FROM_KEY) is None
         chain_id = store.get(keys.CHAIN_ID_KEY)
         self.chain_id = chain_id.decode() if chain_id and not self._awaiting_init else ""

@@ -135,17 +135,17 @@ class MemberDisputes:
                       "is named to dispute it", state.app_hash.hex()[:16], state.height, own.hex()[:16])
             return
         disputes = Disputes.connect(self.url, disputes_address, private_key=self.key)
-        if int(disputes.contract.functions.dispute_at(state.cluster_id, state.height).call()):
-            return  # disputed already (by a validator, or an earlier round of this thread)
-        node_id = Registry(validation.w3, validation.registry()).node_of_attester(disputes.signer or "")
-        base = validation.validated_below(state.cluster_id, state.height)
-        try:
-            dispute_id, posted = disputes.open_dispute(disputes.signer or "", state, signatures, own, base, node_id, 0,
-                                                       validation.domain())
+        sender = disputes.signer or ""
+        node_id = Registry(validation.w3, validation.registry()).node_of_attester(sender)
+        try:  # a member posts no bond
+            opened = disputes.dispute_unless_disputed(sender, validation, state, signatures, own, node_id, 0)
         except ContractRefused as exc:
             log.error("height %d: the other members attested app_hash %s…, this node computed %s…; disputing it "
                       "was refused: %s", state.height, state.app_hash.hex()[:16], own.hex()[:16], exc)
             return
+        if opened is None:
+            return  # disputed already (by a validator, or an earlier round of this thread)
+        dispute_id, posted = opened
         self.opened.append(dispute_id)
         log.error("height %d: %d members attested app_hash %s…, this node computed %s…: opened dispute %d "
                   "(Ethereum block %d, %d gas)", state.height, len(signatures), state.app_hash.hex()[:16],

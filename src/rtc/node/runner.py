@@ -109,8 +109,7 @@ def checkpoint_poster(config: NodeConfig, app: ClusterApp) -> CheckpointPoster |
     return poster
 
 
-def member_disputes(home: Path, config: NodeConfig, app: ClusterApp,
-                    uploader: HistoryUploader | None) -> MemberDisputes | None:
+def member_disputes(config: NodeConfig, app: ClusterApp, uploader: HistoryUploader | None) -> MemberDisputes | None:
     """The thread that disputes what the other members attest when this node computed otherwise:
     it needs to attest itself, Ethereum and the Swarm the records are in (the uploader's)."""
     if uploader is None:  # no Swarm: no records to read the others' attestations from
@@ -119,7 +118,7 @@ def member_disputes(home: Path, config: NodeConfig, app: ClusterApp,
     if attestations is None or attestations.key is None or ethereum is None or not config.eth_rpc:
         return None
     watch = MemberDisputes(config.eth_rpc, ethereum, attestations.rules, attestations.key, uploader.swarm,
-                           NodeHome(home).genesis().chain_id)
+                           uploader.chain_id)
     app.on_commit = _both(app.on_commit, watch.committed) if app.on_commit is not None else watch.committed
     return watch
 
@@ -168,7 +167,7 @@ def run_node(home: Path, eth_rpc: str | None = None) -> int:
     app, config = build_app(home, eth_rpc)
     uploader = history_uploader(home, config, app)
     poster = checkpoint_poster(config, app)
-    disputing = member_disputes(home, config, app, uploader)
+    disputing = member_disputes(config, app, uploader)
     if app.watcher is not None:
         app.watcher.start()
     if uploader is not None:

@@ -237,21 +237,20 @@ class ValidatorDaemon:
         if self.disputes is None or not any(judgement.app_hash):
             return  # no court, or no state of its own to claim (a malformed record): the evidence stays on disk
         cluster, height = checkpoint.cluster_id, checkpoint.height
-        if int(self.disputes.contract.functions.dispute_at(cluster, height).call()):
-            return
         _, code_hash = self.registry.code_of(cluster)
         state = Attestation(bytes.fromhex(self.config.registry[2:]), cluster, height, checkpoint.app_hash,
                             checkpoint.record, code_hash)
-        signatures = self.validation.checkpoint_signatures(cluster, height)
-        base = self.validation.validated_below(cluster, height)
-        bond = self.disputes.rules().bond_wei
-        dispute_id, posted = self.disputes.open_dispute(self.attester, state, signatures, judgement.app_hash, base,
-                                                        self.config.node_id, bond, self.validation.domain())
+        opened = self.disputes.dispute_unless_disputed(
+            self.attester, self.validation, state, self.validation.checkpoint_signatures(cluster, height),
+            judgement.app_hash, self.config.node_id, self.disputes.rules().bond_wei)
+        if opened is None:
+            return
+        dispute_id, posted = opened
         self._disputed.add(dispute_id)
         self._save_cursor()
         log.error("checkpoint %d of cluster %d: opened dispute %d (claimed app_hash %s…, from validated height %d; "
-                  "Ethereum block %d, %d gas)", height, cluster, dispute_id, judgement.app_hash.hex()[:16], base,
-                  posted.block, posted.gas_used)
+                  "Ethereum block %d, %d gas)", height, cluster, dispute_id, judgement.app_hash.hex()[:16],
+                  self.disputes.dispute(dispute_id).base, posted.block, posted.gas_used)
 
     def _serve_on_juries(self, disputes: Disputes, latest: int) -> None:
         for key in sorted(self._seats):
