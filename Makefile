@@ -10,10 +10,11 @@ COMETBFT_STAMP := $(TOOLS)/cometbft-$(COMETBFT_VERSION)-patched.installed
 GO_FLAGS := GOBIN=$(CURDIR)/$(TOOLS)/bin
 ANVIL := tools/node_modules/.bin/anvil
 BOOTSTRAP := $(TOOLS)/bin/rtc-bootstrap
+NATIVE_STAMP := $(VENV)/.native-installed
 
-.PHONY: setup demo test bench chaos clean examples proto contracts
+.PHONY: setup demo test bench chaos clean examples proto contracts native
 
-setup: $(VENV)/.installed $(COMETBFT_STAMP) $(BOOTSTRAP) $(ANVIL) proto examples contracts
+setup: $(VENV)/.installed $(NATIVE_STAMP) $(COMETBFT_STAMP) $(BOOTSTRAP) $(ANVIL) proto examples contracts
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -21,6 +22,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
+
+# The compiled core (native/, Rust + PyO3): a wheel built by maturin and installed into .venv.
+# A node runs it unless RTC_CORE=python says otherwise (docs/native.md).
+$(NATIVE_STAMP): $(VENV)/.installed native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+	@echo "==> rtc_native, the compiled core (cargo build through maturin; about a minute the first time)"
+	@command -v cargo >/dev/null || { echo "make: cargo not found; the compiled core needs Rust (https://rustup.rs)." \
+		"Without it, nodes can still run the Python core: RTC_CORE=python" >&2; exit 1; }
+	@rm -rf build/native
+	@$(VENV)/bin/maturin build --release --locked --quiet -m native/Cargo.toml -o build/native -i $(PY)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps build/native/rtc_native-*.whl
+	@touch $@
+
+native: $(NATIVE_STAMP)
 
 # The pinned module from Go's proxy with one patch (tools/cometbft/*.patch: the ABCI socket
 # client's flush timer, which upstream sets to 20 ns and so spins under load), built with go build.

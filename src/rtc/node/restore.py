@@ -28,7 +28,7 @@ from rtc.history.snapshot import SnapshotError, restore_snapshot
 from rtc.history.uploader import CURSOR_NAME, Cursor
 from rtc.swarm import Swarm
 from rtc.tools import bootstrap_binary
-from rtc.vm import Backend
+from rtc.vm import load_backend
 
 from .app import ClusterApp
 from .config import GenesisAppState, NodeConfig
@@ -156,7 +156,7 @@ def restore_state(home: Path, swarm: Swarm, owner: bytes, chain_id: str, anchor:
     store = restore_snapshot(swarm, manifest, building)
     try:
         settings = GenesisAppState.read(NodeHome(home)).settings
-        backend = Backend.from_file((home / config.backend).resolve(), settings.limits)
+        backend = load_backend((home / config.backend).resolve(), settings.limits)
         app = ClusterApp(store, backend, settings)
         for located in records[1:]:
             replay_block(app, located.record)

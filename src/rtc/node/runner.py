@@ -19,7 +19,7 @@ from rtc.history import ExecutedBlocks, HistoryUploader, RecordReferences, Snaps
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.uploader import CURSOR_NAME
 from rtc.state import StateStore
-from rtc.vm import Backend
+from rtc.vm import load_backend
 
 from .app import ClusterApp, CommitListener
 from .attesting import ATTESTER_KEY_NAME, AttestationRules, Attestations
@@ -38,7 +38,7 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     genesis = GenesisAppState.read(NodeHome(home))
     settings = genesis.settings
     backend_path = (home / config.backend).resolve()
-    backend = Backend.from_file(backend_path, settings.limits)
+    backend = load_backend(backend_path, settings.limits)
     if config.fault_injection and genesis.code_hash != backend.code_hash:
         log.warning("FAULT INJECTION: node %s runs %s (code hash %s) and claims the genesis' code hash %s: its "
                     "state is a lie that batch validators should dispute", home.name, backend_path.name,
@@ -51,8 +51,8 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
         )
     store = StateStore.open(home / config.state_dir)
     log.info(
-        "node %s: backend %s (code hash %s), state at height %d",
-        home.name, backend_path.name, backend.code_hash.hex()[:16], store.height or 0,
+        "node %s: backend %s (code hash %s) on the %s core, state at height %d",
+        home.name, backend_path.name, backend.code_hash.hex()[:16], backend.core, store.height or 0,
     )
     watcher = None
     if settings.ethereum is not None:

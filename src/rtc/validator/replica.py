@@ -36,7 +36,7 @@ from rtc.node.config import GenesisAppState
 from rtc.node.restore import Divergence, replay_block
 from rtc.state import StateStore
 from rtc.swarm import ChunkInvalid, Swarm, SwarmError
-from rtc.vm import Backend
+from rtc.vm import Backend, load_backend
 
 log = logging.getLogger("rtc.validator")
 
@@ -129,7 +129,7 @@ class Replica:
         code = self._download(self.source.code_reference, "the backend")
         if hashlib.sha256(code).digest() != self.source.code_hash:
             raise CannotJudge("the backend in Swarm does not have the code hash the Registry holds for the cluster")
-        return Backend(code, GenesisAppState.of(genesis).settings.limits)
+        return load_backend(code, GenesisAppState.of(genesis).settings.limits)
 
     # -- judging ------------------------------------------------------------------------
 

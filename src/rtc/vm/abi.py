@@ -220,7 +220,7 @@ class Lifter:
         self._shortest[id(ty)] = (ty, size)
         return size
 
-    def _beyond_shortest(self, ty: OptionT | ResultT | VariantT) -> dict[Any, int]:
+    def beyond_shortest(self, ty: OptionT | ResultT | VariantT) -> dict[Any, int]:
         """What each alternative of `ty` adds to its shortest form: by presence (option), by
         is_ok (result), by case name (variant); computed once per type."""
         hit = self._alternatives.get(id(ty))
@@ -279,7 +279,7 @@ class Lifter:
             return [lift(element_ty, tup.data[i]) for i, element_ty in enumerate(ty.elements)]
         if isinstance(ty, OptionT):
             some = val.of.option
-            self._spend(self._beyond_shortest(ty)[bool(some)])
+            self._spend(self.beyond_shortest(ty)[bool(some)])
             if not some:
                 return None
             inner = lift(ty.payload, some.contents)
@@ -287,7 +287,7 @@ class Lifter:
         if isinstance(ty, ResultT):
             res = val.of.result
             is_ok = bool(res.is_ok)
-            self._spend(self._beyond_shortest(ty)[is_ok])
+            self._spend(self.beyond_shortest(ty)[is_ok])
             side, payload_ty = ("ok", ty.ok) if is_ok else ("err", ty.err)
             return {side: None if payload_ty is None else lift(payload_ty, res.val.contents)}
         if isinstance(ty, EnumT):
@@ -297,7 +297,7 @@ class Lifter:
         if isinstance(ty, VariantT):
             case = _text(val.of.variant.discriminant)
             case_ty = dict(ty.cases)[case]
-            self._spend(self._beyond_shortest(ty)[case])
+            self._spend(self.beyond_shortest(ty)[case])
             if case_ty is None:
                 return snake(case)
             return {snake(case): lift(case_ty, val.of.variant.val.contents)}

@@ -233,3 +233,17 @@ def add_host_func(linker_instance: wc.LinkerInstance, name: str, callback: HostC
     )
     if error:
         raise wasmtime.WasmtimeError(take_error_message(error))
+
+
+# -- the compiled core (rtc.vm.native) ------------------------------------------------
+
+
+def address(managed: Any) -> int:
+    """The C pointer a wasmtime-py object (Engine, Component, ExportIndex) wraps, as an int,
+    for the compiled core, which borrows it while the Python object is alive."""
+    return ctypes.cast(managed.ptr(), ctypes.c_void_p).value or 0
+
+
+def library_path() -> str:
+    """The wasmtime library wasmtime-py loaded; the compiled core calls the same one."""
+    return str(_ffi.filename)

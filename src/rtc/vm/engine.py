@@ -188,7 +188,7 @@ class _Trap(Exception):
     """Raised inside a host function to trap the guest with a deterministic message."""
 
 
-_REASONS = (
+TRAP_REASONS = (
     ("all fuel consumed", "out of fuel"),
     ("call stack exhausted", "stack overflow"),
     ("unreachable", "unreachable instruction executed (the backend panicked or aborted)"),
@@ -208,7 +208,7 @@ def trap_reason(message: str, host_error: str | None) -> str:
     if host_error is not None:
         return host_error
     lowered = message.lower()
-    for needle, reason in _REASONS:
+    for needle, reason in TRAP_REASONS:
         if needle in lowered:
             return reason
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
@@ -266,6 +266,8 @@ class _Meter:
 
 class Backend:
     """A compiled backend component with its entry points and host functions."""
+
+    core = "python"  # which implementation runs the calls (rtc.vm.native)
 
     def __init__(self, wasm: bytes, limits: Limits = Limits()) -> None:
         self.limits = limits
