@@ -43,7 +43,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
 
     devnet = Devnet.create(args.home, args.nodes, args.app, base_port=args.base_port, progress=_progress,
                            eth_rpc=args.eth_rpc, validators=args.validators, cartel_app=args.cartel_app,
-                           node_apps=dict(args.node_app or []))
+                           node_apps=dict(args.node_app or []), core=args.core)
     started = time.monotonic()
     try:
         devnet.start(progress=_progress, timeout=args.timeout)
@@ -567,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--validators", type=int, default=0, metavar="N", help="also register and run N batch "
                     "validators (0-7) outside the cluster: they re-execute every checkpoint from Swarm and endorse "
                     "it on Ethereum; `rtc validation status` shows the lag")
+    up.add_argument("--core", choices=("python", "native", "mixed"), default="", help="what executes calls: the "
+                    "Python reference, the compiled core, or mixed (even nodes native, odd ones Python; they must "
+                    "agree on every app_hash). Default: RTC_CORE, else the compiled core when it is built")
     faults = up.add_argument_group("fault injection (a devnet only: to watch disputes catch a lie)")
     faults.add_argument("--cartel-app", type=Path, metavar="BAD.wasm", help="every node runs this component while "
                         "the Registry and the genesis name --app's code: a cartel lying about its code (try "

@@ -110,6 +110,7 @@ class Devnet:
         cartel_app: Path | None = None,
         node_apps: dict[str, Path] | None = None,
         restoration: Restoration | None = None,
+        core: str = "",
     ) -> "Devnet":
         """Make the node homes, the Ethereum side (anvil, or the chain at `eth_rpc`) and one genesis;
         `validators` batch validators outside the cluster re-check its checkpoints.
@@ -117,6 +118,9 @@ class Devnet:
         Fault injection: `cartel_app` makes every node run that component while the Registry and
         the genesis name `app`'s code (a cartel lying about its code); `node_apps` ({"node2":
         path}) makes single nodes run other code (it wins over `cartel_app` for that node).
+
+        `core`: what executes calls on every node, "python" or "native", or "mixed" (even nodes
+        native, odd ones Python: two implementations that must agree); "": each node's default.
 
         `restoration`: the nodes are a convicted cluster's new members, in a new cluster of the
         same contracts, starting from its last valid checkpoint (`restore.restore_cluster`)."""
@@ -143,6 +147,7 @@ class Devnet:
         settings = settings or ClusterSettings()
         backend = Backend.from_file(app, settings.limits)  # refuses a bad component before anything is created
         faults = _fault_apps(nodes, cartel_app, node_apps or {}, settings, progress)
+        cores = _node_cores(nodes, core)
         wanted = [p for i in range(nodes) for p in _node_ports(base_port, i)]
         if eth_rpc is None:
             wanted.append(base_port + ANVIL_PORT_OFFSET)
@@ -158,7 +163,7 @@ class Devnet:
             progress(f"generating keys and config for {name}")
             node_home = cometbft.init_home(home / name, name)
             p2p, rpc, abci = _node_ports(base_port, i)
-            infos.append(NodeInfo(name, str(node_home.path), p2p, rpc, abci, cometbft.node_id(node_home)))
+            infos.append(NodeInfo(name, str(node_home.path), p2p, rpc, abci, cometbft.node_id(node_home), core=cores[i]))
             if name in faults:
                 shutil.copyfile(faults[name], home / f"{name}-fault.wasm")
                 infos[-1].fault_app = faults[name].name
@@ -269,7 +274,8 @@ class Devnet:
         NodeConfig(abci=abci, backend=f"../{info.name}-fault.wasm" if info.fault_app else "../app.wasm",
                    eth_rpc=self.ethereum.url if self.ethereum else None, rpc=info.rpc,
                    swarm=self.swarm.store, swarm_batch=self.swarm.batch,
-                   snapshot_every=self.swarm.snapshot_every, fault_injection=bool(info.fault_app)).save(Path(info.home))
+                   snapshot_every=self.swarm.snapshot_every, fault_injection=bool(info.fault_app),
+                   core=info.core or None).save(Path(info.home))
         NodeHome(Path(info.home)).set_config(cometbft.loopback_config(
             abci, info.p2p_port, info.rpc_port, [f"{o.node_id}@127.0.0.1:{o.p2p_port}" for o in peers]))
 
@@ -570,6 +576,21 @@ def _abci_accepting(home: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _node_cores(nodes: int, core: str) -> list[str]:
+    """Each node's core for `Devnet.create(core=...)`, checked before anything is made."""
+    from rtc.vm import CoreUnavailable, chosen_core
+
+    if core not in ("", "python", "native", "mixed"):
+        raise DevnetError(f"--core {core!r}: choose python, native or mixed")
+    cores = ["native" if i % 2 == 0 else "python" for i in range(nodes)] if core == "mixed" else [core] * nodes
+    try:
+        for name in set(cores) - {""}:
+            chosen_core(name)
+    except CoreUnavailable as exc:
+        raise DevnetError(str(exc)) from None
+    return cores
 
 
 def _fault_apps(nodes: int, cartel_app: Path | None, node_apps: dict[str, Path], settings: ClusterSettings,

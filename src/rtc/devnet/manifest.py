@@ -31,6 +31,7 @@ class NodeInfo:
     app_pid: int = 0
     cometbft_pid: int = 0
     fault_app: str = ""  # fault injection: the component it runs instead of the cluster's (devnet only)
+    core: str = ""  # "python" or "native" (rtc.vm.native); "": the node's default
 
     @property
     def rpc(self) -> str:

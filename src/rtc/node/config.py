@@ -34,6 +34,9 @@ class NodeConfig:
     # Fault injection, set only by `rtc devnet up --cartel-app/--node-app`: run `backend` but
     # present it under the genesis' code hash, as a node lying about its code would.
     fault_injection: bool = False
+    # Which implementation executes calls: "python" (the reference) or "native" (the compiled
+    # core); None: RTC_CORE, else native when it is built (rtc.vm.native.chosen_core).
+    core: str | None = None
 
     def save(self, home: Path) -> None:
         (home / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -38,7 +38,7 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     genesis = GenesisAppState.read(NodeHome(home))
     settings = genesis.settings
     backend_path = (home / config.backend).resolve()
-    backend = load_backend(backend_path, settings.limits)
+    backend = load_backend(backend_path, settings.limits, config.core)
     if config.fault_injection and genesis.code_hash != backend.code_hash:
         log.warning("FAULT INJECTION: node %s runs %s (code hash %s) and claims the genesis' code hash %s: its "
                     "state is a lie that batch validators should dispute", home.name, backend_path.name,
