@@ -3,6 +3,7 @@
 //! The Python implementation in `rtc` is the reference; this module must agree with it
 //! exactly (tests/native runs both on the same workloads). `rtc.vm.native` is its only user.
 
+mod block;
 mod capi;
 mod types;
 mod vm;
@@ -18,6 +19,7 @@ fn trap_reason(message: &str, host_error: Option<&str>, reasons: Vec<(String, St
 #[pymodule]
 fn rtc_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vm::NativeVm>()?;
+    m.add_class::<block::BlockCalls>()?;
     m.add_class::<vm::ScanMeter>()?;
     m.add("OutOfFuel", m.py().get_type::<vm::OutOfFuel>())?;
     m.add("HostFailed", m.py().get_type::<vm::HostFailed>())?;

@@ -879,7 +879,31 @@ impl NativeVm {
     /// Raises HostFailed (its cause the node's own exception) when the host failed.
     #[allow(clippy::too_many_arguments)]
     fn execute<'py>(&self, py: Python<'py>, entry: usize, args: &Bound<'py, PyAny>, state: Bound<'py, PyAny>,
-                    height: u64, time_ms: u64, caller: &'py Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyTuple>> {
+                    height: u64, time_ms: u64, caller: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyTuple>> {
+        let outcome = self.run_call(py, entry, args, state, height, time_ms, caller.as_bytes())?;
+        let writes = PyDict::new(py);
+        for (key, value) in &outcome.writes {
+            writes.set_item(PyBytes::new(py, key), value.as_ref().map(|v| PyBytes::new(py, v)))?;
+        }
+        let value = outcome.value.unwrap_or_else(|| py.None().into_bound(py));
+        (outcome.ok, value, outcome.error, outcome.fuel_used, writes).into_pyobject(py)
+    }
+}
+
+/// What a call gave (engine.py's `CallOutcome`): `writes` in first-write order.
+pub struct Outcome<'py> {
+    pub ok: bool,
+    pub value: Option<Bound<'py, PyAny>>,
+    pub error: Option<String>,
+    pub fuel_used: u64,
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl NativeVm {
+    /// `Backend.execute`, step for step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_call<'py>(&self, py: Python<'py>, entry: usize, args: &Bound<'py, PyAny>, state: Bound<'py, PyAny>,
+                         height: u64, time_ms: u64, caller: &[u8]) -> PyResult<Outcome<'py>> {
         let entry = self.entries.get(entry).ok_or_else(|| PyTypeError::new_err("no such entry point"))?;
         let limits = &self.shared.limits;
         let (fuel, result_limit, limit_name) = if entry.read_only {
@@ -892,7 +916,7 @@ impl NativeVm {
             state,
             height,
             time_ms,
-            caller: caller.as_bytes(),
+            caller,
             read_only: entry.read_only,
             writes: BTreeMap::new(),
             order: Vec::new(),
@@ -904,8 +928,8 @@ impl NativeVm {
         let mut result = Val::empty();
         let store = unsafe { (api.wasmtime_store_new)(self.engine, std::ptr::null_mut(), None) };
         let ctx = unsafe { (api.wasmtime_store_context)(store) };
-        self.shared.current.set(&mut call as *mut CallState<'py> as *mut c_void);
-        let outcome = (|| -> PyResult<Bound<'py, PyTuple>> {
+        self.shared.current.set(&mut call as *mut CallState<'_> as *mut c_void);
+        let outcome = (|| -> PyResult<Outcome<'py>> {
             let [memory, table_elements, instances, tables, memories] = limits.store_limits;
             unsafe { (api.wasmtime_store_limiter)(store, memory, table_elements, instances, tables, memories) };
             check(unsafe { (api.wasmtime_context_set_fuel)(ctx, fuel) })?;
@@ -914,13 +938,13 @@ impl NativeVm {
                 let slot = params.last_mut().unwrap() as *mut Val;
                 unsafe { lower(ty, &value?, slot)? };
             }
-            let fuel_left = || -> PyResult<u64> {
+            let fuel_used = || -> PyResult<u64> {
                 let mut left = 0u64;
                 check(unsafe { (api.wasmtime_context_get_fuel)(ctx, &mut left) })?;
-                Ok(left)
+                Ok(fuel - left)
             };
-            let failure = |reason: String| -> PyResult<Bound<'py, PyTuple>> {
-                Ok((false, py.None(), reason, fuel - fuel_left()?, PyDict::new(py)).into_pyobject(py)?)
+            let failure = |reason: String| -> PyResult<Outcome<'py>> {
+                Ok(Outcome { ok: false, value: None, error: Some(reason), fuel_used: fuel_used()?, writes: Vec::new() })
             };
             let mut instance = capi::Instance { store_id: 0, private: 0 };
             let error = unsafe { (api.wasmtime_component_linker_instantiate)(self.linker, ctx, self.component, &mut instance) };
@@ -952,18 +976,26 @@ impl NativeVm {
                 let message = capi::take_error_message(error);
                 return failure(trap_reason(&message, call.host_error.as_deref(), &self.reasons));
             }
-            let Some((result_ty, shortest)) = &entry.result else {
-                return Ok((true, py.None(), py.None(), fuel - fuel_left()?, writes_dict(py, &call)?).into_pyobject(py)?);
+            let mut writes = Vec::with_capacity(call.order.len());
+            let value = match &entry.result {
+                None => None,
+                Some((result_ty, shortest)) => {
+                    let lifted = lift_json(py, result_ty, *shortest, &result, result_limit, &self.dumps);
+                    unsafe { (api.wasmtime_component_val_delete)(&mut result) };
+                    match lifted? {
+                        Ok(value) => Some(value),
+                        Err(TooLarge(size)) => return failure(format!(
+                            "result of at least {size} bytes exceeds the limit of {result_limit} bytes ({limit_name}; \
+                             counted as canonical JSON, and refused before it was copied out in full)"
+                        )),
+                    }
+                }
             };
-            let lifted = lift_json(py, result_ty, *shortest, &result, result_limit, &self.dumps);
-            unsafe { (api.wasmtime_component_val_delete)(&mut result) };
-            match lifted? {
-                Ok(value) => Ok((true, value, py.None(), fuel - fuel_left()?, writes_dict(py, &call)?).into_pyobject(py)?),
-                Err(TooLarge(size)) => failure(format!(
-                    "result of at least {size} bytes exceeds the limit of {result_limit} bytes ({limit_name}; counted as \
-                     canonical JSON, and refused before it was copied out in full)"
-                )),
+            for key in std::mem::take(&mut call.order) {
+                let value = call.writes.remove(&key).expect("every key in order was written");
+                writes.push((key, value));
             }
+            Ok(Outcome { ok: true, value, error: None, fuel_used: fuel_used()?, writes })
         })();
         self.shared.current.set(std::ptr::null_mut());
         for param in params.iter_mut() {
@@ -978,15 +1010,6 @@ fn host_failed(py: Python<'_>, cause: PyErr) -> PyErr {
     let err = HostFailed::new_err("the host failed while serving a call");
     err.set_cause(py, Some(cause));
     err
-}
-
-fn writes_dict<'py>(py: Python<'py>, call: &CallState<'py>) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    for key in &call.order {
-        let value = &call.writes[key];
-        out.set_item(PyBytes::new(py, key), value.as_ref().map(|v| PyBytes::new(py, v)))?;
-    }
-    Ok(out)
 }
 
 /// `Lifter.lift_json`: Ok(Err(TooLarge)) when the result's canonical JSON passes `limit`.

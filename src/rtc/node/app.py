@@ -14,8 +14,6 @@ membership, `rtc.membership`) and then the attestations of an earlier state
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
@@ -23,14 +21,15 @@ import orjson
 from rtc.abci import Application, ProofOp, PublicKey, abci_pb
 from rtc.membership import Membership, SyncError, Unconfirmed, apply_sync, decode_sync, is_sync
 from rtc.protocol import (
-    CODESPACE, Code, Envelope, EnvelopeError, JSONInputError, Kind, ResultRecord, canonical_json, decode, keys, queries,
+    CODESPACE, Code, Envelope, EnvelopeError, JSONInputError, Kind, canonical_json, decode, keys, queries,
     strict_json, tx_digest,
 )
 from rtc.protocol.attestation import AttestationError, AttestationTx, is_attestation_tx
-from rtc.sessions import Refused, Runner, Sessions
+from rtc.sessions import Refused, Sessions
 from rtc.state import StateStore
-from rtc.vm import Backend, BlockInfo, CallError, Meter, PreparedCall
+from rtc.vm import Backend, BlockInfo, CallError, PreparedCall
 
+from .calls import BackendState, Written, block_calls
 from .checked import Checked, CheckedCache
 from .config import ClusterSettings, GenesisAppState, RestoredFrom
 from .statesync import StateSync
@@ -56,44 +55,6 @@ class TxError(ValueError):
     def __init__(self, code: Code, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class BackendState:
-    """The backend's view of a block overlay: its keys live under their own prefix."""
-
-    __slots__ = ("overlay",)
-
-    def __init__(self, overlay: Any) -> None:
-        self.overlay = overlay
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.overlay.get(keys.BACKEND_PREFIX + key)
-
-    def iterate(self, start: bytes, end: bytes | None, meter: Meter) -> Iterator[tuple[bytes, bytes]]:
-        """The backend's entries from `start`, read only as far as the VM takes them; `meter`
-        charges the call for every entry the store steps over (see rtc.vm.StateView)."""
-        prefix = keys.BACKEND_PREFIX
-        upper = prefix + end if end is not None else _prefix_end(prefix)
-        cut = len(prefix)
-        return ((key[cut:], value) for key, value in self.overlay.iterate(prefix + start, upper, meter))
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    return prefix[:-1] + bytes([prefix[-1] + 1])
-
-
-class BlockFuel:
-    """The fuel a block's calls burned so far, against the cluster's per-block budget."""
-
-    __slots__ = ("budget", "spent")
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.spent = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.spent >= self.budget
 
 
 class ClusterApp(Application):
@@ -303,7 +264,7 @@ class ClusterApp(Application):
         node's own endpoint confirms it.
 
         The fuel budget is not judged here: fuel is known only by running the calls, so
-        FinalizeBlock enforces it (BlockFuel), the same on every node whatever was proposed.
+        FinalizeBlock enforces it (`_deliver`), the same on every node whatever was proposed.
         """
         status = abci_pb.ResponseProcessProposal.ACCEPT
         for tx in req.txs:
@@ -372,9 +333,8 @@ class ClusterApp(Application):
     def finalize_block(self, req: abci_pb.RequestFinalizeBlock) -> abci_pb.ResponseFinalizeBlock:
         overlay = self._genesis if self._genesis is not None else self.store.begin()
         block = BlockInfo(height=req.height, time_ms=req.time.seconds * 1000 + req.time.nanos // 1_000_000)
-        sessions = Sessions(overlay, self.settings.sessions)
-        fuel = BlockFuel(self.settings.block_fuel)
-        run = partial(self._run, overlay, block, fuel)  # what the sessions call when a call's turn comes
+        # Session ordering and execution, on this node's core (rtc.node.calls)
+        calls = block_calls(self.backend, overlay, block, self.settings.sessions, self._call_for, TxError)
         updates: list[tuple[bytes, int]] = []
         results = []
         for tx in req.txs:
@@ -385,9 +345,9 @@ class ClusterApp(Application):
             elif is_attestation_tx(tx):
                 results.append(_attestation_result(tx))
             else:
-                results.append(self._deliver(tx, sessions, block, run, fuel))
-        ended = sessions.end_block(req.height)
-        events = [_result_event(key, counter, record) for key, counter, record in ended]
+                results.append(self._deliver(tx, calls))
+        events = [_result_event(key, counter, status) for key, counter, status in calls.end_block()]
+        self._fuel_seen.update(calls.fuel_seen)
         app_hash = overlay.root()
         self._pending, self._pending_height = overlay, req.height
         self._pending_block = (list(req.txs), results, app_hash)
@@ -419,59 +379,38 @@ class ClusterApp(Application):
         ])
         return abci_pb.ExecTxResult(code=Code.OK, data=canonical_json(membership.to_json()), events=[event]), updates
 
-    def _deliver(self, tx: bytes, sessions: Sessions, block: BlockInfo, run: Runner,
-                 fuel: BlockFuel) -> abci_pb.ExecTxResult:
-        if fuel.exhausted:
+    def _deliver(self, tx: bytes, calls: Any) -> abci_pb.ExecTxResult:
+        budget = self.settings.block_fuel
+        if calls.fuel_spent >= budget:
             # Fuel is deterministic, so every node stops at the same transaction. The check is
             # per transaction, so a block spends at most its budget plus one transaction's
             # calls: its own and the queued successors it releases (SessionRules.max_buffered).
             return abci_pb.ExecTxResult(
                 code=Code.BLOCK_FULL, codespace=CODESPACE,
-                log=f"the block's fuel budget of {fuel.budget} was spent before this call's turn; send it again")
+                log=f"the block's fuel budget of {budget} was spent before this call's turn; send it again")
         try:
             checked = self._prepare(tx)
             envelope = checked[0]
             self._checked.remember(envelope.digest, checked, len(tx))  # a queued call runs later
-            written = sessions.deliver(envelope, block.height, run)
+            written: list[Written] = calls.deliver(envelope)
         except (TxError, Refused) as exc:
             return abci_pb.ExecTxResult(code=exc.code, log=str(exc), codespace=CODESPACE)
-        own = written[0][1]
+        own = written[0]
         failed = own.status == "error"
         return abci_pb.ExecTxResult(
             code=Code.EXECUTION_FAILED if failed else Code.OK,
             data=own.encoded,
             log=(own.error or "") if failed else "",
-            gas_used=own.fuel or 0,
+            gas_used=own.fuel,
             codespace=CODESPACE if failed else "",
-            events=[_result_event(envelope.session_key, counter, record) for counter, record in written],
+            events=[_result_event(envelope.session_key, row.counter, row.status) for row in written],
         )
 
-    def _run(self, overlay: Any, block: BlockInfo, fuel: BlockFuel, envelope: Envelope) -> ResultRecord:
-        """Execute one call whose turn has come; its writes apply only if it succeeds.
-
-        The call was checked when it entered the mempool or the queue; the check is taken
-        from the cache, or made again for a queued call the cache no longer holds."""
-        checked = self._checked.get(envelope.digest)
-        try:
-            prepared = checked[1] if checked is not None and checked[1] is not None else self._call_of(envelope)
-        except TxError as exc:  # it passed when it was queued; kept for safety
-            return ResultRecord.failed(str(exc), 0)
-        outcome = self.backend.execute(prepared, BackendState(overlay), block, caller=envelope.client)
-        fuel.spent += outcome.fuel_used
-        self._fuel_seen[prepared.entry.name] = outcome.fuel_used
-        if not outcome.ok:
-            return ResultRecord.failed(outcome.error or "", outcome.fuel_used)
-        record = ResultRecord.ok(outcome.value, outcome.fuel_used).at(block.height, envelope.digest)
-        limit = self.backend.limits.max_result_bytes
-        if record.result_bytes > limit:
-            return ResultRecord.failed(f"result of {record.result_bytes} bytes exceeds the limit of {limit} bytes",
-                                       outcome.fuel_used)
-        for key, value in outcome.writes.items():
-            if value is None:
-                overlay.delete(keys.backend_key(key))
-            else:
-                overlay.set(keys.backend_key(key), value)
-        return record
+    def _call_for(self, digest: str, raw: bytes) -> PreparedCall:
+        """The call of an envelope whose turn has come: checked when it entered the mempool or
+        the queue, taken from the cache, or checked again if the cache no longer holds it."""
+        checked = self._checked.get(digest)
+        return checked[1] if checked is not None and checked[1] is not None else self._call_of(decode(raw))
 
     def commit(self, req: abci_pb.RequestCommit) -> abci_pb.ResponseCommit:
         if self._pending is None:
@@ -563,13 +502,13 @@ def _attestation_result(tx: bytes) -> abci_pb.ExecTxResult:
     ])])
 
 
-def _result_event(session_key: bytes, counter: int, record: ResultRecord) -> abci_pb.Event:
+def _result_event(session_key: bytes, counter: int, status: str) -> abci_pb.Event:
     """One event per result, so a client can subscribe to `rtc_result.key='<session hex>/<k>'`."""
     return abci_pb.Event(
         type="rtc_result",
         attributes=[
             abci_pb.EventAttribute(key="key", value=f"{session_key.hex()}/{counter}", index=True),
-            abci_pb.EventAttribute(key="status", value=record.status.value, index=True),
+            abci_pb.EventAttribute(key="status", value=status, index=True),
         ],
     )
 

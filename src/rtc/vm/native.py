@@ -77,22 +77,22 @@ class NativeBackend(Backend):
             raise CoreUnavailable(f"the compiled core is not installed ({_MISSING}); run `make setup`")
         super().__init__(wasm, limits)
         lifter = Lifter()
-        self._entry_ids: dict[str, int] = {}
+        self.entry_ids: dict[str, int] = {}
         entries = []
         for name, entry in self.entry_points.items():
-            self._entry_ids[name] = len(entries)
+            self.entry_ids[name] = len(entries)
             result = None if entry.result is None else describe(entry.result, lifter)
             shortest = 0 if entry.result is None else lifter.shortest(entry.result)
             entries.append((capi.address(self._export_index[name]), tuple(describe(t, lifter) for _, t in entry.params),
                             result, shortest, entry.read_only))
-        self._vm = rtc_native.NativeVm(
+        self.vm = rtc_native.NativeVm(
             capi.library_path(), self, capi.address(self.engine), capi.address(self.component), entries,
             _limits(limits), (STATE_INTERFACE, CONTEXT_INTERFACE), list(TRAP_REASONS))
 
     def execute(self, prepared: PreparedCall, state: StateView, block: BlockInfo, caller: bytes = b"") -> CallOutcome:
         try:
-            ok, value, error, fuel_used, writes = self._vm.execute(
-                self._entry_ids[prepared.entry.name], prepared.args, state, block.height, block.time_ms, caller)
+            ok, value, error, fuel_used, writes = self.vm.execute(
+                self.entry_ids[prepared.entry.name], prepared.args, state, block.height, block.time_ms, caller)
         except rtc_native.HostFailed as exc:
             raise HostFailure(f"the host failed while serving {prepared.entry.name}") from exc.__cause__
         return CallOutcome(ok, value, error, fuel_used, writes)
