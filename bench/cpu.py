@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-KINDS = (("rtc.node", "our node (Python)"), ("cometbft", "CometBFT"), ("bench/run.py", "load generator"),
+APP, COMETBFT = "our node", "CometBFT"
+KINDS = (("rtc.node", APP), ("cometbft", COMETBFT), ("bench/run.py", "load generator"),
          ("anvil", "anvil"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,3 +44,15 @@ def cores_used(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, i
     for pid, (kind, ticks) in after.items():
         used[kind] += ticks - before.get(pid, (kind, 0))[1]
     return {kind: round(ticks / TICKS / seconds, 2) for kind, ticks in sorted(used.items()) if ticks > 0}
+
+
+def per_transaction(cores: dict[str, float], throughput_tps: float, nodes: int) -> dict[str, float | None]:
+    """CPU time of each process kind per committed transaction per node, in µs: the cost the
+    app and CometBFT each add to a transaction. A kind that did not run (kvstore's app lives
+    inside CometBFT's process) is None."""
+    def share(kind: str) -> float | None:
+        if kind not in cores or throughput_tps <= 0:
+            return None
+        return round(cores[kind] * 1e6 / throughput_tps / nodes, 1)
+
+    return {"app_cpu_us_per_tx_per_node": share(APP), "cometbft_cpu_us_per_tx_per_node": share(COMETBFT)}
