@@ -1,8 +1,10 @@
 """The reference: CometBFT's built-in kvstore on the same loopback cluster settings as ours.
 
 Same binary, same timers and p2p settings (`rtc.devnet.cometbft.loopback_config`), same
-port layout; the only difference is `proxy_app = "kvstore"`, so the application runs
-inside the CometBFT process and costs next to nothing.
+port layout; the only difference is `proxy_app`, so the application runs inside the
+CometBFT process and costs next to nothing. `kvstore` keeps its state in memory (the
+ceiling); `persistent_kvstore` keeps it in a database on disk, so the two side by side
+show what durability alone costs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ PORTS_PER_NODE = 10
 
 
 class KvstoreCluster:
-    def __init__(self, home: Path, nodes: int, base_port: int, chain_id: str = "kvstore-bench") -> None:
+    def __init__(self, home: Path, nodes: int, base_port: int, chain_id: str = "kvstore-bench",
+                 app: str = "kvstore") -> None:
+        self.app = app  # "kvstore" or "persistent_kvstore"
         self.home = home
         self.nodes = nodes
         self.base_port = base_port
@@ -47,7 +51,7 @@ class KvstoreCluster:
         for i, home in enumerate(homes):
             peers = [f"{ids[j]}@127.0.0.1:{self.ports(j)[0]}" for j in range(self.nodes) if j != i]
             p2p, rpc = self.ports(i)
-            home.set_config(cometbft.loopback_config("kvstore", p2p, rpc, peers))
+            home.set_config(cometbft.loopback_config(self.app, p2p, rpc, peers))
 
     def start(self, timeout: float = 60.0) -> None:
         for i in range(self.nodes):
@@ -60,7 +64,7 @@ class KvstoreCluster:
         while not all(height(url) >= 2 for url in self.rpc_urls):
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
                 self.stop()
-                raise RuntimeError(f"the kvstore cluster did not start; see {self.home}/node*.log")
+                raise RuntimeError(f"the {self.app} cluster did not start; see {self.home}/node*.log")
             time.sleep(0.2)
 
     def stop(self) -> None:

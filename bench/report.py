@@ -54,7 +54,10 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for n, cluster in report["clusters"].items():
-        for system, label in (("rtc", "ours"), ("kvstore", "kvstore")):
+        for system, label in (("rtc", "ours"), ("kvstore", "kvstore"), ("persistent_kvstore", "persistent kvstore"),
+                              ("wasmd", "wasmd (CosmWasm)")):
+            if system not in cluster:
+                continue
             f = cluster[system]
             proof = "" if f["query"]["with_proof"] else " (no proof)"
             lines.append(f"| {n} | {label} | {f['saturation']['throughput_tps']:.0f} | {_pair(f['light'])} | "
@@ -109,11 +112,14 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = list(report["clusters"])
-    systems = (("rtc", "ours", "#1f77b4"), ("kvstore", "CometBFT kvstore", "#999999"))
+    systems = [(system, label, color) for system, label, color in (
+        ("rtc", "ours", "#1f77b4"), ("kvstore", "CometBFT kvstore", "#999999"),
+        ("persistent_kvstore", "persistent kvstore", "#cccccc"), ("wasmd", "wasmd (CosmWasm)", "#d62728"))
+        if all(system in report["clusters"][n] for n in sizes)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    width = 0.38
+    width = 0.8 / len(systems)
     for k, (system, label, color) in enumerate(systems):
-        xs = [i + (k - 0.5) * width for i in range(len(sizes))]
+        xs = [i + (k - (len(systems) - 1) / 2) * width for i in range(len(sizes))]
         left.bar(xs, [report["clusters"][n][system]["saturation"]["throughput_tps"] for n in sizes],
                  width, label=label, color=color)
         for phase, marker in (("light", "o"), ("load_50", "s"), ("load_90", "^")):

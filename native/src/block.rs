@@ -562,8 +562,9 @@ impl BlockCalls {
             None => b"null".to_vec(),
             Some(value) => self.dumps.bind(py).call1((value, self.sort_keys.bind(py)))?.cast::<PyBytes>()?.as_bytes().to_vec(),
         };
-        // `ResultRecord.result_bytes`: the record without its stamp, `{"fuel":F,"status":"ok","value":V}`
-        let size = 33 + outcome.fuel_used.to_string().len() + value.len();
+        // `ResultRecord.result_bytes`: the record without its stamp, `{"fuel":F,"status":"ok","value":V}`,
+        // that is 32 bytes besides F and V
+        let size = 32 + outcome.fuel_used.to_string().len() + value.len();
         let record = Record::Ok { value, fuel: outcome.fuel_used };
         if size as u64 > self.max_result_bytes {
             let error = format!("result of {size} bytes exceeds the limit of {} bytes", self.max_result_bytes);

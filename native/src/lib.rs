@@ -5,6 +5,7 @@
 
 mod block;
 mod capi;
+mod merkle;
 mod swarm;
 mod types;
 mod vm;
@@ -24,9 +25,11 @@ fn rtc_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vm::ScanMeter>()?;
     m.add("OutOfFuel", m.py().get_type::<vm::OutOfFuel>())?;
     m.add("HostFailed", m.py().get_type::<vm::HostFailed>())?;
+    m.add("TreeCorrupt", m.py().get_type::<merkle::TreeCorrupt>())?;
     m.add_function(wrap_pyfunction!(trap_reason, m)?)?;
     m.add_function(wrap_pyfunction!(swarm::py_bmt_root, m)?)?;
     m.add_function(wrap_pyfunction!(swarm::py_keccak256, m)?)?;
     m.add_function(wrap_pyfunction!(swarm::chunk_address, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::update_tree, m)?)?;
     Ok(())
 }

@@ -129,3 +129,19 @@ def test_native_and_python_blocks_are_identical(tmp_path: Path, seed: int) -> No
     assert {b"ok", b"error", b"queued", b"skipped"} <= set(statuses), statuses
     assert {b"6", b"7", b"8", b"11"} <= set(statuses), statuses  # duplicate, session ended, too early, block full
     assert dict(reference.store.iterate()) == dict(native.store.iterate())
+
+
+def test_results_at_the_size_limit_agree(tmp_path: Path) -> None:
+    """Around the result limit, to the byte: a result of exactly `max_result_bytes` is kept,
+    one byte more is refused, on both cores (the record's own bytes are counted too)."""
+    code = component_path("hostile").read_bytes()
+    reference = node(tmp_path / "python", Backend(code, SETTINGS.limits))
+    native = node(tmp_path / "native", NativeBackend(code, SETTINGS.limits))
+    key = SigningKey(b"\x05" * 32)
+    limit = SETTINGS.limits.max_result_bytes
+    txs = [sign(key, CHAIN, bytes([n % 256]) * 16, 0, canonical_json({"function": "big_output", "n": n})).encode()
+           for n in range(limit - 50, limit - 25)]
+    expected = finalize(reference, 1, txs)
+    assert finalize(native, 1, txs) == expected
+    codes = [result.code for result in abci_pb.ResponseFinalizeBlock.FromString(expected).tx_results]
+    assert 0 in codes and 3 in codes and codes == sorted(codes)  # kept up to the limit, refused beyond it

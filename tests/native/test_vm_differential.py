@@ -170,3 +170,26 @@ MESSAGES = st.lists(PIECES, max_size=40).map("".join)
 @given(message=MESSAGES | st.text(max_size=400), host_error=st.none() | st.text(max_size=20))
 def test_trap_reasons_agree(message: str, host_error: str | None) -> None:
     assert rtc_native.trap_reason(message, host_error, list(engine.TRAP_REASONS)) == engine.trap_reason(message, host_error)
+
+
+# -- components written to hit a limit: memories at instantiation, results while lifted ----
+
+def test_a_memory_refused_at_instantiation_agrees() -> None:
+    from tests.vm.test_limits import memories_component
+
+    limits = Limits(memory_bytes=4 * 1024 * 1024, memories=4)
+    code = memories_component(4, 1)
+    backends = Backend(code, limits), NativeBackend(code, limits)
+    for pages in (0, 1, 15, 16, 17, 100):
+        twin(backends, {"function": "grow", "pages": pages})
+
+
+@pytest.mark.parametrize("function", ["text", "bytes", "query_text"])
+def test_results_lifted_up_to_the_limit_agree(function: str) -> None:
+    from tests.vm.test_limits import RESULTS
+
+    limits = Limits(max_result_bytes=1000, query_result_bytes=500)
+    backends = Backend(RESULTS.encode(), limits), NativeBackend(RESULTS.encode(), limits)
+    for n in (0, 1, 124, 125, 249, 250, 251, 497, 498, 499, 998, 999, 1000, 5000):
+        twin(backends, {"function": function, "n": n})
+    twin(backends, {"function": "query_spin"})

@@ -142,23 +142,29 @@ class NodeHome:
     def set_config(self, sections: dict[str, dict[str, Any]]) -> None:
         """Set keys in config.toml, section by section ("" is the top level), keeping everything else.
         Only keys that `cometbft init` wrote can be set, so a misspelt key is an error, not ignored."""
-        lines = self.config_file.read_text().splitlines()
-        pending = {section: dict(values) for section, values in sections.items()}
-        section = ""
-        key_line = re.compile(r"^([A-Za-z0-9_\-]+)\s*=")
-        for i, line in enumerate(lines):
-            stripped = line.strip()
-            if stripped.startswith("["):
-                section = stripped.strip("[]").strip()
-                continue
-            match = key_line.match(stripped)
-            if match and match.group(1) in pending.get(section, {}):
-                key = match.group(1)
-                lines[i] = f"{key} = {_toml_value(pending[section].pop(key))}"
-        missing = {s: list(v) for s, v in pending.items() if v}
-        if missing:
-            raise KeyError(f"config.toml of {self.path} has no such keys: {missing}")
-        self.config_file.write_text("\n".join(lines) + "\n")
+        set_toml_keys(self.config_file, sections)
+
+
+def set_toml_keys(path: Path, sections: dict[str, dict[str, Any]]) -> None:
+    """Set existing keys of a TOML file in place, section by section ("" is the top level),
+    keeping everything else (comments included); KeyError for a key the file does not have."""
+    lines = path.read_text().splitlines()
+    pending = {section: dict(values) for section, values in sections.items()}
+    section = ""
+    key_line = re.compile(r"^([A-Za-z0-9_\-]+)\s*=")
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.strip("[]").strip()
+            continue
+        match = key_line.match(stripped)
+        if match and match.group(1) in pending.get(section, {}):
+            key = match.group(1)
+            lines[i] = f"{key} = {_toml_value(pending[section].pop(key))}"
+    missing = {s: list(v) for s, v in pending.items() if v}
+    if missing:
+        raise KeyError(f"{path} has no such keys: {missing}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _toml_value(value: Any) -> str:

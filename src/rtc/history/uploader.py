@@ -1,10 +1,16 @@
 """Every committed block's record to Swarm, in height order, without slowing consensus.
 
-The uploader is a thread in the node process. Record H is uploaded once block H+1 exists
-(only then is H's commit canonical), then a small *head* naming record H and the newest
-snapshot, and the node's sequential feed at index H-1 points to that head. It never skips
-a height: when Swarm or the RPC fails it waits and retries the same height. CometBFT's
-block store is the durable queue, and a cursor file says where to resume after a restart.
+The uploader is a thread in the node process. Record H is built once block H+1 exists
+(only then is H's commit canonical); then a small *head* naming record H and the newest
+snapshot is uploaded, and the node's sequential feed at index H-1 points to that head. It
+never skips a height: when Swarm or the RPC fails it waits and retries the same height.
+CometBFT's block store is the durable queue, and a cursor file says where to resume after
+a restart.
+
+Every member builds the same record, so only one stores it: the validator whose turn it
+is by height (`uploader_of`). The others compute its reference (to attest it and to point
+their feeds at it), check that the record is there, and store it themselves only when it
+is not there `takeover_seconds` after they first looked (its uploader is down or behind).
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rtc.cometbft import RPC, HeightUnavailable, RPCError, RPCUnavailable
-from rtc.swarm import FeedSigner, Swarm, SwarmError
+from rtc.swarm import FeedSigner, Swarm, SwarmError, bytes_reference
 
 from .record import BlockRecord, Head, history_topic
 from .snapshot import Snapshots, upload_snapshot
@@ -30,6 +37,15 @@ CURSOR_NAME = "history-cursor.json"  # in the node's state folder
 SAVE_EVERY = 64  # blocks uploaded between two flushes of Swarm and the cursor
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 QUIET_START_FAILURES = 20  # CometBFT's RPC comes up after the app: no warning for that
+TAKEOVER_SECONDS = 3.0  # how long a record may be missing before a node that is not its uploader stores it
+
+
+def uploader_of(height: int, validators: list[dict[str, Any]]) -> str:
+    """The address (upper-case hex) of the validator whose turn it is to store record `height`:
+    the set that signed the block, ordered by address, in turn by height. Every node that
+    holds the record computes the same one."""
+    addresses = sorted(str(validator["address"]).upper() for validator in validators)
+    return addresses[height % len(addresses)] if addresses else ""
 
 
 @dataclass(frozen=True)
@@ -143,8 +159,9 @@ class HistoryUploader:
     def __init__(self, rpc_url: str, swarm: Swarm, signer: FeedSigner, chain_id: str, cursor_path: Path,
                  snapshots: Snapshots | None = None, poll_seconds: float = 0.3,
                  executed: ExecutedBlocks | None = None, references: RecordReferences | None = None,
-                 first_height: int = 1) -> None:
-        """`first_height`: the chain's initial height (a restored cluster's records start after its checkpoint)."""
+                 first_height: int = 1, address: str | None = None, takeover_seconds: float = TAKEOVER_SECONDS) -> None:
+        """`first_height`: the chain's initial height (a restored cluster's records start after its checkpoint).
+        `address`: this node's validator address, to know its turns to store records (None: it stores every one)."""
         self.rpc = RPC(rpc_url)
         self.swarm = swarm
         self.signer = signer
@@ -156,6 +173,11 @@ class HistoryUploader:
         self.executed = executed
         self.references = references
         self.poll_seconds = poll_seconds
+        self.address = address.upper() if address else None
+        self.takeover_seconds = takeover_seconds
+        self.stored = self.found = self.took_over = 0  # records this node stored, found stored, stored for another
+        # A record built here, waiting for its uploader: (height, record, encoded, reference, first looked for)
+        self._built: tuple[int, BlockRecord, bytes, bytes, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
@@ -167,6 +189,8 @@ class HistoryUploader:
         return self
 
     def stop(self) -> None:
+        log.info("history: this node stored %d records, found %d stored by their uploaders, stored %d for an "
+                 "uploader that did not", self.stored, self.found, self.took_over)
         self._stop.set()
         if self.executed is not None:
             self.executed.arrived.set()
@@ -235,26 +259,62 @@ class HistoryUploader:
         self.cursor.save()
 
     def upload(self, height: int) -> bool:
-        """Record, snapshot (when one was taken after this block), head, feed; then the cursor moves."""
+        """Record (stored on this node's turn, else found stored), snapshot (when one was taken
+        after this block), head, feed; then the cursor moves. False: come back later."""
         snapshot = self.cursor.snapshot
         snapshots = self.snapshots
         if snapshots is not None and snapshots.due(height) and snapshots.writing(height):
             return False  # the app is still writing it; come back
-        executed = self.executed.take(height) if self.executed is not None else None
-        record = fetch_record(self.rpc, height, self.cursor.previous, executed)
+        built = self._record(height)
+        if built is None:
+            return False  # its uploader may still be storing it
+        record, reference = built
         if snapshots is not None and snapshots.due(height) and snapshots.file(height).exists():
-            reference, manifest = upload_snapshot(snapshots.file(height), height, record.app_hash, self.swarm)
+            manifest_reference, manifest = upload_snapshot(snapshots.file(height), height, record.app_hash, self.swarm)
             snapshots.manifest_file(height).write_bytes(manifest.encode())  # for state sync to serve
-            snapshot = {"height": height, "manifest": reference.hex()}
+            snapshot = {"height": height, "manifest": manifest_reference.hex()}
             snapshots.prune()
-        reference = self.swarm.upload(record.encode())
-        if self.references is not None:
-            self.references.add(height, reference, record.app_hash)
         head = Head(self.chain_id, height, reference, snapshot)
         # A sequential feed starts at index 0: the chain's first height (a restored chain's is above 1).
         self.swarm.update_feed(self.signer, self.topic, height - self.first_height, self.swarm.upload(head.encode()))
         self.cursor.advance(height, reference, snapshot)
         return True
+
+
+    def _record(self, height: int) -> tuple[BlockRecord, bytes] | None:
+        """Record `height` and its reference, once it is in Swarm; None while its uploader may still store it.
+
+        The record is built, encoded and hashed once, however often this is asked."""
+        if self._built is not None and self._built[0] == height:
+            _, record, encoded, reference, since = self._built
+        else:
+            executed = self.executed.take(height) if self.executed is not None else None
+            record = fetch_record(self.rpc, height, self.cursor.previous, executed)
+            encoded = record.encode()
+            if self.address is None or uploader_of(height, record.validators) == self.address:
+                reference = self.swarm.upload(encoded)
+                self.stored += 1
+                self._attested(height, reference, record)
+                return record, reference
+            reference = bytes_reference(encoded)
+            self._attested(height, reference, record)  # its attestation need not wait for the upload
+            since = time.monotonic()
+            self._built = (height, record, encoded, reference, since)
+        if self.swarm.has(reference):
+            self.found += 1
+        elif time.monotonic() - since < self.takeover_seconds:
+            return None
+        else:
+            log.info("record %d was not stored by its uploader %s within %.0f s; this node stores it", height,
+                     uploader_of(height, record.validators)[:12], self.takeover_seconds)
+            self.swarm.upload(encoded)
+            self.took_over += 1
+        self._built = None
+        return record, reference
+
+    def _attested(self, height: int, reference: bytes, record: BlockRecord) -> None:
+        if self.references is not None:
+            self.references.add(height, reference, record.app_hash)
 
 
 def _first_line(exc: BaseException) -> str:

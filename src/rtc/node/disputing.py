@@ -35,7 +35,7 @@ from .attesting import ATTESTED_LAG, AttestationRules
 
 log = logging.getLogger("rtc.disputing")
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 3.0  # checkpoints come every few seconds at most; the dispute window is long
 KEPT_ROOTS = 64  # own roots remembered (heights a stopped member can still compare)
 
 

@@ -7,6 +7,7 @@ supervisor (the devnet, systemd) restarts them together.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,11 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     app.on_commit = executed.add
     references = app.attestations.references if app.attestations is not None else None
     genesis = node_home.genesis()
+    # Records are stored in turn by the validators (`uploader_of`); this node knows its turns by its address.
+    address = hashlib.sha256(node_home.validator_key()).digest()[:20].hex()
     return HistoryUploader(config.rpc, swarm, signer, genesis.chain_id, home / config.state_dir / CURSOR_NAME,
                            app.snapshots, executed=executed, references=references,
-                           first_height=genesis.initial_height)
+                           first_height=genesis.initial_height, address=address)
 
 
 def checkpoint_poster(config: NodeConfig, app: ClusterApp) -> CheckpointPoster | None:

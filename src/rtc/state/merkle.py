@@ -20,6 +20,7 @@ position.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
     "compute_root",
     "node_position",
     "update_tree",
+    "update_tree_reference",
 ]
 
 LEAF_TAG = 0x00
@@ -276,7 +278,7 @@ def _apply_path_changes(
     return TreeUpdate(root_hash, updater.writes)
 
 
-def update_tree(read_node: NodeReader, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+def update_tree_reference(read_node: NodeReader, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
     """Compute the new root and node writes for `changes` ({key: value or None}).
 
     Only the nodes on the changed paths are read or rewritten; deletions
@@ -290,6 +292,31 @@ def update_tree(read_node: NodeReader, changes: Mapping[bytes, bytes | None]) ->
     paths = [path for path, _ in items]
     value_hashes = [value_hash for _, value_hash in items]
     return _apply_path_changes(read_node, paths, value_hashes)
+
+
+def _compiled_update_tree() -> Callable[[NodeReader, Mapping[bytes, bytes | None]], TreeUpdate] | None:
+    """The same update in the compiled core (native/src/merkle.rs), unless RTC_CORE=python."""
+    if os.environ.get("RTC_CORE", "").strip().lower() == "python":
+        return None
+    try:
+        from rtc_native import TreeCorrupt
+        from rtc_native import update_tree as compiled
+    except ImportError:
+        return None
+
+    def update_tree(read_node: NodeReader, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+        """`update_tree_reference`, in the compiled core."""
+        try:
+            root, writes = compiled(read_node, changes if type(changes) is dict else dict(changes))
+        except TreeCorrupt as exc:
+            raise TreeCorruptionError(str(exc)) from None
+        return TreeUpdate(root, writes)
+
+    return update_tree
+
+
+#: What the store uses: the compiled core's update when it is installed, the reference otherwise.
+update_tree = _compiled_update_tree() or update_tree_reference
 
 
 def _no_nodes(position: bytes) -> None:
