@@ -40,7 +40,7 @@ def test_an_oversize_payload_is_refused() -> None:
 
 
 def test_the_reference_still_computes_bee_s_references(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chunker, "bmt_root", bmt.bmt_root_reference)
+    monkeypatch.setattr(bmt, "bmt_root", bmt.bmt_root_reference)
     for vector in SHARED["strings"]:
         assert chunker.bytes_reference(vector["data_utf8"].encode()).hex() == vector["reference"]
     for vector in SHARED["sequential_files"]["vectors"]:

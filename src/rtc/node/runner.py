@@ -19,7 +19,8 @@ from rtc.cometbft import GenesisDoc, NodeHome
 from rtc.history import ExecutedBlocks, HistoryUploader, RecordReferences, Snapshots
 from rtc.history.config import history_signer, open_swarm
 from rtc.history.uploader import CURSOR_NAME
-from rtc.state import StateStore
+from rtc.state import StateStore, merkle
+from rtc.swarm import bmt
 from rtc.vm import load_backend
 
 from .app import ClusterApp, CommitListener
@@ -40,6 +41,9 @@ def build_app(home: Path, eth_rpc: str | None = None) -> tuple[ClusterApp, NodeC
     settings = genesis.settings
     backend_path = (home / config.backend).resolve()
     backend = load_backend(backend_path, settings.limits, config.core)
+    if backend.core == "python":  # the whole reference: the Merkle update and chunk hashing too
+        merkle.use_reference()
+        bmt.use_reference()
     if config.fault_injection and genesis.code_hash != backend.code_hash:
         log.warning("FAULT INJECTION: node %s runs %s (code hash %s) and claims the genesis' code hash %s: its "
                     "state is a lie that batch validators should dispute", home.name, backend_path.name,

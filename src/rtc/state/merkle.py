@@ -319,6 +319,12 @@ def _compiled_update_tree() -> Callable[[NodeReader, Mapping[bytes, bytes | None
 update_tree = _compiled_update_tree() or update_tree_reference
 
 
+def use_reference() -> None:
+    """Update with the reference from now on, in this process (a node on the Python core)."""
+    global update_tree
+    update_tree = update_tree_reference
+
+
 def _no_nodes(position: bytes) -> None:
     return None
 

@@ -36,13 +36,13 @@ import lmdb
 
 from rtc.protocol.proof import EMPTY_HASH, Proof
 
+from . import merkle
 from .merkle import (
     ROOT_POSITION,
     NodeReader,
     TreeCorruptionError,
     TreeUpdate,
     build_proof,
-    update_tree,
 )
 
 __all__ = [
@@ -241,7 +241,7 @@ class BlockOverlay:
         self._check_usable()
         if self._update is None:
             try:
-                self._update = update_tree(self._store._node_reader(), self._pending)
+                self._update = merkle.update_tree(self._store._node_reader(), self._pending)
             except TreeCorruptionError as exc:
                 raise StateCorruptionError(str(exc)) from exc
         return self._update
@@ -509,7 +509,7 @@ class StateStore:
         checks, tests and tooling, not for the block path.
         """
         leaves = dict(self._committed_iter(None, None))
-        rebuilt = update_tree(lambda position: None, leaves)
+        rebuilt = merkle.update_tree(lambda position: None, leaves)
         if rebuilt.root != self._root:
             raise StateCorruptionError(
                 f"root rebuilt from leaves {rebuilt.root.hex()} != stored root {self._root.hex()}"

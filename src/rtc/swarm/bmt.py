@@ -96,6 +96,12 @@ def _compiled_bmt_root() -> Any:
 bmt_root = _compiled_bmt_root() or bmt_root_reference
 
 
+def use_reference() -> None:
+    """Hash with the reference from now on, in this process (a node on the Python core)."""
+    global bmt_root
+    bmt_root = bmt_root_reference
+
+
 def chunk_address(span: int, payload: Any) -> bytes:
     """Address of the content-addressed chunk ``span || payload``."""
     return keccak256(encode_span(span) + bmt_root(payload))

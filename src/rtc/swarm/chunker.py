@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .bmt import BRANCHES, CHUNK_SIZE, REFERENCE_SIZE, SPAN_SIZE, bmt_root, encode_span
+from . import bmt
+from .bmt import BRANCHES, CHUNK_SIZE, REFERENCE_SIZE, SPAN_SIZE, encode_span
 from .errors import ChunkInvalid
 from .keccak import keccak256
 
@@ -36,7 +37,7 @@ def split(data: Any, sink: ChunkSink | None = None) -> tuple[bytes, int]:
     for start in range(0, max(size, 1), CHUNK_SIZE):
         payload = view[start : start + CHUNK_SIZE]
         span = encode_span(len(payload))
-        address = keccak256(span + bmt_root(payload))
+        address = keccak256(span + bmt.bmt_root(payload))
         if sink is not None:
             sink(address, b"".join((span, payload)))
         level.append((len(payload), address))
@@ -51,7 +52,7 @@ def split(data: Any, sink: ChunkSink | None = None) -> tuple[bytes, int]:
             total = sum(span for span, _ in group)
             references = b"".join(address for _, address in group)
             span = encode_span(total)
-            address = keccak256(span + bmt_root(references))
+            address = keccak256(span + bmt.bmt_root(references))
             if sink is not None:
                 sink(address, span + references)
             upper.append((total, address))
