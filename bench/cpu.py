@@ -10,7 +10,7 @@ import os
 from collections import Counter
 
 APP, COMETBFT = "our node", "CometBFT"
-KINDS = (("rtc.node", APP), ("cometbft", COMETBFT), ("bench/run.py", "load generator"),
+KINDS = (("rtc.node", APP), ("cometbft", COMETBFT), ("bin/wasmd", COMETBFT), ("bench/run.py", "load generator"),
          ("anvil", "anvil"))
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -53,11 +53,18 @@ class KvstoreCluster:
             p2p, rpc = self.ports(i)
             home.set_config(cometbft.loopback_config(self.app, p2p, rpc, peers))
 
+    def command(self, index: int) -> list[str]:
+        """What runs node `index` (a subclass runs another binary)."""
+        return [str(cometbft_binary()), "node", "--home", str(self.home / f"node{index}")]
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
     def start(self, timeout: float = 60.0) -> None:
         for i in range(self.nodes):
             log = open(self.home / f"node{i}.log", "ab")
             self.processes.append(subprocess.Popen(
-                [str(cometbft_binary()), "node", "--home", str(self.home / f"node{i}")],
+                self.command(i), env=self.environment(),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
             log.close()
         deadline = time.monotonic() + timeout

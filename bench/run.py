@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import cpu  # noqa: E402
 import nodeprofile  # noqa: E402
 import validation_lag  # noqa: E402
+import wasmd  # noqa: E402
 from kvstore import KvstoreCluster  # noqa: E402
 from loadgen import KvTxs, LoadGenerator, PhaseResult, RtcTxs, percentile  # noqa: E402
 from report import write_reports  # noqa: E402
@@ -131,9 +132,10 @@ async def drive(rpc_urls: list[str], source: Any, capacity_hint: int, profile_pi
     return figures
 
 
-def query_latency(rpc_url: str, path: str, data: str = "") -> dict[str, Any]:
-    """Read one key with its proof over CometBFT's RPC, one request at a time, as a client would."""
-    params = {"path": json.dumps(path), "prove": "true"}
+def query_latency(rpc_url: str, path: str, data: str = "", prove: bool = True) -> dict[str, Any]:
+    """Read one key (with its proof, where the app gives one) over CometBFT's RPC, one request at
+    a time, as a client would."""
+    params = {"path": json.dumps(path), "prove": "true" if prove else "false"}
     if data:
         params["data"] = data
     samples = []
@@ -229,8 +231,8 @@ def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
     return figures
 
 
-def bench_kvstore(nodes: int, base_port: int) -> dict[str, Any]:
-    cluster = KvstoreCluster(WORK / f"kvstore-{nodes}", nodes, base_port)
+def bench_kvstore(nodes: int, base_port: int, app: str = "kvstore") -> dict[str, Any]:
+    cluster = KvstoreCluster(WORK / f"{app}-{nodes}", nodes, base_port, app=app)
     cluster.create()
     try:
         cluster.start()
@@ -238,6 +240,31 @@ def bench_kvstore(nodes: int, base_port: int) -> dict[str, Any]:
         figures = asyncio.run(drive(cluster.rpc_urls, source, capacity_hint=12000))  # kvstore on 1 node passed 8,000 tx/s
         first_key = source.key_of(0)
         figures["query"] = query_latency(cluster.rpc_urls[0], "", data="0x" + first_key.hex())
+    finally:
+        cluster.stop()
+    return figures
+
+
+WASMD_SIZES = (1, 4)  # wasmd takes minutes to start and deploy; 1 and 4 nodes are the comparison
+WASMD_ACCOUNTS = 256  # as many as our sessions
+
+
+def bench_wasmd(nodes: int, base_port: int) -> dict[str, Any]:
+    """wasmd with the update_high contract, driven by the same load generator (bench/wasmd.py)."""
+    cluster = wasmd.WasmdCluster(WORK / f"wasmd-{nodes}", nodes, base_port)
+    cluster.create(WASMD_ACCOUNTS)
+    try:
+        cluster.start()
+        contract = cluster.deploy()
+        source = wasmd.WasmdTxs(cluster.chain_id, contract, cluster.accounts)
+        urls = cluster.rpc_urls
+        figures = asyncio.run(drive(urls, source, capacity_hint=1500))
+        for phase in ("saturation", "load_50", "load_90", "light"):
+            if figures[phase]["blocks"]:
+                figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
+        figures["query"] = query_latency(urls[0], "/cosmwasm.wasm.v1.Query/SmartContractState",
+                                         data="0x" + wasmd.smart_query(contract, {"get_high": {"symbol": "B0"}}).hex(),
+                                         prove=False)  # a contract query has no Merkle proof
     finally:
         cluster.stop()
     return figures
@@ -288,13 +315,30 @@ def main(argv: list[str] | None = None) -> int:
     say(f"   update_high: p50 {report['vm_overhead']['update_high_two_state_accesses']['p50_us']} µs on the compiled "
         f"core, {report['vm_overhead']['python_core']['update_high_two_state_accesses']['p50_us']} µs on the Python one")
     report["clusters"] = {}
+    wasmd_unavailable = None
+    if any(n in WASMD_SIZES for n in sizes):
+        say("wasmd (CosmWasm on CometBFT)")
+        try:
+            wasmd.build(say)
+        except (RuntimeError, OSError) as exc:  # said in the report, and the rest still runs
+            wasmd_unavailable = f"wasmd could not be built here: {exc}"
+            say(f"   {wasmd_unavailable}")
     for n in sizes:
         entry: dict[str, Any] = {}
         say(f"{n} node(s): CometBFT kvstore")
         entry["kvstore"] = bench_kvstore(n, args.base_port)
+        say(f"{n} node(s): CometBFT persistent_kvstore (the same on disk)")
+        entry["persistent_kvstore"] = bench_kvstore(n, args.base_port, "persistent_kvstore")
         say(f"{n} node(s): our cluster")
         entry["rtc"] = bench_rtc(n, args.base_port)
         entry["ratio"] = ratios(entry["rtc"], entry["kvstore"])
+        if n in WASMD_SIZES:
+            say(f"{n} node(s): wasmd")
+            if wasmd_unavailable:
+                entry["wasmd_unavailable"] = wasmd_unavailable
+            else:
+                entry["wasmd"] = bench_wasmd(n, args.base_port)
+                entry["ratio_to_wasmd"] = ratios(entry["rtc"], entry["wasmd"])
         report["clusters"][str(n)] = entry
     if 4 in sizes:
         say("batch validation lag under the light load (4 nodes, 2 validators)")
