@@ -5,9 +5,11 @@
 
 mod block;
 mod capi;
+mod host;
 mod merkle;
 mod swarm;
 mod types;
+mod values;
 mod vm;
 
 use pyo3::prelude::*;
@@ -22,8 +24,8 @@ fn trap_reason(message: &str, host_error: Option<&str>, reasons: Vec<(String, St
 fn rtc_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vm::NativeVm>()?;
     m.add_class::<block::BlockCalls>()?;
-    m.add_class::<vm::ScanMeter>()?;
-    m.add("OutOfFuel", m.py().get_type::<vm::OutOfFuel>())?;
+    m.add_class::<host::ScanMeter>()?;
+    m.add("OutOfFuel", m.py().get_type::<host::OutOfFuel>())?;
     m.add("HostFailed", m.py().get_type::<vm::HostFailed>())?;
     m.add("TreeCorrupt", m.py().get_type::<merkle::TreeCorrupt>())?;
     m.add_function(wrap_pyfunction!(trap_reason, m)?)?;
