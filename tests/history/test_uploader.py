@@ -121,3 +121,18 @@ def test_a_record_its_uploader_never_stored_is_stored_by_another_after_a_while(
         assert node.upload(3)
         assert (swarm.uploads, node.took_over, len(calls)) == (2, 1, 1)  # built once; the record and its head stored once
         assert shared.has(bytes_reference(record(3).encode()))
+
+
+def test_an_uploader_that_missed_a_turn_is_not_waited_for_again_until_it_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uploader_module, "fetch_record", lambda rpc, height, previous, executed: record(height))
+    with LocalSwarm.open(tmp_path / "swarm", synced=False) as shared:
+        node = uploader(tmp_path, CountingSwarm(shared), "bb", "bb" * 20, takeover=0.2)
+        assert not node.upload(3)  # aa's turn: wait for it once
+        time.sleep(0.25)
+        assert node.upload(3) and node.absent == {"AA" * 20}
+        assert node.upload(6)  # aa's next turn: stored at once, no wait
+        assert node.took_over == 2
+        aa = uploader(tmp_path, CountingSwarm(shared), "aa", "aa" * 20)
+        assert aa.upload(9)  # aa is back and stores its turn
+        assert node.upload(9) and node.absent == set() and node.found == 1

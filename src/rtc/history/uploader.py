@@ -11,6 +11,9 @@ Every member builds the same record, so only one stores it: the validator whose 
 is by height (`uploader_of`). The others compute its reference (to attest it and to point
 their feeds at it), check that the record is there, and store it themselves only when it
 is not there `takeover_seconds` after they first looked (its uploader is down or behind).
+An uploader that missed a turn is taken to be absent: its next turns are stored at once
+by the others, until a record of its turn is found stored (it is back), so a node that is
+down costs the others one wait, not one per turn.
 """
 
 from __future__ import annotations
@@ -176,6 +179,7 @@ class HistoryUploader:
         self.address = address.upper() if address else None
         self.takeover_seconds = takeover_seconds
         self.stored = self.found = self.took_over = 0  # records this node stored, found stored, stored for another
+        self.absent: set[str] = set()  # uploaders that missed a turn: their turns are not waited for
         # A record built here, waiting for its uploader: (height, record, encoded, reference, first looked for)
         self._built: tuple[int, BlockRecord, bytes, bytes, float] | None = None
         self._stop = threading.Event()
@@ -300,13 +304,17 @@ class HistoryUploader:
             self._attested(height, reference, record)  # its attestation need not wait for the upload
             since = time.monotonic()
             self._built = (height, record, encoded, reference, since)
+        uploader = uploader_of(height, record.validators)
         if self.swarm.has(reference):
             self.found += 1
-        elif time.monotonic() - since < self.takeover_seconds:
+            self.absent.discard(uploader)  # it is back
+        elif uploader not in self.absent and time.monotonic() - since < self.takeover_seconds:
             return None
         else:
-            log.info("record %d was not stored by its uploader %s within %.0f s; this node stores it", height,
-                     uploader_of(height, record.validators)[:12], self.takeover_seconds)
+            if uploader not in self.absent:
+                log.info("record %d was not stored by its uploader %s within %.0f s; this node stores its turns "
+                         "until it is back", height, uploader[:12], self.takeover_seconds)
+                self.absent.add(uploader)
             self.swarm.upload(encoded)
             self.took_over += 1
         self._built = None
