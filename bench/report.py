@@ -64,7 +64,12 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{_pair(f['load_50'])} | {_pair(f['load_90'])} | "
                          f"{f['query']['p50_ms']} / {f['query']['p99_ms']}{proof} |")
         r = cluster["ratio"]
-        lines.append(f"| {n} | ratio | {r['throughput']} | {r['light_latency_p50']} / {r['light_latency_p99']} | "
+        if "ratio_to_wasmd" in cluster:
+            w = cluster["ratio_to_wasmd"]
+            lines.append(f"| {n} | ours / wasmd | {w['throughput']} | {w['light_latency_p50']} / {w['light_latency_p99']} | "
+                         f"{w['load_50_latency_p50']} / {w['load_50_latency_p99']} | "
+                         f"{w['load_90_latency_p50']} / {w['load_90_latency_p99']} | {w['query_p50']} / {w['query_p99']} |")
+        lines.append(f"| {n} | ours / kvstore | {r['throughput']} | {r['light_latency_p50']} / {r['light_latency_p99']} | "
                      f"{r['load_50_latency_p50']} / {r['load_50_latency_p99']} | "
                      f"{r['load_90_latency_p50']} / {r['load_90_latency_p99']} | {r['query_p50']} / {r['query_p99']} |")
     vm = report["vm_overhead"]
