@@ -1,11 +1,12 @@
-"""Helpers shared by the test folders: running the `rtc` command, waiting for a condition (the `anvil`
-fixture is in conftest.py)."""
+"""Helpers shared by the test folders: running the `rtc` command, waiting for a condition, random
+calls of the hostile backend (the `anvil` fixture is in conftest.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import random
 import subprocess
 import sys
 import time
@@ -54,3 +55,21 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
     while not condition():
         assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
         time.sleep(0.5)
+
+
+def hostile_call(rng: random.Random) -> dict[str, Any]:
+    """A random call of tests/fixtures/wasm/hostile: state written, removed, scanned and read,
+    values up to (and one byte over) 8 KiB, fuel running out, results over a small limit, traps."""
+    return rng.choice([
+        {"function": "write_keys", "n": rng.randrange(0, 12), "value_len": rng.choice([0, 3, 900, 8192, 8193])},
+        {"function": "remove_loop", "times": rng.randrange(1, 16)},
+        {"function": "scan_loop", "prefill": rng.randrange(0, 30), "remove": rng.random() < 0.5,
+         "times": rng.randrange(1, 3), "limit": rng.randrange(0, 40)},
+        {"function": "get_loop", "times": rng.randrange(1, 30)},
+        {"function": "set_loop", "times": rng.randrange(1, 30), "value_len": rng.randrange(0, 500)},
+        {"function": "caller_loop", "times": rng.randrange(1, 30)},
+        {"function": "spin_n", "n": rng.choice([5, 5_000, 10**7])},  # the last runs out of any test's fuel
+        {"function": "big_output", "n": rng.choice([3, 1500, 5000])},  # the last is over a small result limit
+        {"function": "read_missing"},
+        {"function": "trap"},
+    ])

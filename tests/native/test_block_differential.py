@@ -26,6 +26,7 @@ from rtc.sessions import SessionRules
 from rtc.state import StateStore
 from rtc.vm import Backend, Limits, NativeBackend
 from tests.conftest import component_path
+from tests.helpers import hostile_call
 
 CHAIN = "differential"
 SETTINGS = ClusterSettings(
@@ -59,22 +60,6 @@ class Workload:
         self.sessions: list[list] = []  # [key, session id, next counter]: new ones keep coming
         self.sent: list[bytes] = []
 
-    def call(self) -> dict:
-        rng = self.rng
-        return rng.choice([
-            {"function": "write_keys", "n": rng.randrange(0, 12), "value_len": rng.choice([0, 3, 900, 8192, 8193])},
-            {"function": "remove_loop", "times": rng.randrange(1, 16)},
-            {"function": "scan_loop", "prefill": rng.randrange(0, 30), "remove": rng.random() < 0.5,
-             "times": rng.randrange(1, 3), "limit": rng.randrange(0, 40)},
-            {"function": "get_loop", "times": rng.randrange(1, 30)},
-            {"function": "set_loop", "times": rng.randrange(1, 30), "value_len": rng.randrange(0, 500)},
-            {"function": "caller_loop", "times": rng.randrange(1, 30)},
-            {"function": "spin_n", "n": rng.choice([5, 5_000, 10**7])},  # the last runs out of fuel
-            {"function": "big_output", "n": rng.choice([3, 1500, 3000])},  # over the result limit, or refused
-            {"function": "read_missing"},
-            {"function": "trap"},
-        ])
-
     def tx(self) -> bytes:
         rng = self.rng
         pick = rng.random()
@@ -91,7 +76,7 @@ class Workload:
         elif pick < 0.10:
             body, kind = canonical_json({"function": "spin_n", "n": "many"}), Kind.CALL  # fails its check
         else:
-            body, kind = canonical_json(self.call()), Kind.CALL
+            body, kind = canonical_json(hostile_call(rng)), Kind.CALL
         tx = sign(key, CHAIN, session_id, counter, body, kind=kind).encode()
         self.sent.append(tx)
         return tx

@@ -21,6 +21,8 @@ from rtc.vm import Backend, BlockInfo, HostFailure, Meter, PreparedCall
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from rtc.vm import NativeBackend
+
 
 class Written(NamedTuple):
     """A result record a block wrote, as the block's results and events show it."""
@@ -111,9 +113,9 @@ def _row(counter: int, record: ResultRecord) -> Written:
 class NativeCalls:
     """The same in the compiled core (`rtc_native.BlockCalls`)."""
 
-    def __init__(self, backend: Any, overlay: Any, block: BlockInfo, rules: SessionRules,
+    def __init__(self, backend: NativeBackend, overlay: Any, block: BlockInfo, rules: SessionRules,
                  prepare: PrepareCall, tx_error: type[Exception]) -> None:
-        import rtc_native
+        import rtc_native  # installed: the backend is a NativeBackend
 
         self._native = rtc_native
         entry_ids = backend.entry_ids
@@ -154,6 +156,7 @@ class NativeCalls:
 def block_calls(backend: Backend, overlay: Any, block: BlockInfo, rules: SessionRules, prepare: PrepareCall,
                 tx_error: type[Exception]) -> ReferenceCalls | NativeCalls:
     """The block's calls on the backend's core."""
-    kind = NativeCalls if backend.core == "native" else ReferenceCalls
-    return kind(backend, overlay, block, rules, prepare, tx_error)
+    if backend.core == "native":
+        return NativeCalls(backend, overlay, block, rules, prepare, tx_error)  # type: ignore[arg-type]
+    return ReferenceCalls(backend, overlay, block, rules, prepare, tx_error)
 
