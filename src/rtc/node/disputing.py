@@ -35,7 +35,9 @@ from .attesting import ATTESTED_LAG, AttestationRules
 
 log = logging.getLogger("rtc.disputing")
 
-POLL_SECONDS = 3.0  # checkpoints come every few seconds at most; the dispute window is long
+# A member disputes the first height it disagrees with; it must look often: jurors that already
+# replayed past that height for a validator's dispute of a later checkpoint cannot judge it.
+POLL_SECONDS = 1.0
 KEPT_ROOTS = 64  # own roots remembered (heights a stopped member can still compare)
 
 
