@@ -177,6 +177,17 @@ def test_a_validator_tells_a_false_checkpoint_from_history_it_cannot_read(
     resumed = replica("honest").judge(20, second.record, second.app_hash, 10)  # a restarted validator goes on
     assert resumed.agrees and resumed.replayed == 10
     assert replica("honest").judge(10, checkpoint.record, checkpoint.app_hash, 10).agrees  # remembered, not replayed
+    # A height it replayed past without keeping it (a member's dispute of its own last height, say):
+    # judged again from genesis aside, not "cannot judge" for ever (a dispute that never settles).
+    reader = HistoryReader(swarm, b"", cluster.chain_id)
+    reference = second.record
+    for _ in range(5):
+        reference = reader.record(reference).previous or b""
+    fifteen = reader.record(reference)
+    assert fifteen.height == 15
+    behind = replica("honest").judge(15, reference, fifteen.app_hash, 10)
+    assert behind.agrees and behind.replayed == 15
+    assert not (tmp_path / "honest" / "scratch").exists()
     progress = tmp_path / "honest" / "progress.json"  # a crash between committing a block and saving progress:
     progress.write_text(progress.read_text().replace('"height": 20', '"height": 19'))
     again = replica("honest").judge(20, second.record, second.app_hash, 10)  # starts over from genesis
@@ -193,7 +204,6 @@ def test_a_validator_tells_a_false_checkpoint_from_history_it_cannot_read(
     lie = replica("lie").judge(10, checkpoint.record, b"\x09" * 32, 10)  # members attested another state
     assert not lie.agrees and lie.app_hash == checkpoint.app_hash and "checkpoint's" in lie.detail
 
-    reader = HistoryReader(swarm, b"", cluster.chain_id)
     record = reader.record(checkpoint.record)
     forged = dataclasses.replace(record, app_hash=b"\x0a" * 32)  # a record claiming another state after block 10
     verdict = replica("forged").judge(10, swarm.upload(forged.encode()), forged.app_hash, 10)

@@ -143,7 +143,14 @@ class Replica:
                              "" if agrees else "the checkpoint names another record or state than this "
                                                "validator replayed at that height")
         if height <= self.progress.height:
-            raise CannotJudge(f"this validator replayed past height {height} without keeping it; it cannot judge it")
+            # Replayed past it without keeping it (a juror of a member's dispute about its own last
+            # height, after validating a later checkpoint): judged on a scratch replica from genesis.
+            scratch = Replica(self.folder / "scratch", self.swarm, self.source)
+            scratch.reset()
+            try:
+                return scratch.judge(height, record_reference, app_hash, interval)
+            finally:
+                shutil.rmtree(scratch.folder, ignore_errors=True)
         genesis = self._genesis()
         reader = HistoryReader(self.swarm, b"", genesis.chain_id)
         try:
