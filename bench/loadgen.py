@@ -51,34 +51,48 @@ class TxSource:
         raise NotImplementedError
 
 
-class RtcTxs(TxSource):
+class UpdateHighTxs(TxSource):
+    """`update_high` calls round robin over `sessions` senders; the k-th of sender s names symbol
+    B((s * 7919 + k) % symbols) with value k + 1. A system's transactions say how (`_signed`)."""
+
+    def __init__(self, sessions: int, symbols: int) -> None:
+        super().__init__()
+        self.sessions = sessions
+        self.symbols = symbols
+        self._turn = 0
+
+    def _build(self, count: int) -> list[tuple[bytes, int]]:
+        """The next `count` transactions: (tx, session)."""
+        out = []
+        for _ in range(count):
+            s = self._turn % self.sessions
+            self._turn += 1
+            out.append((self._signed(s), s))
+        return out
+
+    def symbol(self, session: int, k: int) -> str:
+        return f"B{(session * 7919 + k) % self.symbols}"
+
+    def _signed(self, session: int) -> bytes:
+        """Session `session`'s next transaction."""
+        raise NotImplementedError
+
+
+class RtcTxs(UpdateHighTxs):
     """Signed calls of `sessions` concurrent sessions, each session's counters in order."""
 
     def __init__(self, domain: SigningDomain | str, sessions: int = 256, symbols: int = 1000) -> None:
-        super().__init__()
+        super().__init__(sessions, symbols)
         self.chain_id = domain  # the cluster's signing domain (a bare chain id: no contract)
         self.keys = [SigningKey.generate() for _ in range(sessions)]
         self.ids = [os.urandom(16) for _ in range(sessions)]
         self.counters = [0] * sessions
-        self.symbols = symbols
-        self._turn = 0
 
-    @property
-    def sessions(self) -> int:  # type: ignore[override]
-        return len(self.keys)
-
-    def _build(self, count: int) -> list[tuple[bytes, int]]:
-        """The next `count` transactions, round robin over the sessions: (tx, session)."""
-        out = []
-        for _ in range(count):
-            s = self._turn % len(self.keys)
-            self._turn += 1
-            k = self.counters[s]
-            self.counters[s] += 1
-            call = canonical_json({"function": "update_high", "symbol": f"B{(s * 7919 + k) % self.symbols}",
-                                   "value": float(k + 1)})
-            out.append((sign(self.keys[s], self.chain_id, self.ids[s], k, call).encode(), s))
-        return out
+    def _signed(self, session: int) -> bytes:
+        k = self.counters[session]
+        self.counters[session] += 1
+        call = canonical_json({"function": "update_high", "symbol": self.symbol(session, k), "value": float(k + 1)})
+        return sign(self.keys[session], self.chain_id, self.ids[session], k, call).encode()
 
 
 class KvTxs(TxSource):

@@ -197,6 +197,13 @@ def cli_latency(rpc_url: str, runs: int = 7) -> dict[str, Any]:
             "query_p50_ms": round(statistics.median(query), 1), "runs": runs}
 
 
+def count_failed_in_blocks(figures: dict[str, Any], rpc_url: str) -> None:
+    """Each load phase's `failed_in_blocks` (its blocks' transactions whose result is not OK)."""
+    for phase in ("saturation", "load_50", "load_90", "light"):
+        if figures[phase]["blocks"]:
+            figures[phase]["failed_in_blocks"] = failed_in_blocks(rpc_url, figures[phase]["heights"])
+
+
 def failed_in_blocks(rpc_url: str, heights: list[int]) -> int:
     """Transactions a block holds whose result is not OK (ours must all run)."""
     failed = 0
@@ -219,9 +226,7 @@ def bench_rtc(nodes: int, base_port: int) -> dict[str, Any]:
         source = RtcTxs(SigningDomain.from_genesis(genesis.chain_id, genesis.app_state))
         figures = asyncio.run(drive(urls, source, capacity_hint=5000,  # one node passed 2,500 tx/s
                                     profile_pid=devnet.nodes[0].app_pid if nodes == PROFILED_NODES else 0))
-        for phase in ("saturation", "load_50", "load_90", "light"):
-            if figures[phase]["blocks"]:
-                figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
+        count_failed_in_blocks(figures, urls[0])
         figures["query"] = query_latency(urls[0], "/state/" + b"high/B0".hex())
         figures["client_verification"] = asyncio.run(
             client_verification(urls[0], Path(devnet.nodes[0].home) / "config" / "genesis.json"))
@@ -259,9 +264,7 @@ def bench_wasmd(nodes: int, base_port: int) -> dict[str, Any]:
         source = wasmd.WasmdTxs(cluster.chain_id, contract, cluster.accounts)
         urls = cluster.rpc_urls
         figures = asyncio.run(drive(urls, source, capacity_hint=1500))
-        for phase in ("saturation", "load_50", "load_90", "light"):
-            if figures[phase]["blocks"]:
-                figures[phase]["failed_in_blocks"] = failed_in_blocks(urls[0], figures[phase]["heights"])
+        count_failed_in_blocks(figures, urls[0])
         figures["query"] = query_latency(urls[0], "/cosmwasm.wasm.v1.Query/SmartContractState",
                                          data="0x" + wasmd.smart_query(contract, {"get_high": {"symbol": "B0"}}).hex(),
                                          prove=False)  # a contract query has no Merkle proof

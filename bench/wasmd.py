@@ -30,7 +30,7 @@ from coincurve import PrivateKey
 
 from cosmos import Account, execute_contract, instantiate_contract, query_request, store_code
 from kvstore import KvstoreCluster
-from loadgen import TxSource
+from loadgen import UpdateHighTxs
 from rtc.cometbft.home import NodeHome, set_toml_keys
 from rtc.devnet import cometbft
 
@@ -95,32 +95,20 @@ def build(say: Any) -> None:
 # -- the load ----------------------------------------------------------------------------------
 
 
-class WasmdTxs(TxSource):
+class WasmdTxs(UpdateHighTxs):
     """`update_high` executions signed by `sessions` accounts, each account's sequence in order."""
 
     def __init__(self, chain_id: str, contract: str, accounts: list[Account], symbols: int = 1000) -> None:
-        super().__init__()
+        super().__init__(len(accounts), symbols)
         self.chain_id = chain_id
         self.contract = contract
         self.accounts = accounts
-        self.symbols = symbols
-        self._turn = 0
 
-    @property
-    def sessions(self) -> int:  # type: ignore[override]
-        return len(self.accounts)
-
-    def _build(self, count: int) -> list[tuple[bytes, int]]:
-        out = []
-        for _ in range(count):
-            s = self._turn % len(self.accounts)
-            self._turn += 1
-            account = self.accounts[s]
-            k = account.sequence
-            msg = orjson.dumps({"update_high": {"symbol": f"B{(s * 7919 + k) % self.symbols}", "value": k + 1}})
-            tx = account.sign_tx([execute_contract(account.address, self.contract, msg)], self.chain_id, EXECUTE_GAS)
-            out.append((tx, s))
-        return out
+    def _signed(self, session: int) -> bytes:
+        account = self.accounts[session]
+        k = account.sequence
+        msg = orjson.dumps({"update_high": {"symbol": self.symbol(session, k), "value": k + 1}})
+        return account.sign_tx([execute_contract(account.address, self.contract, msg)], self.chain_id, EXECUTE_GAS)
 
 
 # -- the cluster --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //! mirror `wasmtime/component/val.h` of wasmtime 50 (wasmtime-py's `_bindings.py` spells
 //! the same structs); `rtc/vm/capi.py` checks the installed major version.
 
-#![allow(non_camel_case_types, dead_code)]
+#![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::OnceLock;

@@ -76,19 +76,12 @@ fn right_half_start(path: &[u8], depth: usize) -> [u8; 32] {
     out
 }
 
-fn leaf_record(path: &[u8], value_hash: &[u8]) -> Vec<u8> {
+/// A node record: its tag, then a leaf's path and value hash, or an inner node's two child hashes.
+fn node_record(tag: u8, first: &[u8], second: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(65);
-    record.push(LEAF_TAG);
-    record.extend_from_slice(path);
-    record.extend_from_slice(value_hash);
-    record
-}
-
-fn inner_record(left: &[u8], right: &[u8]) -> Vec<u8> {
-    let mut record = Vec::with_capacity(65);
-    record.push(INNER_TAG);
-    record.extend_from_slice(left);
-    record.extend_from_slice(right);
+    record.push(tag);
+    record.extend_from_slice(first);
+    record.extend_from_slice(second);
     record
 }
 
@@ -142,7 +135,7 @@ impl<'py> Updater<'py> {
             return Ok((EMPTY_HASH, None));
         }
         if count == 1 {
-            let record = leaf_record(&paths[lo], &hashes[lo]);
+            let record = node_record(LEAF_TAG, &paths[lo], &hashes[lo]);
             return Ok((sha256(&record), Some(record)));
         }
         if depth >= MAX_DEPTH {
@@ -157,7 +150,7 @@ impl<'py> Updater<'py> {
         if let Some(record) = right.1 {
             self.write(node_position(depth + 1, &paths[mid]), Some(record));
         }
-        let record = inner_record(&left.0, &right.0);
+        let record = node_record(INNER_TAG, &left.0, &right.0);
         let hash = sha256(&record);
         self.write(node_position(depth, &paths[lo]), Some(record));
         Ok((hash, None))
@@ -177,7 +170,7 @@ impl<'py> Updater<'py> {
             return Ok(match &hashes[lo] {
                 None => (EMPTY_HASH, None),
                 Some(new_hash) => {
-                    let record = leaf_record(&paths[lo], new_hash);
+                    let record = node_record(LEAF_TAG, &paths[lo], new_hash);
                     (sha256(&record), Some(record))
                 }
             });
@@ -258,7 +251,7 @@ impl<'py> Updater<'py> {
         if let Some((_, Some(record))) = right {
             self.write(node_position(child_depth, &paths[mid]), Some(record));
         }
-        let record = inner_record(&left_hash, &right_hash);
+        let record = node_record(INNER_TAG, &left_hash, &right_hash);
         let hash = sha256(&record);
         self.write(position, Some(record));
         Ok((hash, None))

@@ -180,8 +180,8 @@ class HistoryUploader:
         self.takeover_seconds = takeover_seconds
         self.stored = self.found = self.took_over = 0  # records this node stored, found stored, stored for another
         self.absent: set[str] = set()  # uploaders that missed a turn: their turns are not waited for
-        # A record built here, waiting for its uploader: (height, record, encoded, reference, first looked for)
-        self._built: tuple[int, BlockRecord, bytes, bytes, float] | None = None
+        # A record built here, waiting for its uploader: (height, record, encoded, reference, uploader, first looked for)
+        self._built: tuple[int, BlockRecord, bytes, bytes, str, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
@@ -290,12 +290,13 @@ class HistoryUploader:
 
         The record is built, encoded and hashed once, however often this is asked."""
         if self._built is not None and self._built[0] == height:
-            _, record, encoded, reference, since = self._built
+            _, record, encoded, reference, uploader, since = self._built
         else:
             executed = self.executed.take(height) if self.executed is not None else None
             record = fetch_record(self.rpc, height, self.cursor.previous, executed)
             encoded = record.encode()
-            if self.address is None or uploader_of(height, record.validators) == self.address:
+            uploader = uploader_of(height, record.validators)
+            if self.address is None or uploader == self.address:
                 reference = self.swarm.upload(encoded)
                 self.stored += 1
                 self._attested(height, reference, record)
@@ -303,8 +304,7 @@ class HistoryUploader:
             reference = bytes_reference(encoded)
             self._attested(height, reference, record)  # its attestation need not wait for the upload
             since = time.monotonic()
-            self._built = (height, record, encoded, reference, since)
-        uploader = uploader_of(height, record.validators)
+            self._built = (height, record, encoded, reference, uploader, since)
         if self.swarm.has(reference):
             self.found += 1
             self.absent.discard(uploader)  # it is back

@@ -7,7 +7,6 @@ supervisor (the devnet, systemd) restarts them together.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from rtc.swarm import bmt
 from rtc.vm import load_backend
 
 from .app import ClusterApp, CommitListener
-from .attesting import ATTESTER_KEY_NAME, AttestationRules, Attestations
+from .attesting import ATTESTER_KEY_NAME, AttestationRules, Attestations, validator_address
 from .checkpoints import CheckpointPoster
 from .disputing import MemberDisputes
 from .config import GenesisAppState, NodeConfig
@@ -100,7 +99,7 @@ def history_uploader(home: Path, config: NodeConfig, app: ClusterApp) -> History
     references = app.attestations.references if app.attestations is not None else None
     genesis = node_home.genesis()
     # Records are stored in turn by the validators (`uploader_of`); this node knows its turns by its address.
-    address = hashlib.sha256(node_home.validator_key()).digest()[:20].hex()
+    address = validator_address(node_home.validator_key()).hex()
     return HistoryUploader(config.rpc, swarm, signer, genesis.chain_id, home / config.state_dir / CURSOR_NAME,
                            app.snapshots, executed=executed, references=references,
                            first_height=genesis.initial_height, address=address)

@@ -16,10 +16,10 @@ from .engine import (
     StateView,
 )
 from .marshal import ArgumentError
-from .native import CoreUnavailable, NativeBackend, chosen_core, load_backend, native_available
+from .native import CoreUnavailable, NativeBackend, chosen_core, load_backend
 
 __all__ = [
     "HOST_INTERFACES", "WIT_PATH", "ArgumentError", "Backend", "BlockInfo", "CallError", "CallOutcome", "CoreUnavailable",
     "DeployError", "EntryPoint", "HostFailure", "Limits", "Meter", "NativeBackend", "PreparedCall", "StateView",
-    "chosen_core", "load_backend", "native_available",
+    "chosen_core", "load_backend",
 ]

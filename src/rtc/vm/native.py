@@ -7,13 +7,12 @@ component the reference compiled, with host functions in Rust that charge the sa
 the same order (native/src/vm.rs names the Python each rule mirrors). Both must agree
 exactly; tests/native/ runs them side by side, and a cluster may mix them.
 
-A node picks its core with RTC_CORE=python|native (`load_backend`); unset, it takes the
-native core when it is built (`make setup`) and says so when it is not.
+A node picks its core with RTC_CORE=python|native or "core" in its rtc.json (`load_backend`);
+unset, it takes the native core when it is built (`make setup`), and its log names the core.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,11 @@ except ImportError as exc:  # not built: `make setup` builds it
 else:
     _MISSING = ""
 
-log = logging.getLogger("rtc.vm")
-
 CORES = ("python", "native")
 
 
 class CoreUnavailable(RuntimeError):
     """RTC_CORE asks for a core this installation does not have."""
-
-
-def native_available() -> bool:
-    return rtc_native is not None
 
 
 def chosen_core(requested: str | None = None) -> str:
